@@ -1,0 +1,76 @@
+# Manifold — build, run, test and benchmark.
+#   make run     install what is missing, build, start the server on ./var/manifold.db
+#   make test    install what is missing, build with ASan+UBSan, run every test
+#   make bench   run the benchmarks in bench/ (see docs/benchmarks.md)
+#
+# Sources are discovered, not listed: every src/**/*.c except src/main.c goes into
+# libmanifold.a; every tests/unit/test_*.c becomes a unit-test binary; every
+# fuzz/fuzz_*.c becomes a libFuzzer target.
+
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl libpcre2-8
+BUILD   ?= build
+OPT     ?= -O2
+ifeq ($(SAN),1)
+BUILD   := build/asan
+OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+endif
+CFLAGS  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -Isrc \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS := $(if $(filter 1,$(SAN)),-fsanitize=address,undefined)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+LIB_SRC := $(sort $(shell find src -name '*.c' ! -path src/main.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+FUZZ    := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+.PHONY: all run test bench fuzz deps clean unit
+all: $(BUILD)/manifold
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libmanifold.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/manifold: $(BUILD)/obj/src/main.o $(BUILD)/libmanifold.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmanifold.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmanifold.a $(LDLIBS) -lcmocka
+
+unit: $(UNIT)
+
+build/fuzz/%: fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	  -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ)
+
+deps:
+	scripts/install-deps.sh run
+
+run:
+	scripts/install-deps.sh run
+	$(MAKE) --no-print-directory all
+	$(BUILD)/manifold serve
+
+test:
+	scripts/install-deps.sh test
+	$(MAKE) --no-print-directory SAN=1 all unit
+	$(MAKE) --no-print-directory fuzz
+	tests/run.sh
+
+bench:
+	scripts/install-deps.sh bench
+	$(MAKE) --no-print-directory all
+	bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/main.d

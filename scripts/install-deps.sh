@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages Manifold needs to build, run, test and benchmark.
+# Idempotent: it only calls apt-get when a package is missing.
+set -eu
+PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 \
+libpq-dev libsodium-dev libcurl4-openssl-dev libpcre2-dev libcmocka-dev"
+case "${1:-run}" in
+  test)  PKGS="$PKGS postgresql python3-pytest python3-requests clang libclang-rt-14-dev" ;;
+  bench) PKGS="$PKGS wrk nodejs npm" ;;
+esac
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "install-deps: installing$missing" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

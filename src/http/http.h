@@ -1,0 +1,70 @@
+/* http — the libmicrohttpd glue. It turns a connection's bytes into one `request`
+ * (method, raw path split into decoded segments, decoded query, headers, body) and a
+ * `response` back into bytes. It knows nothing about routes, auth or JSON shapes;
+ * it enforces the transport limits: body size, per-request deadline, connection caps. */
+#ifndef MANIFOLD_HTTP_H
+#define MANIFOLD_HTTP_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util/buf.h"
+
+#define HTTP_MAX_SEGS 16
+#define HTTP_MAX_QUERY 32
+#define HTTP_MAX_HEADERS 12
+
+typedef struct http_kv { char *key, *val; } http_kv;
+
+typedef struct request {
+    struct MHD_Connection *conn;
+    const char *method;
+    char *path;                    /* raw path as received (not decoded) */
+    char *segs[HTTP_MAX_SEGS];     /* each segment percent-decoded separately */
+    int nseg;
+    http_kv query[HTTP_MAX_QUERY]; /* decoded; empty segments of "?&a=b" are dropped */
+    int nquery;
+    buf body;
+    char request_id[24];
+    int64_t start_ms;
+    const char *client_ip;
+    void *auth;                    /* set by the API layer: the authenticated principal */
+} request;
+
+typedef struct response {
+    int status;
+    buf body;
+    http_kv headers[HTTP_MAX_HEADERS];
+    int nheaders;
+} response;
+
+const char *req_header(const request *r, const char *name);
+const char *req_query(const request *r, const char *name);
+/* Adds a response header; both strings are copied. */
+void resp_header(response *w, const char *name, const char *val);
+
+typedef void (*http_handler)(request *req, response *resp, void *ctx);
+
+typedef struct http_config {
+    const char *host;
+    int port;
+    size_t max_body;            /* bodies above this get 413 before they are read */
+    unsigned max_connections;   /* total */
+    unsigned max_per_ip;        /* per client address */
+    unsigned idle_timeout_s;    /* no bytes for this long: closed */
+    unsigned request_deadline_s;/* a whole request (headers to last body byte) */
+    unsigned threads;
+    size_t max_header_bytes;    /* per connection read buffer; larger headers get 431 */
+} http_config;
+
+typedef struct http_server http_server;
+
+http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char *err, size_t errlen);
+/* The port actually bound (useful with port 0). */
+int http_port(http_server *);
+/* Stops accepting, lets in-flight requests finish, frees everything. */
+void http_stop(http_server *);
+
+/* Writes a JSON error body {"error": msg, "code": code} with the given status. */
+void resp_error(response *w, int status, int code, const char *msg);
+
+#endif

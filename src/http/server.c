@@ -1,0 +1,424 @@
+/* libmicrohttpd glue. Known traps of MHD 0.9.75 handled here:
+ *  - queueing a response on the first (headers-only) callback turns keep-alive off, so we
+ *    only do that for requests we want to close anyway (413, smuggling attempts);
+ *  - MHD has no limits by default: we set connection caps, per-IP caps, an idle timeout
+ *    and a memory cap, and add our own whole-request deadline (a sweeper thread shuts
+ *    down sockets whose request has run too long — an idle timeout alone lets a client
+ *    trickle one byte every few seconds forever);
+ *  - MHD decodes %XX in the URL before the handler sees it, which would let "%2F" act as
+ *    a separator: we install an unescape callback that decodes nothing and decode each
+ *    path segment and query value ourselves. */
+#include "http/http.h"
+#include "util/json.h"
+#include "util/util.h"
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <netdb.h>
+#include <unistd.h>
+#include <sodium.h>
+
+typedef struct conn_track {
+    int fd;
+    _Atomic int64_t window_start; /* when the current request (or idle wait) began */
+    atomic_bool killed;
+    struct conn_track *prev, *next;
+} conn_track;
+
+struct http_server {
+    struct MHD_Daemon *d;
+    http_config cfg;
+    http_handler handler;
+    void *ctx;
+    int port;
+    pthread_mutex_t mu;
+    conn_track *conns;
+    pthread_t sweeper;
+    atomic_bool stopping;
+    atomic_int inflight;
+    char rid_prefix[9];
+    atomic_ullong rid_counter;
+};
+
+typedef struct req_ctx {
+    request req;
+    bool rejected; /* a response was already queued (early error) */
+    bool too_big;
+} req_ctx;
+
+/* ---- request / response helpers ---------------------------------------------------- */
+
+const char *req_header(const request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *req_query(const request *r, const char *name)
+{
+    for (int i = 0; i < r->nquery; i++)
+        if (!strcmp(r->query[i].key, name))
+            return r->query[i].val;
+    return NULL;
+}
+
+void resp_header(response *w, const char *name, const char *val)
+{
+    if (w->nheaders >= HTTP_MAX_HEADERS)
+        return;
+    w->headers[w->nheaders].key = strdup(name);
+    w->headers[w->nheaders].val = strdup(val);
+    w->nheaders++;
+}
+
+void resp_error(response *w, int status, int code, const char *msg)
+{
+    w->status = status;
+    w->body.len = 0;
+    buf_puts(&w->body, "{\"error\":");
+    json_write_string(&w->body, msg, strlen(msg));
+    buf_printf(&w->body, ",\"code\":%d}", code);
+}
+
+static void request_free(request *r)
+{
+    free(r->path);
+    for (int i = 0; i < r->nseg; i++)
+        free(r->segs[i]);
+    for (int i = 0; i < r->nquery; i++)
+        free(r->query[i].key), free(r->query[i].val);
+    buf_free(&r->body);
+}
+
+/* ---- parsing ------------------------------------------------------------------------- */
+
+/* Splits the raw path into decoded segments. Returns 0, or an HTTP status on error with
+ * *msg set. Empty segments (trailing or doubled slashes) are dropped so "/a/" == "/a". */
+static int split_path(request *r, const char **msg)
+{
+    const char *p = r->path;
+    if (*p != '/') {
+        *msg = "path must start with /";
+        return 400;
+    }
+    if (strlen(p) > 4096) {
+        *msg = "path too long";
+        return 414;
+    }
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (r->nseg == HTTP_MAX_SEGS) {
+            *msg = "not found";
+            return 404;
+        }
+        char *seg = malloc(n + 1);
+        long dn = pct_decode(p, n, seg);
+        if (dn < 0) {
+            free(seg);
+            *msg = "invalid percent-encoding in path";
+            return 400;
+        }
+        if (memchr(seg, '\0', (size_t)dn) || memchr(seg, '/', (size_t)dn) ||
+            !strcmp(seg, ".") || !strcmp(seg, "..")) {
+            free(seg);
+            *msg = "invalid path segment";
+            return 400;
+        }
+        r->segs[r->nseg++] = seg;
+        p += n;
+    }
+    return 0;
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *val)
+{
+    (void)kind;
+    request *r = cls;
+    if (!key || !*key || r->nquery >= HTTP_MAX_QUERY)
+        return MHD_YES; /* "?&type=SOURCE": empty segments are ignored */
+    size_t kl = strlen(key), vl = val ? strlen(val) : 0;
+    char *k = malloc(kl + 1), *v = malloc(vl + 1);
+    long kn = pct_decode(key, kl, k), vn = val ? pct_decode(val, vl, v) : (v[0] = 0, 0);
+    if (kn < 0 || vn < 0 || memchr(k, 0, (size_t)kn) || memchr(v, 0, (size_t)vn)) {
+        /* Keep it, flagged: the API answers 400 for a parameter it cannot read. */
+        free(k), free(v);
+        k = strdup("\x01invalid");
+        v = strdup("");
+    }
+    r->query[r->nquery].key = k;
+    r->query[r->nquery].val = v;
+    r->nquery++;
+    return MHD_YES;
+}
+
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    return strlen(s);
+}
+
+/* ---- response out -------------------------------------------------------------------- */
+
+static enum MHD_Result send_response(http_server *s, struct MHD_Connection *conn, response *w,
+                                     const request *r)
+{
+    size_t len = w->body.len;
+    char *body = buf_steal(&w->body);
+    struct MHD_Response *mr = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(mr, "Content-Type", "application/json");
+    if (r && r->request_id[0])
+        MHD_add_response_header(mr, "X-Request-Id", r->request_id);
+    for (int i = 0; i < w->nheaders; i++) {
+        MHD_add_response_header(mr, w->headers[i].key, w->headers[i].val);
+        free(w->headers[i].key), free(w->headers[i].val);
+    }
+    w->nheaders = 0;
+    (void)s;
+    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)w->status, mr);
+    MHD_destroy_response(mr);
+    return ok;
+}
+
+static enum MHD_Result reject_now(http_server *s, struct MHD_Connection *conn, req_ctx *rc,
+                                  int status, int code, const char *msg)
+{
+    response w = {0};
+    resp_error(&w, status, code, msg);
+    rc->rejected = true;
+    /* Tell the client we will not read the rest: MHD closes after this response. */
+    resp_header(&w, "Connection", "close");
+    return send_response(s, conn, &w, &rc->req);
+}
+
+static int count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *val)
+{
+    (void)kind;
+    const char **want = cls; /* want[0] = name, want[1] = first value seen, want[2] = "x" if they differ */
+    if (!strcasecmp(key, want[0])) {
+        if (!want[1])
+            want[1] = val ? val : "";
+        else if (strcmp(want[1], val ? val : ""))
+            want[2] = "x";
+        else
+            want[3] = "dup";
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    http_server *s = cls;
+    req_ctx *rc = *con_cls;
+    if (!rc) {
+        rc = calloc(1, sizeof *rc);
+        *con_cls = rc;
+        atomic_fetch_add(&s->inflight, 1);
+        request *r = &rc->req;
+        r->conn = conn;
+        r->method = method;
+        r->path = strdup(url);
+        r->start_ms = mono_ms();
+        snprintf(r->request_id, sizeof r->request_id, "%s%012llx", s->rid_prefix,
+                 (unsigned long long)atomic_fetch_add(&s->rid_counter, 1));
+
+        /* Request smuggling guards: conflicting Content-Length headers, or a length
+         * together with chunked encoding, are refused and the connection closed. */
+        const char *cl[4] = {"Content-Length", NULL, NULL, NULL};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, (MHD_KeyValueIterator)count_header, cl);
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+        if (cl[2] || cl[3])
+            return reject_now(s, conn, rc, 400, 3, "conflicting Content-Length headers");
+        if (cl[1] && te)
+            return reject_now(s, conn, rc, 400, 3, "Content-Length together with Transfer-Encoding");
+        if (cl[1]) {
+            char *end;
+            unsigned long long n = strtoull(cl[1], &end, 10);
+            if (*end || end == cl[1])
+                return reject_now(s, conn, rc, 400, 3, "invalid Content-Length");
+            if (n > s->cfg.max_body)
+                return reject_now(s, conn, rc, 413, 3, "request body too large");
+        }
+        return MHD_YES;
+    }
+    if (rc->rejected) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (mono_ms() - rc->req.start_ms > (int64_t)s->cfg.request_deadline_s * 1000)
+            return MHD_NO; /* too slow: drop the connection */
+        if (rc->req.body.len + *upload_size > s->cfg.max_body)
+            return reject_now(s, conn, rc, 413, 3, "request body too large");
+        buf_append(&rc->req.body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    request *r = &rc->req;
+    response w = {.status = 200};
+    const char *msg = NULL;
+    int st = split_path(r, &msg);
+    if (!st) {
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, r);
+        s->handler(r, &w, s->ctx);
+    } else {
+        resp_error(&w, st, st == 404 ? 5 : 3, msg);
+    }
+    rc->rejected = true; /* a response is queued; ignore any further calls */
+    return send_response(s, conn, &w, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)toe;
+    http_server *s = cls;
+    req_ctx *rc = *con_cls;
+    if (rc) {
+        request_free(&rc->req);
+        free(rc);
+        *con_cls = NULL;
+        atomic_fetch_sub(&s->inflight, 1);
+    }
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context)
+        atomic_store(&((conn_track *)ci->socket_context)->window_start, mono_ms());
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_track *t = calloc(1, sizeof *t);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t->fd = ci ? ci->connect_fd : -1;
+        atomic_store(&t->window_start, mono_ms());
+        pthread_mutex_lock(&s->mu);
+        t->next = s->conns;
+        if (s->conns)
+            s->conns->prev = t;
+        s->conns = t;
+        pthread_mutex_unlock(&s->mu);
+        *socket_context = t;
+    } else if (*socket_context) {
+        conn_track *t = *socket_context;
+        pthread_mutex_lock(&s->mu);
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            s->conns = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        pthread_mutex_unlock(&s->mu);
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+/* Enforces the whole-request deadline: a connection whose current request (or the wait
+ * for its next one) has lasted longer than the deadline is shut down. shutdown() does not
+ * close the descriptor, so MHD notices the dead socket and cleans up in its own thread. */
+static void *sweeper(void *arg)
+{
+    http_server *s = arg;
+    int64_t limit = (int64_t)s->cfg.request_deadline_s * 1000;
+    while (!atomic_load(&s->stopping)) {
+        usleep(250 * 1000);
+        int64_t now = mono_ms();
+        pthread_mutex_lock(&s->mu);
+        for (conn_track *t = s->conns; t; t = t->next) {
+            if (t->fd >= 0 && !atomic_load(&t->killed) && now - atomic_load(&t->window_start) > limit) {
+                atomic_store(&t->killed, true);
+                shutdown(t->fd, SHUT_RDWR);
+            }
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char *err, size_t errlen)
+{
+    http_server *s = calloc(1, sizeof *s);
+    s->cfg = *cfg;
+    s->handler = h;
+    s->ctx = ctx;
+    pthread_mutex_init(&s->mu, NULL);
+    unsigned char rnd[4];
+    randombytes_buf(rnd, sizeof rnd);
+    snprintf(s->rid_prefix, sizeof s->rid_prefix, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+
+    struct sockaddr_storage ss = {0};
+    socklen_t sl = 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    struct addrinfo *ai = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", cfg->port);
+    if (getaddrinfo(cfg->host, portstr, &hints, &ai) != 0 || !ai) {
+        snprintf(err, errlen, "cannot parse listen address %s (use a numeric IP)", cfg->host);
+        free(s);
+        return NULL;
+    }
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    sl = ai->ai_addrlen;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    freeaddrinfo(ai);
+    (void)sl;
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->max_header_bytes,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+        MHD_OPTION_END);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", cfg->host, cfg->port);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    pthread_create(&s->sweeper, NULL, sweeper, s);
+    return s;
+}
+
+int http_port(http_server *s) { return s->port; }
+
+void http_stop(http_server *s)
+{
+    if (!s)
+        return;
+    /* Stop accepting; give in-flight requests up to the request deadline to finish. */
+    MHD_quiesce_daemon(s->d);
+    int64_t until = mono_ms() + (int64_t)s->cfg.request_deadline_s * 1000;
+    while (atomic_load(&s->inflight) > 0 && mono_ms() < until)
+        usleep(10 * 1000);
+    atomic_store(&s->stopping, true);
+    pthread_join(s->sweeper, NULL);
+    MHD_stop_daemon(s->d);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,171 @@
+/* PostgreSQL driver over libpq. The shared SQL uses '?' placeholders; they are rewritten
+ * to $1..$n once per statement and cached by the statement's address. */
+#include "store/db.h"
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SQL_CACHE 64
+
+struct db_conn {
+    PGconn *pg;
+    char err[256];
+    struct { const char *sql; char *pgsql; } cache[SQL_CACHE];
+};
+
+static const char schema[] =
+    /* Several processes may start at once: one migrates, the others wait. */
+    "SELECT pg_advisory_xact_lock(7411);"
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS workspaces ("
+    "  id TEXT PRIMARY KEY, slug TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL,"
+    "  create_time TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS users ("
+    "  id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, password_hash TEXT,"
+    "  create_time TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS access_tokens ("
+    "  id BIGSERIAL PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
+    "  description TEXT NOT NULL, scopes TEXT NOT NULL, workspace_names TEXT NOT NULL,"
+    "  user_id TEXT, create_time TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS resources ("
+    "  name TEXT COLLATE \"C\" PRIMARY KEY, workspace TEXT NOT NULL, parent TEXT COLLATE \"C\" NOT NULL,"
+    "  kind TEXT NOT NULL, id TEXT, body TEXT NOT NULL, version BIGINT NOT NULL,"
+    "  create_time TEXT NOT NULL, update_time TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS resources_by_parent ON resources (parent, kind, name);"
+    "CREATE INDEX IF NOT EXISTS resources_by_id ON resources (workspace, kind, id);"
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    "  key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, status INTEGER NOT NULL,"
+    "  body TEXT NOT NULL, create_ms BIGINT NOT NULL);";
+
+static int pg_open(const char *dsn, db_conn **out, char *err, size_t errlen)
+{
+    db_conn *c = calloc(1, sizeof *c);
+    c->pg = PQconnectdb(dsn);
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        /* libpq's message never includes the password. */
+        snprintf(err, errlen, "postgres: %s", PQerrorMessage(c->pg));
+        PQfinish(c->pg);
+        free(c);
+        return DB_ERROR;
+    }
+    PQclear(PQexec(c->pg, "SET client_min_messages = warning"));
+    *out = c;
+    return DB_OK;
+}
+
+static void pg_close(db_conn *c)
+{
+    for (int i = 0; i < SQL_CACHE; i++)
+        free(c->cache[i].pgsql);
+    PQfinish(c->pg);
+    free(c);
+}
+
+static const char *rewrite(db_conn *c, const char *sql)
+{
+    unsigned h = (unsigned)(((uintptr_t)sql >> 4) % SQL_CACHE);
+    unsigned slot = SQL_CACHE;
+    for (int probe = 0; probe < SQL_CACHE; probe++) {
+        unsigned i = (h + (unsigned)probe) % SQL_CACHE;
+        if (c->cache[i].sql == sql)
+            return c->cache[i].pgsql;
+        if (!c->cache[i].sql) {
+            slot = i;
+            break;
+        }
+    }
+    size_t n = strlen(sql);
+    char *out = malloc(n * 4 + 1), *o = out;
+    int k = 0;
+    bool quoted = false;
+    for (const char *p = sql; *p; p++) {
+        if (*p == '\'')
+            quoted = !quoted;
+        if (*p == '?' && !quoted)
+            o += sprintf(o, "$%d", ++k);
+        else
+            *o++ = *p;
+    }
+    *o = '\0';
+    if (slot == SQL_CACHE) { /* cache full: leak-free fallback, rewrite every call */
+        static __thread char *last;
+        free(last);
+        last = out;
+        return out;
+    }
+    c->cache[slot].sql = sql;
+    c->cache[slot].pgsql = out;
+    return out;
+}
+
+static int result_rc(db_conn *c, PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return DB_OK;
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    snprintf(c->err, sizeof c->err, "%s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) ?: "error");
+    return state && !strcmp(state, "23505") ? DB_CONSTRAINT : DB_ERROR;
+}
+
+static int pg_exec(db_conn *c, const char *sql, int nparams, const char *const *params,
+                   db_row_fn rows, void *ctx, long *changes)
+{
+    PGresult *r = PQexecParams(c->pg, rewrite(c, sql), nparams, NULL, params, NULL, NULL, 0);
+    int rc = result_rc(c, r);
+    if (rc == DB_OK && rows) {
+        int nrow = PQntuples(r), ncol = PQnfields(r);
+        char *vals[32];
+        size_t lens[32];
+        if (ncol > 32)
+            ncol = 32;
+        for (int i = 0; i < nrow; i++) {
+            for (int j = 0; j < ncol; j++) {
+                vals[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+                lens[j] = (size_t)PQgetlength(r, i, j);
+            }
+            if (rows(ctx, ncol, vals, lens))
+                break;
+        }
+    }
+    if (changes)
+        *changes = rc == DB_OK ? atol(PQcmdTuples(r)) : 0;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_script(db_conn *c, const char *sql)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    int rc = result_rc(c, r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_begin(db_conn *c, bool write)
+{
+    (void)write;
+    /* A connection lost while idle in the pool is re-established here, once. */
+    if (PQstatus(c->pg) != CONNECTION_OK)
+        PQreset(c->pg);
+    return pg_script(c, "BEGIN");
+}
+static int pg_commit(db_conn *c) { return pg_script(c, "COMMIT"); }
+static int pg_rollback(db_conn *c) { return pg_script(c, "ROLLBACK"); }
+static const char *pg_errmsg(db_conn *c) { return c->err[0] ? c->err : PQerrorMessage(c->pg); }
+
+const db_driver db_postgres = {
+    .name = "postgres",
+    .single_writer = false,
+    .schema_sql = schema,
+    .open = pg_open,
+    .close = pg_close,
+    .exec = pg_exec,
+    .script = pg_script,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .errmsg = pg_errmsg,
+};

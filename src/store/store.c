@@ -1,0 +1,522 @@
+/* The store: one set of SQL for both backends. Each function is a thin, typed wrapper
+ * around one statement; transactions are the caller's (the API layer's) business. */
+#include "store/store.h"
+#include "util/util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCHEMA_VERSION "1"
+
+struct store {
+    db_pool *pool;
+    const db_driver *drv;
+};
+
+static void copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+store *store_open(const char *dsn, int readers, char *err, size_t errlen)
+{
+    store *s = calloc(1, sizeof *s);
+    s->pool = db_pool_open(dsn, readers, err, errlen);
+    if (!s->pool) {
+        free(s);
+        return NULL;
+    }
+    s->drv = db_pool_driver(s->pool);
+    txn t;
+    if (store_begin(s, &t, true) != ST_OK || s->drv->script(t.c, s->drv->schema_sql) != DB_OK) {
+        snprintf(err, errlen, "%s: migration failed: %s", s->drv->name, t.c ? s->drv->errmsg(t.c) : "no connection");
+        if (t.c)
+            store_rollback(&t);
+        store_close(s);
+        return NULL;
+    }
+    store_meta_set(&t, "schema_version", SCHEMA_VERSION);
+    if (store_commit(&t) != ST_OK) {
+        snprintf(err, errlen, "%s: migration commit failed", s->drv->name);
+        store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void store_close(store *s)
+{
+    if (!s)
+        return;
+    db_pool_close(s->pool);
+    free(s);
+}
+
+const char *store_backend(store *s) { return s->drv->name; }
+
+/* ---- transactions ---- */
+
+int store_begin(store *s, txn *t, bool write)
+{
+    *t = (txn){.st = s, .write = write};
+    t->c = db_acquire(s->pool, write);
+    if (!write)
+        return ST_OK;
+    if (s->drv->begin(t->c, true) != DB_OK) {
+        log_error("%s: begin failed: %s", s->drv->name, s->drv->errmsg(t->c));
+        db_release(s->pool, t->c, write);
+        t->c = NULL;
+        return ST_ERROR;
+    }
+    t->in_tx = true;
+    return ST_OK;
+}
+
+int store_commit(txn *t)
+{
+    int rc = ST_OK;
+    if (t->in_tx && t->st->drv->commit(t->c) != DB_OK) {
+        log_error("%s: commit failed: %s", t->st->drv->name, t->st->drv->errmsg(t->c));
+        t->st->drv->rollback(t->c);
+        rc = ST_ERROR;
+    }
+    db_release(t->st->pool, t->c, t->write);
+    t->c = NULL;
+    return rc;
+}
+
+void store_rollback(txn *t)
+{
+    if (!t->c)
+        return;
+    if (t->in_tx)
+        t->st->drv->rollback(t->c);
+    db_release(t->st->pool, t->c, t->write);
+    t->c = NULL;
+}
+
+void store_end(txn *t) { store_rollback(t); }
+
+static int run(txn *t, const char *sql, int n, const char *const *p, db_row_fn fn, void *ctx, long *changes)
+{
+    int rc = t->st->drv->exec(t->c, sql, n, p, fn, ctx, changes);
+    if (rc == DB_CONSTRAINT)
+        return ST_CONFLICT;
+    if (rc != DB_OK) {
+        log_error("%s: query failed: %s", t->st->drv->name, t->st->drv->errmsg(t->c));
+        return ST_ERROR;
+    }
+    return ST_OK;
+}
+
+bool store_ping(store *s)
+{
+    txn t;
+    store_begin(s, &t, false);
+    bool ok = run(&t, "SELECT 1", 0, NULL, NULL, NULL, NULL) == ST_OK;
+    store_end(&t);
+    return ok;
+}
+
+/* Row callback helpers: "found" counters for single-row look-ups. */
+typedef struct one { int found; void *out; } one;
+
+/* ---- meta ---- */
+
+static int meta_row(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    one *o = ctx;
+    char **out = o->out;
+    copy(out[0], (size_t)(uintptr_t)out[1], v[0]);
+    o->found = 1;
+    return 1;
+}
+
+int store_meta_get(txn *t, const char *key, char *out, size_t outlen)
+{
+    char *dest[2] = {out, (char *)(uintptr_t)outlen};
+    one o = {0, dest};
+    const char *p[] = {key};
+    int rc = run(t, "SELECT value FROM meta WHERE key = ?", 1, p, meta_row, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_meta_set(txn *t, const char *key, const char *val)
+{
+    const char *p[] = {key, val};
+    return run(t, "INSERT INTO meta (key, value) VALUES (?, ?) "
+                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value", 2, p, NULL, NULL, NULL);
+}
+
+/* ---- workspaces ---- */
+
+static void ws_fill(ws_row *w, char *const *v)
+{
+    copy(w->id, sizeof w->id, v[0]);
+    copy(w->slug, sizeof w->slug, v[1]);
+    copy(w->display_name, sizeof w->display_name, v[2]);
+    copy(w->create_time, sizeof w->create_time, v[3]);
+}
+
+static int ws_one(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    one *o = ctx;
+    ws_fill(o->out, v);
+    o->found = 1;
+    return 1;
+}
+
+int store_ws_get(txn *t, const char *slug_or_id, ws_row *out)
+{
+    one o = {0, out};
+    const char *p[] = {slug_or_id, slug_or_id};
+    int rc = run(t, "SELECT id, slug, display_name, create_time FROM workspaces WHERE slug = ? OR id = ?",
+                 2, p, ws_one, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_ws_create(txn *t, const ws_row *w)
+{
+    const char *p[] = {w->id, w->slug, w->display_name, w->create_time};
+    return run(t, "INSERT INTO workspaces (id, slug, display_name, create_time) VALUES (?, ?, ?, ?)",
+               4, p, NULL, NULL, NULL);
+}
+
+typedef struct many { int n, cap; void *out; } many;
+
+static int ws_many(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    many *m = ctx;
+    if (m->n >= m->cap)
+        return 1;
+    ws_fill((ws_row *)m->out + m->n++, v);
+    return 0;
+}
+
+int store_ws_list(txn *t, const char *after, int limit, ws_row *out)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    many m = {0, limit, out};
+    const char *p[] = {after ? after : "", lim};
+    int rc = run(t, "SELECT id, slug, display_name, create_time FROM workspaces WHERE slug > ? "
+                    "ORDER BY slug LIMIT ?", 2, p, ws_many, &m, NULL);
+    return rc ? rc : m.n;
+}
+
+static int count_row(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    *(int *)ctx = v[0] ? atoi(v[0]) : 0;
+    return 1;
+}
+
+int store_ws_count(txn *t)
+{
+    int n = 0;
+    int rc = run(t, "SELECT COUNT(*) FROM workspaces", 0, NULL, count_row, &n, NULL);
+    return rc ? rc : n;
+}
+
+/* ---- users ---- */
+
+static int user_one(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    one *o = ctx;
+    user_row *u = o->out;
+    copy(u->id, sizeof u->id, v[0]);
+    copy(u->email, sizeof u->email, v[1]);
+    copy(u->password_hash, sizeof u->password_hash, v[2]);
+    copy(u->create_time, sizeof u->create_time, v[3]);
+    o->found = 1;
+    return 1;
+}
+
+int store_user_create(txn *t, const user_row *u)
+{
+    const char *p[] = {u->id, u->email, u->password_hash[0] ? u->password_hash : NULL, u->create_time};
+    return run(t, "INSERT INTO users (id, email, password_hash, create_time) VALUES (?, ?, ?, ?)",
+               4, p, NULL, NULL, NULL);
+}
+
+int store_user_by_email(txn *t, const char *email, user_row *out)
+{
+    one o = {0, out};
+    const char *p[] = {email};
+    int rc = run(t, "SELECT id, email, password_hash, create_time FROM users WHERE email = ?", 1, p,
+                 user_one, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_user_get(txn *t, const char *id, user_row *out)
+{
+    one o = {0, out};
+    const char *p[] = {id};
+    int rc = run(t, "SELECT id, email, password_hash, create_time FROM users WHERE id = ?", 1, p,
+                 user_one, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+/* ---- access tokens ---- */
+
+void token_row_clear(token_row *r)
+{
+    free(r->workspace_names);
+    r->workspace_names = NULL;
+}
+
+static void token_fill(token_row *r, char *const *v)
+{
+    r->id = atoll(v[0]);
+    copy(r->hash, sizeof r->hash, v[1]);
+    copy(r->description, sizeof r->description, v[2]);
+    copy(r->scopes, sizeof r->scopes, v[3]);
+    free(r->workspace_names);
+    r->workspace_names = strdup(v[4] ? v[4] : "[]");
+    copy(r->user_id, sizeof r->user_id, v[5]);
+    copy(r->create_time, sizeof r->create_time, v[6]);
+}
+
+static int token_one(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    one *o = ctx;
+    token_fill(o->out, v);
+    o->found = 1;
+    return 1;
+}
+
+static int id_row(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    *(long long *)ctx = atoll(v[0]);
+    return 1;
+}
+
+int store_token_create(txn *t, token_row *tok)
+{
+    const char *p[] = {tok->hash, tok->description, tok->scopes, tok->workspace_names,
+                       tok->user_id[0] ? tok->user_id : NULL, tok->create_time};
+    tok->id = 0;
+    return run(t, "INSERT INTO access_tokens (hash, description, scopes, workspace_names, user_id, create_time) "
+                  "VALUES (?, ?, ?, ?, ?, ?) RETURNING id", 6, p, id_row, &tok->id, NULL);
+}
+
+#define TOKEN_COLS "SELECT id, hash, description, scopes, workspace_names, user_id, create_time FROM access_tokens "
+
+int store_token_by_hash(txn *t, const char *hash, token_row *out)
+{
+    one o = {0, out};
+    const char *p[] = {hash};
+    int rc = run(t, TOKEN_COLS "WHERE hash = ?", 1, p, token_one, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_token_get(txn *t, long long id, token_row *out)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", id);
+    one o = {0, out};
+    const char *p[] = {ids};
+    int rc = run(t, TOKEN_COLS "WHERE id = ?", 1, p, token_one, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+typedef struct token_iter { int (*fn)(void *, token_row *); void *ctx; } token_iter;
+
+static int token_each(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    token_iter *it = ctx;
+    token_row r = {0};
+    token_fill(&r, v);
+    int stop = it->fn(it->ctx, &r);
+    token_row_clear(&r);
+    return stop;
+}
+
+int store_token_list(txn *t, long long after_id, int limit, int (*fn)(void *, token_row *), void *ctx)
+{
+    char a[24], lim[16];
+    snprintf(a, sizeof a, "%lld", after_id);
+    snprintf(lim, sizeof lim, "%d", limit);
+    token_iter it = {fn, ctx};
+    const char *p[] = {a, lim};
+    return run(t, TOKEN_COLS "WHERE id > ? ORDER BY id LIMIT ?", 2, p, token_each, &it, NULL);
+}
+
+int store_token_delete(txn *t, long long id)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", id);
+    const char *p[] = {ids};
+    long changes = 0;
+    int rc = run(t, "DELETE FROM access_tokens WHERE id = ?", 1, p, NULL, NULL, &changes);
+    return rc ? rc : changes ? ST_OK : ST_NOT_FOUND;
+}
+
+/* ---- resources ---- */
+
+void res_row_clear(res_row *r)
+{
+    free(r->name), free(r->workspace), free(r->parent), free(r->kind), free(r->id), free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+#define RES_COLS "SELECT name, workspace, parent, kind, id, body, version, create_time, update_time FROM resources "
+
+static void res_fill(res_row *r, char *const *v)
+{
+    r->name = dup_or_null(v[0]);
+    r->workspace = dup_or_null(v[1]);
+    r->parent = dup_or_null(v[2]);
+    r->kind = dup_or_null(v[3]);
+    r->id = dup_or_null(v[4]);
+    r->body = dup_or_null(v[5]);
+    r->version = atoll(v[6]);
+    copy(r->create_time, sizeof r->create_time, v[7]);
+    copy(r->update_time, sizeof r->update_time, v[8]);
+}
+
+static int res_one(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    one *o = ctx;
+    res_fill(o->out, v);
+    o->found = 1;
+    return 1;
+}
+
+int store_res_get(txn *t, const char *name, res_row *out)
+{
+    one o = {0, out};
+    const char *p[] = {name};
+    int rc = run(t, RES_COLS "WHERE name = ?", 1, p, res_one, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_res_get_by_id(txn *t, const char *workspace, const char *kind, const char *id, res_row *out)
+{
+    one o = {0, out};
+    const char *p[] = {workspace, kind, id};
+    int rc = run(t, RES_COLS "WHERE workspace = ? AND kind = ? AND id = ?", 3, p, res_one, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_res_insert(txn *t, const res_row *r)
+{
+    char ver[24];
+    snprintf(ver, sizeof ver, "%lld", r->version);
+    const char *p[] = {r->name, r->workspace, r->parent, r->kind, r->id, r->body, ver,
+                       r->create_time, r->update_time};
+    return run(t, "INSERT INTO resources (name, workspace, parent, kind, id, body, version, create_time, update_time) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", 9, p, NULL, NULL, NULL);
+}
+
+int store_res_update(txn *t, const res_row *r, long long expect_version)
+{
+    char ver[24], exp[24];
+    snprintf(ver, sizeof ver, "%lld", r->version);
+    snprintf(exp, sizeof exp, "%lld", expect_version);
+    const char *p[] = {r->body, ver, r->update_time, r->name, exp};
+    long changes = 0;
+    int rc = run(t, "UPDATE resources SET body = ?, version = ?, update_time = ? WHERE name = ? AND version = ?",
+                 5, p, NULL, NULL, &changes);
+    return rc ? rc : changes ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_res_delete(txn *t, const char *name)
+{
+    const char *p[] = {name};
+    long changes = 0;
+    int rc = run(t, "DELETE FROM resources WHERE name = ?", 1, p, NULL, NULL, &changes);
+    return rc ? rc : changes ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_res_delete_tree(txn *t, const char *name)
+{
+    /* The subtree of "a/b" is every name in ["a/b/", "a/b0"): '0' sorts right after '/'. */
+    size_t n = strlen(name);
+    char *lo = malloc(n + 2), *hi = malloc(n + 2);
+    memcpy(lo, name, n), memcpy(hi, name, n);
+    lo[n] = '/', hi[n] = '0';
+    lo[n + 1] = hi[n + 1] = '\0';
+    const char *p[] = {lo, hi};
+    int rc = run(t, "DELETE FROM resources WHERE name >= ? AND name < ?", 2, p, NULL, NULL, NULL);
+    free(lo), free(hi);
+    return rc;
+}
+
+typedef struct res_iter { int (*fn)(void *, res_row *); void *ctx; } res_iter;
+
+static int res_each(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    res_iter *it = ctx;
+    res_row r = {0};
+    res_fill(&r, v);
+    int stop = it->fn(it->ctx, &r);
+    res_row_clear(&r);
+    return stop;
+}
+
+int store_res_list(txn *t, const char *parent, const char *kind, const char *after, int limit,
+                   int (*fn)(void *, res_row *), void *ctx)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    res_iter it = {fn, ctx};
+    const char *p[] = {parent, kind, after ? after : "", lim};
+    return run(t, RES_COLS "WHERE parent = ? AND kind = ? AND name > ? ORDER BY parent, kind, name LIMIT ?",
+               4, p, res_each, &it, NULL);
+}
+
+int store_res_count(txn *t, const char *parent, const char *kind)
+{
+    int n = 0;
+    const char *p[] = {parent, kind};
+    int rc = run(t, "SELECT COUNT(*) FROM resources WHERE parent = ? AND kind = ?", 2, p, count_row, &n, NULL);
+    return rc ? rc : n;
+}
+
+/* ---- idempotency ---- */
+
+typedef struct idem_out { char *req_hash; int *status; char **body; long long *create_ms; int found; } idem_out;
+
+static int idem_row(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    idem_out *o = ctx;
+    copy(o->req_hash, 65, v[0]);
+    *o->status = atoi(v[1]);
+    *o->body = strdup(v[2]);
+    *o->create_ms = atoll(v[3]);
+    o->found = 1;
+    return 1;
+}
+
+int store_idem_get(txn *t, const char *key, char *req_hash, int *status, char **body, long long *create_ms)
+{
+    idem_out o = {req_hash, status, body, create_ms, 0};
+    const char *p[] = {key};
+    int rc = run(t, "SELECT request_hash, status, body, create_ms FROM idempotency WHERE key = ?", 1, p,
+                 idem_row, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_idem_put(txn *t, const char *key, const char *req_hash, int status, const char *body, long long create_ms)
+{
+    char st[16], ms[24];
+    snprintf(st, sizeof st, "%d", status);
+    snprintf(ms, sizeof ms, "%lld", create_ms);
+    const char *p[] = {key, req_hash, st, body, ms};
+    return run(t, "INSERT INTO idempotency (key, request_hash, status, body, create_ms) VALUES (?, ?, ?, ?, ?) "
+                  "ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, status = excluded.status, "
+                  "body = excluded.body, create_ms = excluded.create_ms", 5, p, NULL, NULL, NULL);
+}

@@ -1,0 +1,107 @@
+/* store — every table Manifold keeps, behind one backend-neutral interface. The SQL here
+ * runs unchanged on SQLite and PostgreSQL (see db.h). Every API call runs in exactly one
+ * transaction: store_begin / store_commit / store_rollback.
+ *
+ * Return convention for look-ups: ST_OK (found / done), ST_NOT_FOUND, ST_CONFLICT (unique
+ * key taken), ST_ERROR (backend failure; already logged). */
+#ifndef MANIFOLD_STORE_H
+#define MANIFOLD_STORE_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "store/db.h"
+
+enum { ST_OK = 0, ST_NOT_FOUND = 1, ST_CONFLICT = 2, ST_ERROR = -1 };
+
+typedef struct store store;
+typedef struct txn {
+    store *st;
+    db_conn *c;
+    bool write;
+    bool in_tx;
+} txn;
+
+store *store_open(const char *dsn, int readers, char *err, size_t errlen);
+void store_close(store *);
+const char *store_backend(store *);
+/* Cheap round trip for /readyz. */
+bool store_ping(store *);
+
+/* write=false on a single-statement read skips BEGIN (autocommit reads are consistent). */
+int store_begin(store *, txn *t, bool write);
+int store_commit(txn *t);
+void store_rollback(txn *t);
+/* Releases the connection of a read "transaction" opened with write=false. */
+void store_end(txn *t);
+
+/* ---- meta ---- */
+int store_meta_get(txn *t, const char *key, char *out, size_t outlen);
+int store_meta_set(txn *t, const char *key, const char *val);
+
+/* ---- workspaces ---- */
+typedef struct ws_row {
+    char id[16];
+    char slug[112];
+    char display_name[256];
+    char create_time[32];
+} ws_row;
+int store_ws_get(txn *t, const char *slug_or_id, ws_row *out);
+int store_ws_create(txn *t, const ws_row *w);
+/* Lists workspaces with slug > after, ascending, at most limit; returns count or ST_ERROR. */
+int store_ws_list(txn *t, const char *after, int limit, ws_row *out);
+int store_ws_count(txn *t);
+
+/* ---- users ---- */
+typedef struct user_row {
+    char id[32];
+    char email[256];
+    char password_hash[160]; /* Argon2id string (crypto_pwhash_STRBYTES = 128) */
+    char create_time[32];
+} user_row;
+int store_user_create(txn *t, const user_row *u);
+int store_user_by_email(txn *t, const char *email, user_row *out);
+int store_user_get(txn *t, const char *id, user_row *out);
+
+/* ---- access tokens (only keyed hashes are stored) ---- */
+typedef struct token_row {
+    long long id;
+    char hash[65];
+    char description[512];
+    char scopes[64];
+    char *workspace_names; /* JSON array text, heap; free with token_row_clear */
+    char user_id[32];
+    char create_time[32];
+} token_row;
+void token_row_clear(token_row *);
+int store_token_create(txn *t, token_row *tok); /* sets tok->id */
+int store_token_by_hash(txn *t, const char *hash, token_row *out);
+int store_token_get(txn *t, long long id, token_row *out);
+/* Calls fn for each token with id > after_id, ascending, at most limit rows. */
+int store_token_list(txn *t, long long after_id, int limit, int (*fn)(void *, token_row *), void *ctx);
+int store_token_delete(txn *t, long long id);
+
+/* ---- generic resources (the engine's one table) ---- */
+typedef struct res_row {
+    char *name, *workspace, *parent, *kind, *id, *body;
+    long long version;
+    char create_time[32], update_time[32];
+} res_row;
+void res_row_clear(res_row *);
+int store_res_get(txn *t, const char *name, res_row *out);
+int store_res_get_by_id(txn *t, const char *workspace, const char *kind, const char *id, res_row *out);
+int store_res_insert(txn *t, const res_row *r);
+/* Updates body/version/update_time when the stored version equals expect_version. */
+int store_res_update(txn *t, const res_row *r, long long expect_version);
+int store_res_delete(txn *t, const char *name);
+/* Deletes every resource whose name starts with prefix + "/" (the subtree). */
+int store_res_delete_tree(txn *t, const char *name);
+/* Keyed range scan: children of parent of one kind with name > after, ascending. */
+int store_res_list(txn *t, const char *parent, const char *kind, const char *after, int limit,
+                   int (*fn)(void *, res_row *), void *ctx);
+int store_res_count(txn *t, const char *parent, const char *kind);
+
+/* ---- idempotency keys ---- */
+int store_idem_get(txn *t, const char *key, char *req_hash, int *status, char **body, long long *create_ms);
+int store_idem_put(txn *t, const char *key, const char *req_hash, int status, const char *body, long long create_ms);
+
+#endif

@@ -1,0 +1,23 @@
+/* buf — a growable byte buffer, the one string builder used everywhere.
+ * Allocation failure aborts: a server that cannot allocate 64 bytes cannot answer anyway. */
+#ifndef MANIFOLD_BUF_H
+#define MANIFOLD_BUF_H
+#include <stddef.h>
+#include <stdarg.h>
+
+typedef struct buf {
+    char  *data;   /* always NUL-terminated when len > 0 or after buf_cstr() */
+    size_t len;
+    size_t cap;
+} buf;
+
+void  buf_reserve(buf *b, size_t extra);
+void  buf_append(buf *b, const void *p, size_t n);
+void  buf_puts(buf *b, const char *s);
+void  buf_putc(buf *b, char c);
+void  buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *buf_cstr(buf *b);        /* NUL-terminated view; "" for an empty buffer */
+char *buf_steal(buf *b);             /* hands the heap string to the caller, resets b */
+void  buf_free(buf *b);
+
+#endif

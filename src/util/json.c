@@ -1,0 +1,142 @@
+#include "util/json.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Deeper documents are refused: recursion in later tree walks must stay bounded. */
+#define JSON_MAX_DEPTH 64
+
+static int depth_ok(const json_t *v, int depth)
+{
+    if (depth > JSON_MAX_DEPTH)
+        return 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *c;
+        json_object_foreach((json_t *)v, k, c) if (!depth_ok(c, depth + 1)) return 0;
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c) if (!depth_ok(c, depth + 1)) return 0;
+    }
+    return 1;
+}
+
+json_t *json_parse_strict(const char *data, size_t len, char *err, size_t errlen)
+{
+    json_error_t e;
+    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
+    if (!v) {
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", e.line, e.column, e.text);
+        return NULL;
+    }
+    if (!depth_ok(v, 0)) {
+        json_decref(v);
+        snprintf(err, errlen, "invalid JSON: nested deeper than %d levels", JSON_MAX_DEPTH);
+        return NULL;
+    }
+    return v;
+}
+
+void json_write_real(buf *out, double d)
+{
+    char tmp[40];
+    if (!isfinite(d)) { /* jansson never produces these; be safe anyway */
+        buf_puts(out, "null");
+        return;
+    }
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    /* Keep it a real on the way back in: 2.0 prints as "2", which would read as an int. */
+    if (!strpbrk(tmp, ".eEn"))
+        memcpy(tmp + n, ".0", 3), n += 2;
+    buf_append(out, tmp, (size_t)n);
+}
+
+void json_write_string(buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_reserve(out, len + 2);
+    buf_putc(out, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        buf_append(out, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': buf_puts(out, "\\\""); break;
+        case '\\': buf_puts(out, "\\\\"); break;
+        case '\n': buf_puts(out, "\\n"); break;
+        case '\r': buf_puts(out, "\\r"); break;
+        case '\t': buf_puts(out, "\\t"); break;
+        case '\b': buf_puts(out, "\\b"); break;
+        case '\f': buf_puts(out, "\\f"); break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(out, u, 6);
+        }
+        }
+    }
+    buf_append(out, s + run, len - run);
+    buf_putc(out, '"');
+}
+
+void json_write(buf *out, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        buf_putc(out, '{');
+        const char *k;
+        json_t *c;
+        int first = 1;
+        json_object_foreach((json_t *)v, k, c) {
+            if (!first)
+                buf_putc(out, ',');
+            first = 0;
+            json_write_string(out, k, strlen(k));
+            buf_putc(out, ':');
+            json_write(out, c);
+        }
+        buf_putc(out, '}');
+        break;
+    }
+    case JSON_ARRAY: {
+        buf_putc(out, '[');
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c) {
+            if (i)
+                buf_putc(out, ',');
+            json_write(out, c);
+        }
+        buf_putc(out, ']');
+        break;
+    }
+    case JSON_STRING:
+        json_write_string(out, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        json_write_real(out, json_real_value(v));
+        break;
+    case JSON_TRUE: buf_puts(out, "true"); break;
+    case JSON_FALSE: buf_puts(out, "false"); break;
+    case JSON_NULL: buf_puts(out, "null"); break;
+    }
+}
+
+char *json_to_string(const json_t *v)
+{
+    buf b = {0};
+    json_write(&b, v);
+    return buf_steal(&b);
+}

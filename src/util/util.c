@@ -1,0 +1,187 @@
+#include "util/util.h"
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int log_level = LOG_INFO;
+
+int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rfc3339(int64_t ms, char *out)
+{
+    time_t s = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (frac)
+        snprintf(out + n, 8, ".%03dZ", frac);
+    else
+        strcpy(out + n, "Z");
+}
+
+static size_t b64_enc(const unsigned char *in, size_t n, char *out, const char *alpha, bool pad)
+{
+    size_t o = 0, i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = alpha[v >> 18];
+        out[o++] = alpha[(v >> 12) & 63];
+        out[o++] = alpha[(v >> 6) & 63];
+        out[o++] = alpha[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+        out[o++] = alpha[v >> 18];
+        out[o++] = alpha[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = alpha[(v >> 6) & 63];
+        else if (pad)
+            out[o++] = '=';
+        if (pad)
+            out[o++] = '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+size_t b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    return b64_enc(in, n, out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false);
+}
+
+size_t b64_encode(const unsigned char *in, size_t n, char *out)
+{
+    return b64_enc(in, n, out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", true);
+}
+
+static int b64_val(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+long b64_decode(const char *in, size_t n, unsigned char *out, size_t outcap)
+{
+    while (n && in[n - 1] == '=')
+        n--;
+    if (n % 4 == 1)
+        return -1;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_val(in[i]);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= outcap)
+                return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    /* Non-canonical trailing bits mean a forged or mangled token. */
+    if (bits && (acc & ((1u << bits) - 1)))
+        return -1;
+    return (long)o;
+}
+
+static void random_from(char *out, size_t n, const char *alpha, uint32_t k)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = alpha[randombytes_uniform(k)];
+    out[n] = '\0';
+}
+
+void random_alnum(char *out, size_t n)
+{
+    random_from(out, n, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 62);
+}
+
+void random_lower(char *out, size_t n) { random_from(out, n, "0123456789abcdefghijklmnopqrstuvwxyz", 36); }
+
+void ksuid(char *out)
+{
+    /* 4 bytes of seconds since the KSUID epoch + 16 random bytes, base62, 27 chars. */
+    static const char alpha[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    unsigned char raw[20];
+    uint32_t ts = (uint32_t)(now_ms() / 1000 - 1400000000);
+    raw[0] = (unsigned char)(ts >> 24), raw[1] = (unsigned char)(ts >> 16);
+    raw[2] = (unsigned char)(ts >> 8), raw[3] = (unsigned char)ts;
+    randombytes_buf(raw + 4, 16);
+    /* Big-number base conversion, most significant digit first. */
+    for (int pos = 26; pos >= 0; pos--) {
+        uint32_t rem = 0;
+        for (int i = 0; i < 20; i++) {
+            uint32_t cur = rem * 256 + raw[i];
+            raw[i] = (unsigned char)(cur / 62);
+            rem = cur % 62;
+        }
+        out[pos] = alpha[rem];
+    }
+    out[27] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+long pct_decode(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] != '%') {
+            out[o++] = in[i];
+            continue;
+        }
+        if (i + 2 >= n)
+            return -1;
+        int h = hexval(in[i + 1]), l = hexval(in[i + 2]);
+        if (h < 0 || l < 0)
+            return -1;
+        out[o++] = (char)(h << 4 | l);
+        i += 2;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+void logf_(int level, const char *fmt, ...)
+{
+    if (level > log_level)
+        return;
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    char ts[32];
+    rfc3339(now_ms(), ts);
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s %s %s\n", ts, names[level], line);
+}

@@ -1,0 +1,42 @@
+/* Small helpers shared by every layer: time stamps, base64url, random ids, logging. */
+#ifndef MANIFOLD_UTIL_H
+#define MANIFOLD_UTIL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds since the epoch, wall clock. */
+int64_t now_ms(void);
+/* Monotonic milliseconds, for deadlines and rate limits. */
+int64_t mono_ms(void);
+/* RFC 3339 UTC with a Z; milliseconds only when non-zero (like protobuf JSON). out >= 32. */
+void rfc3339(int64_t ms, char *out);
+
+/* base64url without padding. out must hold 4*ceil(n/3)+1. Returns length written. */
+size_t b64url_encode(const unsigned char *in, size_t n, char *out);
+/* Standard base64 with padding (page tokens look like Segment's "MTI="). */
+size_t b64_encode(const unsigned char *in, size_t n, char *out);
+/* Decodes standard or url-safe base64, padding optional. Returns -1 on bad input. */
+long b64_decode(const char *in, size_t n, unsigned char *out, size_t outcap);
+
+/* Random alphanumeric string of n chars, NUL-terminated (out holds n+1). */
+void random_alnum(char *out, size_t n);
+/* Lower-case [a-z0-9] id, e.g. workspace ids like "e5bdb0902b". */
+void random_lower(char *out, size_t n);
+/* A KSUID-shaped id: 27 base62 chars, time-ordered. out holds 28. */
+void ksuid(char *out);
+
+/* Percent-decodes in[0..n) into out (capacity n+1). Returns decoded length or -1 on a
+ * malformed escape. Never turns '+' into space (paths and our query args are not forms). */
+long pct_decode(const char *in, size_t n, char *out);
+
+/* Logging to stderr, one line per event. Never pass secrets. */
+enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+extern int log_level;
+void logf_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) logf_(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) logf_(LOG_WARN, __VA_ARGS__)
+#define log_info(...) logf_(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (log_level >= LOG_DEBUG) logf_(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif
