@@ -7,16 +7,17 @@
 # libmanifold.a; every tests/unit/test_*.c becomes a unit-test binary; every
 # fuzz/fuzz_*.c becomes a libFuzzer target.
 
+SANFLAGS := -fsanitize=address,undefined
 PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl libpcre2-8
 BUILD   ?= build
 OPT     ?= -O2
 ifeq ($(SAN),1)
 BUILD   := build/asan
-OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+OPT     := -O1 -fno-omit-frame-pointer $(SANFLAGS) -fno-sanitize-recover=all
 endif
 CFLAGS  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDFLAGS := $(if $(filter 1,$(SAN)),-fsanitize=address,undefined)
+LDFLAGS := $(if $(filter 1,$(SAN)),$(SANFLAGS))
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 LIB_SRC := $(sort $(shell find src -name '*.c' ! -path src/main.c))

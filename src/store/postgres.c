@@ -35,6 +35,9 @@ static const char schema[] =
     "  create_time TEXT NOT NULL, update_time TEXT NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS resources_by_parent ON resources (parent, kind, name);"
     "CREATE INDEX IF NOT EXISTS resources_by_id ON resources (workspace, kind, id);"
+    "CREATE TABLE IF NOT EXISTS workspace_members ("
+    "  workspace TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL,"
+    "  PRIMARY KEY (workspace, user_id));"
     "CREATE TABLE IF NOT EXISTS idempotency ("
     "  key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, status INTEGER NOT NULL,"
     "  body TEXT NOT NULL, create_ms BIGINT NOT NULL);";

@@ -263,6 +263,30 @@ int store_user_get(txn *t, const char *id, user_row *out)
     return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
 }
 
+int store_member_add(txn *t, const char *ws_slug, const char *user_id, const char *role)
+{
+    const char *p[] = {ws_slug, user_id, role};
+    return run(t, "INSERT INTO workspace_members (workspace, user_id, role) VALUES (?, ?, ?) "
+                  "ON CONFLICT (workspace, user_id) DO UPDATE SET role = excluded.role", 3, p, NULL, NULL, NULL);
+}
+
+typedef struct member_iter { int (*fn)(void *, const char *, const char *); void *ctx; } member_iter;
+
+static int member_each(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    member_iter *it = ctx;
+    return it->fn(it->ctx, v[0], v[1]);
+}
+
+int store_member_list(txn *t, const char *user_id, int (*fn)(void *, const char *, const char *), void *ctx)
+{
+    member_iter it = {fn, ctx};
+    const char *p[] = {user_id};
+    return run(t, "SELECT workspace, role FROM workspace_members WHERE user_id = ? ORDER BY workspace", 1, p,
+               member_each, &it, NULL);
+}
+
 /* ---- access tokens ---- */
 
 void token_row_clear(token_row *r)

@@ -62,6 +62,11 @@ int store_user_create(txn *t, const user_row *u);
 int store_user_by_email(txn *t, const char *email, user_row *out);
 int store_user_get(txn *t, const char *id, user_row *out);
 
+/* Workspace membership (the owner role for now; IAM policies build on it). */
+int store_member_add(txn *t, const char *ws_slug, const char *user_id, const char *role);
+/* Calls fn(ctx, ws_slug, role) for each workspace the user belongs to. */
+int store_member_list(txn *t, const char *user_id, int (*fn)(void *, const char *, const char *), void *ctx);
+
 /* ---- access tokens (only keyed hashes are stored) ---- */
 typedef struct token_row {
     long long id;

@@ -1,0 +1,400 @@
+/* The router: match → authenticate → authorise → rate-limit → handler. Everything a
+ * handler may assume (an authenticated principal allowed to perform the route's action on
+ * the route's workspace) is established here, once, for every route. */
+#include "api/api.h"
+#include "util/json.h"
+#include "util/util.h"
+#include <ctype.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- set-up ---------------------------------------------------------------------- */
+
+static void compile_routes(void)
+{
+    for (size_t i = 0; i < api_nroutes; i++) {
+        route *r = &api_routes[i];
+        r->nseg = 0;
+        for (const char *p = r->pattern; *p;) {
+            while (*p == '/')
+                p++;
+            if (!*p)
+                break;
+            const char *e = strchr(p, '/');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            r->seg[r->nseg] = p;
+            r->seglen[r->nseg] = n;
+            r->nseg++;
+            p += n;
+        }
+    }
+}
+
+api *api_new(store *st, catalog *cat, int rate_limit)
+{
+    compile_routes();
+    api *a = calloc(1, sizeof *a);
+    a->st = st;
+    a->cat = cat;
+    a->rate_limit = rate_limit;
+    pthread_rwlock_init(&a->ws_lock, NULL);
+    return a;
+}
+
+void api_free(api *a)
+{
+    if (!a)
+        return;
+    pthread_rwlock_destroy(&a->ws_lock);
+    free(a->ws_cache);
+    free(a);
+}
+
+/* ---- workspace cache ---------------------------------------------------------------- */
+
+int api_ws_lookup(api *a, const char *key, ws_row *out)
+{
+    pthread_rwlock_rdlock(&a->ws_lock);
+    for (int i = 0; i < a->ws_n; i++) {
+        if (!strcmp(a->ws_cache[i].slug, key) || !strcmp(a->ws_cache[i].id, key)) {
+            *out = a->ws_cache[i];
+            pthread_rwlock_unlock(&a->ws_lock);
+            return ST_OK;
+        }
+    }
+    pthread_rwlock_unlock(&a->ws_lock);
+    txn t;
+    store_begin(a->st, &t, false);
+    int rc = store_ws_get(&t, key, out);
+    store_end(&t);
+    if (rc != ST_OK)
+        return rc; /* misses are not cached: the workspace may be created later */
+    pthread_rwlock_wrlock(&a->ws_lock);
+    if (a->ws_n < 4096) {
+        if (a->ws_n == a->ws_cap) {
+            a->ws_cap = a->ws_cap ? a->ws_cap * 2 : 8;
+            a->ws_cache = realloc(a->ws_cache, (size_t)a->ws_cap * sizeof *a->ws_cache);
+        }
+        a->ws_cache[a->ws_n++] = *out;
+    }
+    pthread_rwlock_unlock(&a->ws_lock);
+    return ST_OK;
+}
+
+/* ---- helpers for handlers --------------------------------------------------------- */
+
+bool fail(call *c, int status, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    resp_error(c->resp, status, code, msg);
+    c->failed = true;
+    return false;
+}
+
+bool fail_store(call *c, int rc, const char *what)
+{
+    switch (rc) {
+    case ST_NOT_FOUND: return fail(c, 404, CODE_NOT_FOUND, "%s not found", what);
+    case ST_CONFLICT: return fail(c, 409, CODE_EXISTS, "%s already exists", what);
+    default: return fail(c, 500, CODE_INTERNAL, "internal error");
+    }
+}
+
+void reply(call *c, json_t *v)
+{
+    c->resp->status = 200;
+    c->resp->body.len = 0;
+    json_write(&c->resp->body, v);
+    json_decref(v);
+}
+
+const char *call_param(const call *c, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < c->nparams; i++)
+        if (c->pname_len[i] == n && !memcmp(c->pname[i], name, n))
+            return c->pval[i];
+    return NULL;
+}
+
+json_t *call_body(call *c)
+{
+    if (c->body)
+        return c->body;
+    const buf *b = &c->req->body;
+    size_t i = 0;
+    while (i < b->len && isspace((unsigned char)b->data[i]))
+        i++;
+    if (i == b->len) {
+        c->body = json_object();
+        return c->body;
+    }
+    char err[256];
+    json_t *v = json_parse_strict(b->data, b->len, err, sizeof err);
+    if (!v) {
+        fail(c, 400, CODE_INVALID, "%s", err);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        fail(c, 400, CODE_INVALID, "request body must be a JSON object");
+        return NULL;
+    }
+    c->body = v;
+    return v;
+}
+
+/* "displayName" → "display_name"; returns false when the key has no upper case. */
+static bool camel_to_snake(const char *in, char *out, size_t cap)
+{
+    bool changed = false;
+    size_t o = 0;
+    for (; *in && o + 2 < cap; in++) {
+        if (isupper((unsigned char)*in)) {
+            out[o++] = '_';
+            out[o++] = (char)tolower((unsigned char)*in);
+            changed = true;
+        } else {
+            out[o++] = *in;
+        }
+    }
+    out[o] = '\0';
+    return changed;
+}
+
+bool check_fields(call *c, json_t *obj, const char *where, const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(obj, tmp, k, v) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = !strcmp(*a, k);
+        if (ok)
+            continue;
+        char snake[128];
+        if (camel_to_snake(k, snake, sizeof snake)) {
+            for (const char *const *a = allowed; *a && !ok; a++)
+                ok = !strcmp(*a, snake);
+            if (ok && !json_object_get(obj, snake)) {
+                json_object_set(obj, snake, v);
+                json_object_del(obj, k);
+                continue;
+            }
+        }
+        return fail(c, 400, CODE_INVALID, "unknown field '%s'%s%s", k, where ? " in " : "", where ? where : "");
+    }
+    return true;
+}
+
+/* ---- matching ---------------------------------------------------------------------- */
+
+/* Matches one pattern segment against a decoded path segment. "{x}" takes the whole
+ * segment; "{x}:verb" requires the literal suffix ":verb" and captures the rest. */
+static bool seg_match(call *c, const char *pat, size_t plen, const char *seg)
+{
+    if (pat[0] != '{')
+        return strlen(seg) == plen && !memcmp(pat, seg, plen);
+    const char *close = memchr(pat, '}', plen);
+    size_t suffix_len = plen - (size_t)(close - pat) - 1;
+    size_t sl = strlen(seg);
+    if (sl <= suffix_len || memcmp(seg + sl - suffix_len, close + 1, suffix_len))
+        return false;
+    if (suffix_len) /* the captured value must not itself carry a verb */
+        for (size_t i = 0; i < sl - suffix_len; i++)
+            if (seg[i] == ':')
+                return false;
+    if (c->nparams == CALL_MAX_PARAMS)
+        return false;
+    c->pname[c->nparams] = pat + 1;
+    c->pname_len[c->nparams] = (size_t)(close - pat) - 1;
+    c->pval[c->nparams] = seg; /* trim_verbs cuts a ":verb" suffix once the route is chosen */
+    c->nparams++;
+    return true;
+}
+
+static const route *match(call *c, bool *path_known)
+{
+    request *r = c->req;
+    *path_known = false;
+    for (size_t i = 0; i < api_nroutes; i++) {
+        const route *rt = &api_routes[i];
+        if (rt->nseg != r->nseg)
+            continue;
+        c->nparams = 0;
+        int k = 0;
+        while (k < rt->nseg && seg_match(c, rt->seg[k], rt->seglen[k], r->segs[k]))
+            k++;
+        if (k < rt->nseg)
+            continue;
+        *path_known = true;
+        if (!strcmp(rt->method, r->method))
+            return rt;
+    }
+    c->nparams = 0;
+    return NULL;
+}
+
+/* Cuts ":verb" off captured values so handlers see the bare id. */
+static void trim_verbs(call *c)
+{
+    const route *rt = c->route;
+    int p = 0;
+    for (int k = 0; k < rt->nseg; k++) {
+        if (rt->seg[k][0] != '{')
+            continue;
+        const char *close = memchr(rt->seg[k], '}', rt->seglen[k]);
+        size_t suffix = rt->seglen[k] - (size_t)(close - rt->seg[k]) - 1;
+        if (suffix) {
+            char *v = (char *)c->pval[p];
+            v[strlen(v) - suffix] = '\0';
+        }
+        p++;
+    }
+}
+
+/* ---- authentication ----------------------------------------------------------------- */
+
+static int add_member_ws(void *ctx, const char *ws, const char *role)
+{
+    principal *p = ctx;
+    if (!strcmp(role, "owner") && p->nws < AUTH_MAX_WS)
+        snprintf(p->ws[p->nws++], sizeof p->ws[0], "%s", ws);
+    return 0;
+}
+
+/* HTTP Basic with a user's e-mail and password: only for creating access tokens. */
+static bool auth_basic(call *c, const char *b64)
+{
+    unsigned char raw[512];
+    long n = b64_decode(b64, strlen(b64), raw, sizeof raw - 1);
+    if (n <= 0)
+        return fail(c, 401, CODE_UNAUTHENTICATED, "invalid credentials");
+    raw[n] = '\0';
+    char *colon = strchr((char *)raw, ':');
+    if (!colon || memchr(raw, '\0', (size_t)n))
+        return fail(c, 401, CODE_UNAUTHENTICATED, "invalid credentials");
+    *colon = '\0';
+    txn t;
+    user_row u = {0};
+    store_begin(c->api->st, &t, false);
+    int rc = store_user_by_email(&t, (char *)raw, &u);
+    bool ok = rc == ST_OK && password_verify(u.password_hash, colon + 1);
+    if (!ok && rc == ST_NOT_FOUND) /* spend the same time on unknown e-mails */
+        password_verify("$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
+                        "S0oR7ajXkYEhBKvLOnrNdFsx7y8t4rfP0LtRBaH2JjM", colon + 1);
+    sodium_memzero(raw, sizeof raw);
+    if (!ok) {
+        store_end(&t);
+        if (rc == ST_ERROR)
+            return fail(c, 503, CODE_UNAVAILABLE, "database unavailable");
+        return fail(c, 401, CODE_UNAUTHENTICATED, "invalid credentials");
+    }
+    memset(&c->who, 0, sizeof c->who);
+    c->who.can_write = true;
+    snprintf(c->who.scopes, sizeof c->who.scopes, "workspace");
+    snprintf(c->who.user_id, sizeof c->who.user_id, "%s", u.id);
+    rc = store_member_list(&t, u.id, add_member_ws, &c->who);
+    store_end(&t);
+    if (rc != ST_OK)
+        return fail(c, 503, CODE_UNAVAILABLE, "database unavailable");
+    c->authed = true;
+    return true;
+}
+
+static bool authenticate(call *c)
+{
+    const char *h = req_header(c->req, "Authorization");
+    if (!h)
+        return fail(c, 401, CODE_UNAUTHENTICATED, "missing access token");
+    if (!strncasecmp(h, "Bearer ", 7)) {
+        const char *tok = h + 7;
+        while (*tok == ' ')
+            tok++;
+        int rc = auth_bearer(c->api->st, tok, strlen(tok), &c->who);
+        if (rc == ST_ERROR)
+            return fail(c, 503, CODE_UNAVAILABLE, "database unavailable");
+        if (rc != ST_OK)
+            return fail(c, 401, CODE_UNAUTHENTICATED, "invalid access token");
+        c->authed = true;
+        return true;
+    }
+    if (!strncasecmp(h, "Basic ", 6) && c->route->action == ACT_TOKEN_CREATE)
+        return auth_basic(c, h + 6);
+    return fail(c, 401, CODE_UNAUTHENTICATED, "invalid access token");
+}
+
+static bool rate_limit(call *c)
+{
+    if (!c->who.token_id || c->api->rate_limit <= 0)
+        return true;
+    int remaining, retry;
+    int64_t reset;
+    bool ok = ratelimit_take(c->who.token_id, c->api->rate_limit, &remaining, &retry, &reset);
+    char v[32];
+    snprintf(v, sizeof v, "%d", c->api->rate_limit);
+    resp_header(c->resp, "X-RateLimit-Limit", v);
+    snprintf(v, sizeof v, "%d", remaining);
+    resp_header(c->resp, "X-RateLimit-Remaining", v);
+    snprintf(v, sizeof v, "%lld", (long long)reset);
+    resp_header(c->resp, "X-RateLimit-Reset", v);
+    if (ok)
+        return true;
+    snprintf(v, sizeof v, "%d", retry);
+    resp_header(c->resp, "Retry-After", v);
+    return fail(c, 429, CODE_EXHAUSTED, "rate limit exceeded: %d requests per second", c->api->rate_limit);
+}
+
+static bool authorize(call *c)
+{
+    if ((c->route->action == ACT_WRITE || c->route->action == ACT_TOKEN_CREATE) && !c->who.can_write)
+        return fail(c, 403, CODE_DENIED, "insufficient scope");
+    const char *ws = call_param(c, "ws");
+    if (!ws)
+        return true;
+    int rc = api_ws_lookup(c->api, ws, &c->ws);
+    if (rc == ST_ERROR)
+        return fail(c, 503, CODE_UNAVAILABLE, "database unavailable");
+    /* Deny before revealing whether a workspace the caller cannot see exists. */
+    if (rc != ST_OK)
+        return principal_has_ws(&c->who, ws) ? fail(c, 404, CODE_NOT_FOUND, "workspace not found")
+                                              : fail(c, 403, CODE_DENIED, "permission denied");
+    if (!principal_has_ws(&c->who, c->ws.slug))
+        return fail(c, 403, CODE_DENIED, "permission denied");
+    c->has_ws = true;
+    return true;
+}
+
+void api_handle(request *req, response *resp, void *ctx)
+{
+    call c = {.api = ctx, .req = req, .resp = resp};
+    bool known;
+    c.route = match(&c, &known);
+    if (!c.route) {
+        /* The docs: 404 means "either the request method or path is incorrect". */
+        fail(&c, 404, CODE_NOT_FOUND, known ? "method %s not allowed on this path" : "not found", req->method);
+        return;
+    }
+    trim_verbs(&c);
+    for (int i = 0; i < req->nquery; i++)
+        if (req->query[i].key[0] == '\x01') {
+            fail(&c, 400, CODE_INVALID, "invalid percent-encoding in query string");
+            return;
+        }
+    if (c.route->action != ACT_PUBLIC) {
+        if (!authenticate(&c) || !rate_limit(&c) || !authorize(&c))
+            goto done;
+        req->auth = &c.who;
+    }
+    c.route->fn(&c);
+done:
+    json_decref(c.body);
+}

@@ -1,0 +1,103 @@
+#include "app/admin.h"
+#include "util/json.h"
+#include "util/util.h"
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+static int token_insert(txn *t, const char *ws_slug, const char *scope, const char *description,
+                        const char *user_id, char *out)
+{
+    token_row r = {0};
+    token_generate(out);
+    token_hash(out, strlen(out), r.hash);
+    snprintf(r.description, sizeof r.description, "%s", description);
+    snprintf(r.scopes, sizeof r.scopes, "%s", scope);
+    json_t *names = json_pack("[s+]", "workspaces/", ws_slug);
+    r.workspace_names = json_to_string(names);
+    json_decref(names);
+    snprintf(r.user_id, sizeof r.user_id, "%s", user_id ? user_id : "");
+    rfc3339(now_ms(), r.create_time);
+    int rc = store_token_create(t, &r);
+    token_row_clear(&r);
+    return rc;
+}
+
+int admin_bootstrap(store *st, const char *slug, const char *email, char *token_out)
+{
+    txn t;
+    if (store_begin(st, &t, true) != ST_OK)
+        return -1;
+    int n = store_ws_count(&t);
+    if (n != 0) {
+        store_rollback(&t);
+        return n > 0 ? 0 : -1;
+    }
+    ws_row w = {0};
+    random_lower(w.id, 10);
+    snprintf(w.slug, sizeof w.slug, "%s", slug);
+    snprintf(w.display_name, sizeof w.display_name, "My Workspace");
+    rfc3339(now_ms(), w.create_time);
+    user_row u = {0};
+    snprintf(u.id, sizeof u.id, "usr_");
+    random_alnum(u.id + 4, 20);
+    snprintf(u.email, sizeof u.email, "%s", email);
+    snprintf(u.create_time, sizeof u.create_time, "%s", w.create_time);
+    int rc = store_ws_create(&t, &w);
+    if (rc == ST_OK)
+        rc = store_user_create(&t, &u);
+    if (rc == ST_OK)
+        rc = store_member_add(&t, w.slug, u.id, "owner");
+    if (rc == ST_OK)
+        rc = token_insert(&t, w.slug, "workspace", "bootstrap owner token", u.id, token_out);
+    if (rc != ST_OK) {
+        store_rollback(&t);
+        /* Another process sharing the database bootstrapped first: not an error. */
+        return rc == ST_CONFLICT ? 0 : -1;
+    }
+    return store_commit(&t) == ST_OK ? 1 : -1;
+}
+
+int admin_token_create(store *st, const char *ws_slug, const char *scope, const char *description,
+                       const char *user_id, char *out)
+{
+    txn t;
+    ws_row w;
+    if (store_begin(st, &t, true) != ST_OK)
+        return ST_ERROR;
+    int rc = store_ws_get(&t, ws_slug, &w);
+    if (rc == ST_OK)
+        rc = token_insert(&t, w.slug, scope, description, user_id, out);
+    if (rc != ST_OK) {
+        store_rollback(&t);
+        return rc;
+    }
+    return store_commit(&t);
+}
+
+int admin_user_create(store *st, const char *email, const char *password, const char *ws_slug, char id_out[32])
+{
+    user_row u = {0};
+    snprintf(u.id, sizeof u.id, "usr_");
+    random_alnum(u.id + 4, 20);
+    snprintf(u.email, sizeof u.email, "%s", email);
+    rfc3339(now_ms(), u.create_time);
+    if (password_hash(password, u.password_hash) != 0)
+        return ST_ERROR;
+    txn t;
+    ws_row w;
+    if (store_begin(st, &t, true) != ST_OK)
+        return ST_ERROR;
+    int rc = store_ws_get(&t, ws_slug, &w);
+    if (rc == ST_OK)
+        rc = store_user_create(&t, &u);
+    if (rc == ST_OK)
+        rc = store_member_add(&t, w.slug, u.id, "owner");
+    sodium_memzero(u.password_hash, sizeof u.password_hash);
+    if (rc != ST_OK) {
+        store_rollback(&t);
+        return rc;
+    }
+    snprintf(id_out, 32, "%s", u.id);
+    return store_commit(&t);
+}

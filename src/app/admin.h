@@ -1,0 +1,22 @@
+/* admin — operations that work on the database directly (no token: local access to the
+ * database is the credential): first-start bootstrap, and the token/user sub-commands. */
+#ifndef MANIFOLD_ADMIN_H
+#define MANIFOLD_ADMIN_H
+#include <stdbool.h>
+#include "auth/auth.h"
+#include "store/store.h"
+
+/* On an empty database: workspace SLUG ("My Workspace"), owner user EMAIL, and an owner
+ * token (scope workspace). Writes the plain token to out (TOKEN_TEXT_MAX) and returns 1;
+ * returns 0 when the database already had a workspace, -1 on failure. */
+int admin_bootstrap(store *st, const char *slug, const char *email, char *token_out);
+
+/* Creates a token; plain token written to out. Returns ST_* codes; ST_NOT_FOUND when the
+ * workspace does not exist. */
+int admin_token_create(store *st, const char *ws_slug, const char *scope, const char *description,
+                       const char *user_id, char *out);
+/* Creates a user with an Argon2id password hash and makes them owner of ws_slug. */
+int admin_user_create(store *st, const char *email, const char *password, const char *ws_slug,
+                      char id_out[32]);
+
+#endif

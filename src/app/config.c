@@ -1,0 +1,162 @@
+#include "app/config.h"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char config_usage[] =
+    "usage: manifold serve [flags]   (each flag also as MANIFOLD_<FLAG>, e.g. MANIFOLD_LISTEN)\n"
+    "  --listen HOST:PORT           address to serve on (default 127.0.0.1:8080)\n"
+    "  --database PATH|postgres://  SQLite file or PostgreSQL URL (default var/manifold.db)\n"
+    "  --catalog DIR                catalog JSON directory (default: data/catalog of the install)\n"
+    "  --key-file PATH              32-byte server key for token hashes (default: beside the database)\n"
+    "  --rate-limit N               requests per second per token, 0 disables (default 60)\n"
+    "  --max-body BYTES             largest request body (default 1048576)\n"
+    "  --bootstrap-workspace SLUG   workspace created on first start (default myworkspace)\n"
+    "  --bootstrap-email EMAIL      owner user created on first start (default owner@example.com)\n"
+    "  --threads N                  HTTP worker threads (default: number of CPUs)\n"
+    "  --max-connections N          open connections in total (default 1024)\n"
+    "  --max-per-ip N               open connections per client address (default 256)\n"
+    "  --idle-timeout SECONDS       close connections idle this long (default 30)\n"
+    "  --request-timeout SECONDS    deadline for one whole request (default 30)\n"
+    "  --max-header-bytes BYTES     per-connection header buffer; larger headers get 431 (default 65536)\n"
+    "  --db-connections N           database reader connections (default 4)\n"
+    "  --log-level LEVEL            error|warn|info|debug (default info)\n";
+
+typedef enum { T_STR, T_INT, T_SIZE, T_UINT, T_HOSTPORT } ftype;
+
+typedef struct flag {
+    const char *name;
+    ftype type;
+    size_t off, cap;
+    long long min, max;
+} flag;
+
+#define F(n, t, field, lo, hi) {n, t, offsetof(config, field), sizeof(((config *)0)->field), lo, hi}
+static const flag flags[] = {
+    F("listen", T_HOSTPORT, listen_host, 0, 0),
+    F("database", T_STR, database, 0, 0),
+    F("catalog", T_STR, catalog, 0, 0),
+    F("key-file", T_STR, key_file, 0, 0),
+    F("rate-limit", T_INT, rate_limit, 0, 1000000000),
+    F("max-body", T_SIZE, max_body, 1024, 1LL << 30),
+    F("bootstrap-workspace", T_STR, bootstrap_workspace, 0, 0),
+    F("bootstrap-email", T_STR, bootstrap_email, 0, 0),
+    F("threads", T_UINT, threads, 1, 256),
+    F("max-connections", T_UINT, max_connections, 1, 1000000),
+    F("max-per-ip", T_UINT, max_per_ip, 1, 1000000),
+    F("idle-timeout", T_UINT, idle_timeout, 1, 86400),
+    F("request-timeout", T_UINT, request_timeout, 1, 86400),
+    F("max-header-bytes", T_SIZE, max_header_bytes, 4096, 1 << 24),
+    F("db-connections", T_INT, db_connections, 1, 256),
+    F("log-level", T_STR, log_level, 0, 0),
+};
+
+static int set(config *cfg, const flag *f, const char *v, const char *src, char *err, size_t errlen)
+{
+    char *p = (char *)cfg + f->off;
+    if (f->type == T_STR) {
+        if (strlen(v) >= f->cap || !*v) {
+            snprintf(err, errlen, "%s: value for %s must be 1 to %zu bytes", src, f->name, f->cap - 1);
+            return -1;
+        }
+        memcpy(p, v, strlen(v) + 1);
+        return 0;
+    }
+    if (f->type == T_HOSTPORT) {
+        const char *colon = strrchr(v, ':');
+        char *end;
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        size_t hl = colon ? (size_t)(colon - v) : 0;
+        if (!colon || *end || colon[1] == '\0' || port < 0 || port > 65535 || hl == 0 || hl >= sizeof cfg->listen_host) {
+            snprintf(err, errlen, "%s: --listen wants HOST:PORT, got '%s'", src, v);
+            return -1;
+        }
+        /* [::1]:8080 → ::1 */
+        const char *h = v;
+        if (h[0] == '[' && colon[-1] == ']')
+            h++, hl -= 2;
+        memcpy(cfg->listen_host, h, hl);
+        cfg->listen_host[hl] = '\0';
+        cfg->listen_port = (int)port;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || end == v || n < f->min || n > f->max) {
+        snprintf(err, errlen, "%s: %s must be an integer from %lld to %lld, got '%s'", src, f->name, f->min, f->max, v);
+        return -1;
+    }
+    if (f->type == T_INT)
+        *(int *)p = (int)n;
+    else if (f->type == T_UINT)
+        *(unsigned *)p = (unsigned)n;
+    else
+        *(size_t *)p = (size_t)n;
+    return 0;
+}
+
+int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(const char *),
+                 char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
+    cfg->listen_port = 8080;
+    snprintf(cfg->database, sizeof cfg->database, "var/manifold.db");
+    cfg->rate_limit = 60;
+    cfg->max_body = 1 << 20;
+    snprintf(cfg->bootstrap_workspace, sizeof cfg->bootstrap_workspace, "myworkspace");
+    snprintf(cfg->bootstrap_email, sizeof cfg->bootstrap_email, "owner@example.com");
+    cfg->threads = 0; /* 0: number of CPUs, resolved by the caller */
+    cfg->max_connections = 1024;
+    cfg->max_per_ip = 256;
+    cfg->idle_timeout = 30;
+    cfg->request_timeout = 30;
+    cfg->max_header_bytes = 65536;
+    cfg->db_connections = 4;
+    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        char var[64] = "MANIFOLD_";
+        size_t k = 9;
+        for (const char *s = flags[i].name; *s && k < sizeof var - 1; s++)
+            var[k++] = *s == '-' ? '_' : (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+        var[k] = '\0';
+        const char *v = getenv_fn ? getenv_fn(var) : NULL;
+        if (v && *v && set(cfg, &flags[i], v, var, err, errlen))
+            return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2)) {
+            snprintf(err, errlen, "unexpected argument '%s'", a);
+            return -1;
+        }
+        a += 2;
+        const char *eq = strchr(a, '=');
+        size_t n = eq ? (size_t)(eq - a) : strlen(a);
+        const flag *f = NULL;
+        for (size_t j = 0; j < sizeof flags / sizeof flags[0]; j++)
+            if (strlen(flags[j].name) == n && !strncmp(flags[j].name, a, n))
+                f = &flags[j];
+        if (!f) {
+            snprintf(err, errlen, "unknown flag '%s'", argv[i]);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            snprintf(err, errlen, "flag --%s needs a value", f->name);
+            return -1;
+        }
+        if (set(cfg, f, v, "flag", err, errlen))
+            return -1;
+    }
+    if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "info") &&
+        strcmp(cfg->log_level, "debug")) {
+        snprintf(err, errlen, "--log-level must be error, warn, info or debug");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* config — `manifold serve` settings from flags and MANIFOLD_* environment variables.
+ * A flag wins over the environment, the environment over the default. Every flag
+ * --some-name has the variable MANIFOLD_SOME_NAME. */
+#ifndef MANIFOLD_CONFIG_H
+#define MANIFOLD_CONFIG_H
+#include <stddef.h>
+
+typedef struct config {
+    char listen_host[64];
+    int listen_port;
+    char database[1024];
+    char catalog[1024];
+    char key_file[1024];
+    int rate_limit;            /* requests per second per token; 0 disables */
+    size_t max_body;
+    char bootstrap_workspace[112];
+    char bootstrap_email[256];
+    unsigned threads;
+    unsigned max_connections;
+    unsigned max_per_ip;
+    unsigned idle_timeout;     /* seconds */
+    unsigned request_timeout;  /* seconds, whole request */
+    size_t max_header_bytes;
+    int db_connections;
+    char log_level[16];
+} config;
+
+/* Fills defaults, then the environment (via getenv_fn, usually getenv), then argv.
+ * Returns 0, or -1 with a message in err. Unknown flags are errors. */
+int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(const char *),
+                 char *err, size_t errlen);
+/* The usage text for `manifold serve --help`. */
+extern const char config_usage[];
+
+#endif

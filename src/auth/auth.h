@@ -1,0 +1,56 @@
+/* auth — who is calling. Access tokens are random, shown once, and stored only as a keyed
+ * BLAKE2b hash (key from the server key file), so a stolen database does not yield usable
+ * tokens. Look-ups go through an in-memory cache: an authenticated GET costs no database
+ * round trip; entries are re-checked against the database after one second, so a token
+ * revoked by another process stops working within a second (and at once on this one). */
+#ifndef MANIFOLD_AUTH_H
+#define MANIFOLD_AUTH_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "store/store.h"
+
+#define AUTH_KEY_BYTES 32
+#define AUTH_MAX_WS 16
+#define TOKEN_TEXT_MAX 96
+
+typedef struct principal {
+    long long token_id;
+    bool can_write;             /* scope "workspace"; "workspace:read" cannot */
+    char scopes[64];
+    char user_id[32];
+    int nws;
+    char ws[AUTH_MAX_WS][112];  /* workspace slugs from workspace_names */
+} principal;
+
+/* Loads the key file, creating it (mode 0600) with a random key when absent. */
+int auth_init(const char *key_path, char *err, size_t errlen);
+void auth_shutdown(void);
+/* A short keyed MAC under the server key (page tokens use it so they cannot be forged). */
+void auth_mac(const void *data, size_t len, unsigned char out[12]);
+
+/* A fresh token: two base64url segments joined by a dot (Segment's observed shape). */
+void token_generate(char out[TOKEN_TEXT_MAX]);
+/* Keyed hash of a token, hex (65 bytes with NUL). */
+void token_hash(const char *token, size_t len, char out[65]);
+
+/* Authenticates a Bearer token. Returns ST_OK and fills *p, ST_NOT_FOUND for an unknown
+ * or revoked token, ST_ERROR when the database could not be asked. */
+int auth_bearer(store *st, const char *token, size_t len, principal *p);
+/* Drops a token from this process's cache at once (revocation). */
+void auth_forget(long long token_id);
+/* Fills a principal from a stored row (used by the cache and by token creation). */
+void principal_from_row(principal *p, const token_row *r);
+bool principal_has_ws(const principal *p, const char *slug);
+
+/* Passwords: Argon2id (libsodium), at most a few hashes at once so a burst of Basic-auth
+ * requests cannot take all memory and CPU. */
+int password_hash(const char *pw, char out[160]);
+bool password_verify(const char *hash, const char *pw);
+
+/* Rate limiting: a token bucket per token id, refilled at `rate` per second with a burst
+ * of `rate`. Returns true when the request may proceed; *remaining and *reset_s describe
+ * the bucket afterwards, *retry_s the wait when refused. rate 0 disables. */
+bool ratelimit_take(long long token_id, int rate, int *remaining, int *retry_s, int64_t *reset_epoch);
+
+#endif

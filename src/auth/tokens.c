@@ -1,0 +1,330 @@
+#include "auth/auth.h"
+#include "util/util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static unsigned char key[AUTH_KEY_BYTES];
+
+int auth_init(const char *key_path, char *err, size_t errlen)
+{
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return -1;
+    }
+    int fd = open(key_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        unsigned char k[AUTH_KEY_BYTES];
+        randombytes_buf(k, sizeof k);
+        /* O_EXCL: two processes starting at once must not write two different keys. */
+        int wfd = open(key_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (wfd >= 0) {
+            ssize_t n = write(wfd, k, sizeof k);
+            fsync(wfd);
+            close(wfd);
+            if (n != (ssize_t)sizeof k) {
+                snprintf(err, errlen, "cannot write key file %s", key_path);
+                return -1;
+            }
+        }
+        fd = open(key_path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open key file %s: %s", key_path, strerror(errno));
+        return -1;
+    }
+    ssize_t n = read(fd, key, sizeof key);
+    close(fd);
+    if (n != (ssize_t)sizeof key) {
+        snprintf(err, errlen, "key file %s must hold exactly %d bytes", key_path, AUTH_KEY_BYTES);
+        return -1;
+    }
+    return 0;
+}
+
+void token_generate(char out[TOKEN_TEXT_MAX])
+{
+    unsigned char a[32], b[32];
+    randombytes_buf(a, sizeof a);
+    randombytes_buf(b, sizeof b);
+    size_t n = b64url_encode(a, sizeof a, out);
+    out[n++] = '.';
+    b64url_encode(b, sizeof b, out + n);
+    sodium_memzero(a, sizeof a);
+    sodium_memzero(b, sizeof b);
+}
+
+void token_hash(const char *token, size_t len, char out[65])
+{
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, (const unsigned char *)token, len, key, sizeof key);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+void auth_mac(const void *data, size_t len, unsigned char out[12])
+{
+    /* A different personalisation than token hashes, via a derived key. */
+    unsigned char k2[32];
+    crypto_generichash(k2, sizeof k2, (const unsigned char *)"manifold page token", 19, key, sizeof key);
+    crypto_generichash(out, 12, data, len, k2, sizeof k2);
+}
+
+void principal_from_row(principal *p, const token_row *r)
+{
+    memset(p, 0, sizeof *p);
+    p->token_id = r->id;
+    snprintf(p->scopes, sizeof p->scopes, "%s", r->scopes);
+    p->can_write = !strcmp(r->scopes, "workspace");
+    snprintf(p->user_id, sizeof p->user_id, "%s", r->user_id);
+    json_t *names = json_loads(r->workspace_names ? r->workspace_names : "[]", 0, NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v) {
+        const char *s = json_string_value(v);
+        if (!s || p->nws >= AUTH_MAX_WS)
+            continue;
+        if (!strncmp(s, "workspaces/", 11))
+            s += 11;
+        snprintf(p->ws[p->nws++], sizeof p->ws[0], "%s", s);
+    }
+    json_decref(names);
+}
+
+bool principal_has_ws(const principal *p, const char *slug)
+{
+    for (int i = 0; i < p->nws; i++)
+        if (!strcmp(p->ws[i], slug))
+            return true;
+    return false;
+}
+
+static void ratelimit_reset(void);
+
+/* ---- the token cache --------------------------------------------------------------- */
+
+#define CACHE_BUCKETS 1024
+#define CACHE_MAX 65536
+#define RECHECK_MS 1000
+
+typedef struct centry {
+    unsigned char hash[32];
+    principal p;
+    int64_t checked_ms;
+    struct centry *next;
+} centry;
+
+static struct {
+    pthread_rwlock_t lock;
+    centry *b[CACHE_BUCKETS];
+    int count;
+} cache = {.lock = PTHREAD_RWLOCK_INITIALIZER};
+
+static void cache_clear_locked(void)
+{
+    for (int i = 0; i < CACHE_BUCKETS; i++) {
+        for (centry *e = cache.b[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+        cache.b[i] = NULL;
+    }
+    cache.count = 0;
+}
+
+void auth_shutdown(void)
+{
+    pthread_rwlock_wrlock(&cache.lock);
+    cache_clear_locked();
+    pthread_rwlock_unlock(&cache.lock);
+    sodium_memzero(key, sizeof key);
+    ratelimit_reset();
+}
+
+static unsigned bucket_of(const unsigned char h[32]) { return (h[0] | (unsigned)h[1] << 8) % CACHE_BUCKETS; }
+
+static void cache_remove_locked(const unsigned char h[32])
+{
+    centry **pp = &cache.b[bucket_of(h)];
+    while (*pp) {
+        if (!memcmp((*pp)->hash, h, 32)) {
+            centry *e = *pp;
+            *pp = e->next;
+            free(e);
+            cache.count--;
+            return;
+        }
+        pp = &(*pp)->next;
+    }
+}
+
+void auth_forget(long long token_id)
+{
+    pthread_rwlock_wrlock(&cache.lock);
+    for (int i = 0; i < CACHE_BUCKETS; i++) {
+        for (centry **pp = &cache.b[i]; *pp;) {
+            if ((*pp)->p.token_id == token_id) {
+                centry *e = *pp;
+                *pp = e->next;
+                free(e);
+                cache.count--;
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&cache.lock);
+}
+
+int auth_bearer(store *st, const char *token, size_t len, principal *p)
+{
+    if (len == 0 || len >= TOKEN_TEXT_MAX)
+        return ST_NOT_FOUND;
+    char hex[65];
+    token_hash(token, len, hex);
+    unsigned char h[32];
+    sodium_hex2bin(h, sizeof h, hex, 64, NULL, NULL, NULL);
+    int64_t now = mono_ms();
+
+    pthread_rwlock_rdlock(&cache.lock);
+    for (centry *e = cache.b[bucket_of(h)]; e; e = e->next) {
+        /* Constant-time compare: the hash is derived from the secret. */
+        if (sodium_memcmp(e->hash, h, 32) == 0 && now - e->checked_ms < RECHECK_MS) {
+            *p = e->p;
+            pthread_rwlock_unlock(&cache.lock);
+            return ST_OK;
+        }
+    }
+    pthread_rwlock_unlock(&cache.lock);
+
+    txn t;
+    token_row row = {0};
+    store_begin(st, &t, false);
+    int rc = store_token_by_hash(&t, hex, &row);
+    store_end(&t);
+    if (rc == ST_OK && sodium_memcmp(row.hash, hex, 64) != 0)
+        rc = ST_NOT_FOUND;
+    pthread_rwlock_wrlock(&cache.lock);
+    cache_remove_locked(h);
+    if (rc == ST_OK) {
+        if (cache.count >= CACHE_MAX)
+            cache_clear_locked();
+        centry *e = calloc(1, sizeof *e);
+        memcpy(e->hash, h, 32);
+        principal_from_row(&e->p, &row);
+        e->checked_ms = now;
+        unsigned b = bucket_of(h);
+        e->next = cache.b[b];
+        cache.b[b] = e;
+        cache.count++;
+        *p = e->p;
+    }
+    pthread_rwlock_unlock(&cache.lock);
+    token_row_clear(&row);
+    return rc;
+}
+
+/* ---- passwords ---------------------------------------------------------------------- */
+
+static sem_t pw_slots;
+static pthread_once_t pw_once = PTHREAD_ONCE_INIT;
+static void pw_init(void) { sem_init(&pw_slots, 0, 2); }
+
+int password_hash(const char *pw, char out[160])
+{
+    pthread_once(&pw_once, pw_init);
+    sem_wait(&pw_slots);
+    int rc = crypto_pwhash_str(out, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                               crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    sem_post(&pw_slots);
+    return rc;
+}
+
+bool password_verify(const char *hash, const char *pw)
+{
+    if (!hash || !*hash)
+        return false;
+    pthread_once(&pw_once, pw_init);
+    sem_wait(&pw_slots);
+    bool ok = crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
+    sem_post(&pw_slots);
+    return ok;
+}
+
+/* ---- rate limiting ------------------------------------------------------------------ */
+
+#define RL_STRIPES 64
+
+typedef struct rl_entry {
+    long long id;
+    double tokens;
+    int64_t last_ms;
+    struct rl_entry *next;
+} rl_entry;
+
+static struct {
+    pthread_mutex_t mu[RL_STRIPES];
+    rl_entry *b[RL_STRIPES];
+    pthread_once_t once;
+} rl = {.once = PTHREAD_ONCE_INIT};
+
+static void rl_init(void)
+{
+    for (int i = 0; i < RL_STRIPES; i++)
+        pthread_mutex_init(&rl.mu[i], NULL);
+}
+
+bool ratelimit_take(long long token_id, int rate, int *remaining, int *retry_s, int64_t *reset_epoch)
+{
+    if (rate <= 0)
+        return true;
+    pthread_once(&rl.once, rl_init);
+    unsigned s = (unsigned)((unsigned long long)token_id % RL_STRIPES);
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&rl.mu[s]);
+    rl_entry *e = rl.b[s];
+    while (e && e->id != token_id)
+        e = e->next;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        e->id = token_id;
+        e->tokens = rate;
+        e->last_ms = now;
+        e->next = rl.b[s];
+        rl.b[s] = e;
+    }
+    e->tokens += (double)(now - e->last_ms) * rate / 1000.0;
+    if (e->tokens > rate)
+        e->tokens = rate;
+    e->last_ms = now;
+    bool ok = e->tokens >= 1.0;
+    if (ok)
+        e->tokens -= 1.0;
+    double missing = rate - e->tokens;
+    *remaining = (int)e->tokens;
+    *retry_s = ok ? 0 : (int)((1.0 - e->tokens) / rate) + 1;
+    *reset_epoch = now_ms() / 1000 + (int64_t)(missing / rate) + 1;
+    pthread_mutex_unlock(&rl.mu[s]);
+    return ok;
+}
+
+static void ratelimit_reset(void)
+{
+    pthread_once(&rl.once, rl_init);
+    for (int i = 0; i < RL_STRIPES; i++) {
+        pthread_mutex_lock(&rl.mu[i]);
+        for (rl_entry *e = rl.b[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+        rl.b[i] = NULL;
+        pthread_mutex_unlock(&rl.mu[i]);
+    }
+}

@@ -1,0 +1,373 @@
+/* manifold — a self-hosted Segment Config API server.
+ *   manifold serve [flags]                 the API server (see `manifold serve --help`)
+ *   manifold token create|list|revoke ...  manage access tokens on the database directly
+ *   manifold user create ...               add a user (owner of a workspace)
+ *   manifold schema validate SCHEMA.json   validate JSON lines on stdin against a schema */
+#include "api/api.h"
+#include "app/admin.h"
+#include "app/config.h"
+#include "schema/schema.h"
+#include "util/util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: manifold <command> [flags]\n"
+    "  serve [flags]                       start the API server (manifold serve --help)\n"
+    "  token create --workspace SLUG --scope workspace|workspace:read --description TEXT\n"
+    "  token list\n"
+    "  token revoke ID\n"
+    "  user create --email EMAIL --password-stdin [--workspace SLUG]\n"
+    "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
+    "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
+    "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
+
+static const char *env(const char *k) { return getenv(k); }
+
+static bool is_postgres(const char *dsn)
+{
+    return !strncmp(dsn, "postgres://", 11) || !strncmp(dsn, "postgresql://", 13);
+}
+
+/* var/ for the SQLite file (and its key file) is created on demand, 0700. */
+static void ensure_parent_dir(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    char *d = dirname(tmp);
+    if (strcmp(d, ".") && strcmp(d, "/"))
+        mkdir(d, 0700);
+}
+
+static void default_key_file(const char *database, char *out, size_t cap)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", is_postgres(database) ? "var/x" : database);
+    snprintf(out, cap, "%s/manifold.key", dirname(tmp));
+}
+
+static void default_catalog(char *out, size_t cap)
+{
+    /* The catalog ships in the repository next to build/: find it from the binary. */
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *dir = dirname(exe);
+        const char *ups[] = {"/../data/catalog", "/../../data/catalog", "/../share/manifold/catalog"};
+        for (size_t i = 0; i < 3; i++) {
+            char cand[1200];
+            snprintf(cand, sizeof cand, "%s%s", dir, ups[i]);
+            if (access(cand, R_OK) == 0 && strlen(cand) < cap) {
+                memcpy(out, cand, strlen(cand) + 1);
+                return;
+            }
+        }
+    }
+    snprintf(out, cap, "data/catalog");
+}
+
+static store *open_store(const char *database, const char *key_file, int readers)
+{
+    char err[512], key[1024];
+    if (!is_postgres(database))
+        ensure_parent_dir(database);
+    if (key_file && *key_file)
+        snprintf(key, sizeof key, "%s", key_file);
+    else
+        default_key_file(database, key, sizeof key);
+    ensure_parent_dir(key);
+    if (auth_init(key, err, sizeof err) != 0) {
+        fprintf(stderr, "manifold: %s\n", err);
+        return NULL;
+    }
+    store *st = store_open(database, readers, err, sizeof err);
+    if (!st)
+        fprintf(stderr, "manifold: %s\n", err);
+    return st;
+}
+
+static int write_secret_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    fchmod(fd, 0600);
+    size_t n = strlen(text);
+    int ok = write(fd, text, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    config cfg;
+    char err[512];
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(config_usage, stdout);
+            return 0;
+        }
+    if (config_parse(&cfg, argc, argv, env, err, sizeof err) != 0) {
+        fprintf(stderr, "manifold serve: %s\n%s", err, config_usage);
+        return 2;
+    }
+    log_level = !strcmp(cfg.log_level, "error") ? LOG_ERROR : !strcmp(cfg.log_level, "warn") ? LOG_WARN
+              : !strcmp(cfg.log_level, "debug") ? LOG_DEBUG : LOG_INFO;
+    if (!cfg.catalog[0])
+        default_catalog(cfg.catalog, sizeof cfg.catalog);
+    if (!cfg.threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.threads = n > 0 ? (unsigned)n : 2;
+    }
+
+    /* Signals are taken synchronously by the main thread; workers never see them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    catalog *cat = catalog_load(cfg.catalog, err, sizeof err);
+    if (!cat) {
+        fprintf(stderr, "manifold: %s\n", err);
+        return 1;
+    }
+    store *st = open_store(cfg.database, cfg.key_file, cfg.db_connections);
+    if (!st) {
+        catalog_free(cat);
+        return 1;
+    }
+    char token[TOKEN_TEXT_MAX];
+    int boot = admin_bootstrap(st, cfg.bootstrap_workspace, cfg.bootstrap_email, token);
+    if (boot < 0) {
+        fprintf(stderr, "manifold: bootstrap failed\n");
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
+    api *a = api_new(st, cat, cfg.rate_limit);
+    http_config hc = {
+        .host = cfg.listen_host, .port = cfg.listen_port, .max_body = cfg.max_body,
+        .max_connections = cfg.max_connections, .max_per_ip = cfg.max_per_ip,
+        .idle_timeout_s = cfg.idle_timeout, .request_deadline_s = cfg.request_timeout,
+        .threads = cfg.threads, .max_header_bytes = cfg.max_header_bytes,
+    };
+    http_server *srv = http_start(&hc, api_handle, a, err, sizeof err);
+    if (!srv) {
+        fprintf(stderr, "manifold: %s\n", err);
+        api_free(a);
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
+    int port = http_port(srv);
+    if (boot == 1) {
+        /* The only time this token is ever shown. */
+        char path[1100];
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s", is_postgres(cfg.database) ? "var/x" : cfg.database);
+        snprintf(path, sizeof path, "%s/bootstrap-token", dirname(tmp));
+        bool saved = write_secret_file(path, token) == 0;
+        fprintf(stderr,
+                "\nManifold created workspace '%s' and an owner access token (shown once):\n\n"
+                "    %s\n\n%s%s%s"
+                "Try it:\n    curl -H 'Authorization: Bearer %s' http://%s:%d/v1beta/workspaces\n\n",
+                cfg.bootstrap_workspace, token, saved ? "It was also written to " : "",
+                saved ? path : "", saved ? " (mode 0600).\n\n" : "", token, cfg.listen_host, port);
+        memset(token, 0, sizeof token);
+    }
+    log_info("manifold listening on %s:%d (database: %s, %u threads, rate limit %d/s per token)",
+             cfg.listen_host, port, store_backend(st), cfg.threads, cfg.rate_limit);
+    fflush(stderr);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("received %s: draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_stop(srv);
+    api_free(a);
+    store_close(st);
+    catalog_free(cat);
+    auth_shutdown();
+    log_info("stopped");
+    return 0;
+}
+
+/* Shared flag scanning for the admin sub-commands: --name VALUE or --name=VALUE. */
+static const char *opt(int argc, char **argv, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], name, n))
+            continue;
+        if (argv[i][n] == '=')
+            return argv[i] + n + 1;
+        if (!argv[i][n] && i + 1 < argc)
+            return argv[i + 1];
+    }
+    return NULL;
+}
+
+static bool has_flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], name))
+            return true;
+    return false;
+}
+
+static const char *database_of(int argc, char **argv)
+{
+    const char *d = opt(argc, argv, "--database");
+    if (!d)
+        d = getenv("MANIFOLD_DATABASE");
+    return d && *d ? d : "var/manifold.db";
+}
+
+static const char *keyfile_of(int argc, char **argv)
+{
+    const char *k = opt(argc, argv, "--key-file");
+    return k ? k : getenv("MANIFOLD_KEY_FILE");
+}
+
+static int print_token(void *ctx, token_row *r)
+{
+    (void)ctx;
+    printf("%lld\t%s\t%s\t%s\t%s\n", r->id, r->scopes, r->workspace_names, r->create_time, r->description);
+    return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    store *st = open_store(database_of(argc, argv), keyfile_of(argc, argv), 1);
+    if (!st)
+        return 1;
+    int rc = 0;
+    if (!strcmp(argv[0], "create")) {
+        const char *ws = opt(argc, argv, "--workspace");
+        const char *scope = opt(argc, argv, "--scope");
+        const char *desc = opt(argc, argv, "--description");
+        if (!scope)
+            scope = "workspace";
+        if (!ws || !desc || (strcmp(scope, "workspace") && strcmp(scope, "workspace:read"))) {
+            fprintf(stderr, "manifold token create: needs --workspace SLUG --description TEXT "
+                            "[--scope workspace|workspace:read]\n");
+            rc = 2;
+        } else {
+            char tok[TOKEN_TEXT_MAX];
+            int r = admin_token_create(st, ws, scope, desc, NULL, tok);
+            if (r == ST_OK) {
+                printf("%s\n", tok);
+            } else {
+                fprintf(stderr, "manifold token create: %s\n",
+                        r == ST_NOT_FOUND ? "no such workspace" : "database error");
+                rc = 1;
+            }
+            memset(tok, 0, sizeof tok);
+        }
+    } else if (!strcmp(argv[0], "list")) {
+        txn t;
+        store_begin(st, &t, false);
+        printf("ID\tSCOPES\tWORKSPACES\tCREATED\tDESCRIPTION\n");
+        long long after = 0;
+        rc = store_token_list(&t, after, 1000000, print_token, NULL) == ST_OK ? 0 : 1;
+        store_end(&t);
+    } else if (!strcmp(argv[0], "revoke") && argc >= 2) {
+        char *end;
+        long long id = strtoll(argv[1], &end, 10);
+        txn t;
+        int r = *end || id <= 0 ? ST_NOT_FOUND : store_begin(st, &t, true);
+        if (r == ST_OK) {
+            r = store_token_delete(&t, id);
+            if (r == ST_OK)
+                r = store_commit(&t);
+            else
+                store_rollback(&t);
+        }
+        if (r != ST_OK) {
+            fprintf(stderr, "manifold token revoke: %s\n", r == ST_NOT_FOUND ? "no such token" : "database error");
+            rc = 1;
+        } else {
+            fprintf(stderr, "revoked access-tokens/%lld\n", id);
+        }
+    } else {
+        fputs(usage, stderr);
+        rc = 2;
+    }
+    store_close(st);
+    auth_shutdown();
+    return rc;
+}
+
+static int cmd_user(int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "create")) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *email = opt(argc, argv, "--email");
+    const char *ws = opt(argc, argv, "--workspace");
+    if (!ws)
+        ws = getenv("MANIFOLD_BOOTSTRAP_WORKSPACE");
+    if (!ws)
+        ws = "myworkspace";
+    if (!email || !strchr(email, '@') || !has_flag(argc, argv, "--password-stdin")) {
+        fprintf(stderr, "manifold user create: needs --email EMAIL --password-stdin [--workspace SLUG]\n");
+        return 2;
+    }
+    char pw[1024];
+    if (!fgets(pw, sizeof pw, stdin)) {
+        fprintf(stderr, "manifold user create: no password on stdin\n");
+        return 2;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    if (strlen(pw) < 8) {
+        fprintf(stderr, "manifold user create: the password must have at least 8 characters\n");
+        return 2;
+    }
+    store *st = open_store(database_of(argc, argv), keyfile_of(argc, argv), 1);
+    if (!st)
+        return 1;
+    char id[32];
+    int r = admin_user_create(st, email, pw, ws, id);
+    memset(pw, 0, sizeof pw);
+    store_close(st);
+    auth_shutdown();
+    if (r != ST_OK) {
+        fprintf(stderr, "manifold user create: %s\n",
+                r == ST_CONFLICT ? "a user with this e-mail exists" : r == ST_NOT_FOUND ? "no such workspace" : "database error");
+        return 1;
+    }
+    printf("users/%s\n", id);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "serve"))
+        return cmd_serve(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "token"))
+        return cmd_token(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "user"))
+        return cmd_user(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "schema") && argc >= 3 && !strcmp(argv[2], "validate"))
+        return schema_cli_validate(argc - 3, argv + 3);
+    fprintf(stderr, "manifold: unknown command '%s'\n%s", argv[1], usage);
+    return 2;
+}
