@@ -39,6 +39,7 @@ typedef struct api {
 
 typedef struct call call;
 typedef void (*route_fn)(call *);
+struct kind;
 
 #define ROUTE_MAX_SEGS 12
 typedef struct route {
@@ -46,6 +47,7 @@ typedef struct route {
     const char *pattern;   /* "/v1beta/workspaces/{ws}/sources/{src}"; "{x}:verb" segments allowed */
     route_action action;
     route_fn fn;
+    const struct kind *kind; /* engine routes: the resource kind */
     /* compiled by router_init */
     int nseg;
     const char *seg[ROUTE_MAX_SEGS];

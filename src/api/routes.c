@@ -2,10 +2,14 @@
  * authentication and authorisation centrally (router.c); a path with {ws} is checked
  * against the caller's workspaces before the handler runs. Adding an endpoint is adding
  * a row here. */
-#include "api/api.h"
+#include "api/engine.h"
 
 /* Designated initialisers: the compiled fields are filled in by router_init. */
 #define R(m, p, a, f) {.method = m, .pattern = p, .action = a, .fn = f}
+/* An engine route: the handler is a standard method, the kind says of what. */
+#define K(m, p, a, f, k) {.method = m, .pattern = p, .action = a, .fn = f, .kind = &k}
+#define SRC "/v1beta/workspaces/{ws}/sources"
+#define DST SRC "/{src}/destinations"
 
 route api_routes[] = {
     R("GET", "/healthz", ACT_PUBLIC, h_healthz),
@@ -26,6 +30,21 @@ route api_routes[] = {
     /* §6 workspaces */
     R("GET", "/v1beta/workspaces", ACT_READ, h_ws_list),
     R("GET", "/v1beta/workspaces/{ws}", ACT_READ, h_ws_get),
+
+    /* §7 sources and schema config */
+    K("GET", SRC, ACT_READ, engine_list, kind_source),
+    K("POST", SRC, ACT_WRITE, engine_create, kind_source),
+    K("GET", SRC "/{src}", ACT_READ, engine_get, kind_source),
+    K("DELETE", SRC "/{src}", ACT_WRITE, engine_delete, kind_source),
+    K("GET", SRC "/{src}/schema-config", ACT_READ, engine_get, kind_schema_config),
+    K("PATCH", SRC "/{src}/schema-config", ACT_WRITE, engine_update, kind_schema_config),
+
+    /* §8 destinations */
+    K("GET", DST, ACT_READ, engine_list, kind_destination),
+    K("POST", DST, ACT_WRITE, engine_create, kind_destination),
+    K("GET", DST "/{dest}", ACT_READ, engine_get, kind_destination),
+    K("PATCH", DST "/{dest}", ACT_WRITE, engine_update, kind_destination),
+    K("DELETE", DST "/{dest}", ACT_WRITE, engine_delete, kind_destination),
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -1,0 +1,598 @@
+#include "api/engine.h"
+#include "util/json.h"
+#include "util/util.h"
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IDEM_TTL_MS (24LL * 3600 * 1000)
+
+static const kind *kind_of(call *c) { return c->route->kind; }
+
+bool valid_slug(const char *s)
+{
+    /* spec §1.10 (inferred): ^[a-z0-9][a-z0-9_-]{0,99}$ */
+    size_t n = strlen(s);
+    if (n == 0 || n > 100 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+json_t *zero_like(const json_t *v)
+{
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_STRING: return json_string("");
+    case JSON_TRUE:
+    case JSON_FALSE: return json_false();
+    case JSON_INTEGER: return json_integer(0);
+    case JSON_REAL: return json_real(0);
+    case JSON_ARRAY: return json_array();
+    case JSON_OBJECT: return json_object();
+    default: return json_null();
+    }
+}
+
+char *engine_path_name(call *c, int drop_last)
+{
+    request *r = c->req;
+    buf b = {0};
+    for (int i = 1; i < r->nseg - drop_last; i++) {
+        if (i > 1)
+            buf_putc(&b, '/');
+        buf_puts(&b, i == 2 && c->has_ws && !strcmp(r->segs[1], "workspaces") ? c->ws.slug : r->segs[i]);
+    }
+    return buf_steal(&b);
+}
+
+/* ---- shared steps -------------------------------------------------------------------- */
+
+static bool is_workspace_name(const char *name)
+{
+    return !strncmp(name, "workspaces/", 11) && !strchr(name + 11, '/');
+}
+
+/* The parent must exist (the workspace itself was checked by the router). */
+static bool parent_exists(call *c, txn *t, const char *parent)
+{
+    if (is_workspace_name(parent))
+        return true;
+    res_row p = {0};
+    int rc = store_res_get(t, parent, &p);
+    res_row_clear(&p);
+    if (rc == ST_NOT_FOUND) {
+        const char *slash = strrchr(parent, '/');
+        return fail(c, 404, CODE_NOT_FOUND, "%s not found", slash ? slash + 1 : parent);
+    }
+    return rc == ST_OK || fail_store(c, rc, "parent");
+}
+
+static bool validate_only(call *c, bool *out)
+{
+    const char *v = req_query(c->req, "validate_only");
+    if (!v)
+        v = req_query(c->req, "validateOnly");
+    *out = false;
+    if (!v)
+        return true;
+    if (!strcmp(v, "true") || !strcmp(v, "1"))
+        *out = true;
+    else if (strcmp(v, "false") && strcmp(v, "0"))
+        return fail(c, 400, CODE_INVALID, "validate_only must be true or false");
+    return true;
+}
+
+/* If-Match: "N", W/"N" or *. Returns false after fail() when it does not match. */
+static bool if_match(call *c, long long version)
+{
+    const char *h = req_header(c->req, "If-Match");
+    if (!h || !strcmp(h, "*"))
+        return true;
+    char want[40];
+    snprintf(want, sizeof want, "\"%lld\"", version);
+    for (const char *p = h; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!strncmp(p, "W/", 2))
+            p += 2;
+        size_t n = strcspn(p, ",");
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (n == strlen(want) && !memcmp(p, want, n))
+            return true;
+        p += strcspn(p, ",");
+    }
+    return fail(c, 412, CODE_PRECONDITION, "the resource has changed (version %lld does not match If-Match)", version);
+}
+
+static void set_etag(call *c, long long version)
+{
+    char v[40];
+    snprintf(v, sizeof v, "\"%lld\"", version);
+    resp_header(c->resp, "ETag", v);
+}
+
+static json_t *load_body(const res_row *r)
+{
+    json_t *b = json_loads(r->body, JSON_DECODE_ANY, NULL);
+    return json_is_object(b) ? b : (json_decref(b), json_object());
+}
+
+static void reply_row(call *c, const res_row *r, json_t *body)
+{
+    json_t *out = kind_of(c)->render(c, r, body);
+    set_etag(c, r->version);
+    reply(c, out);
+}
+
+/* ---- List ---------------------------------------------------------------------------- */
+
+typedef struct list_ctx {
+    call *c;
+    buf *b;
+    int n, want;
+    char *last;
+    bool more;
+} list_ctx;
+
+static int list_one(void *ctx, res_row *r)
+{
+    list_ctx *l = ctx;
+    if (l->n == l->want) {
+        l->more = true;
+        return 1;
+    }
+    json_t *body = load_body(r);
+    json_t *out = kind_of(l->c)->render(l->c, r, body);
+    json_decref(body);
+    if (l->n++)
+        buf_putc(l->b, ',');
+    json_write(l->b, out);
+    json_decref(out);
+    free(l->last);
+    l->last = strdup(r->name);
+    return 0;
+}
+
+void engine_list(call *c)
+{
+    const kind *k = kind_of(c);
+    page p;
+    if (!page_parse(c, &p))
+        return;
+    char *parent = engine_path_name(c, 1);
+    size_t pl = strlen(parent);
+    if (p.after[0] && (strncmp(p.after, parent, pl) || p.after[pl] != '/')) {
+        free(parent);
+        fail(c, 400, CODE_INVALID, "invalid page_token");
+        return;
+    }
+    buf out = {0};
+    list_ctx l = {.c = c, .b = &out, .want = p.size};
+    txn t;
+    store_begin(c->api->st, &t, false);
+    int rc = ST_OK;
+    if (parent_exists(c, &t, parent)) {
+        buf_printf(&out, "{\"%s\":[", k->list_key);
+        rc = store_res_list(&t, parent, k->name, p.after, p.size + 1, list_one, &l);
+    }
+    store_end(&t);
+    if (!c->failed && rc != ST_OK)
+        fail_store(c, rc, k->name);
+    if (!c->failed) {
+        buf_putc(&out, ']');
+        page_token_write(&out, l.more ? l.last : NULL);
+        buf_putc(&out, '}');
+        buf_free(&c->resp->body);
+        c->resp->body = out;
+        out = (buf){0};
+    }
+    buf_free(&out);
+    free(l.last);
+    free(parent);
+}
+
+/* ---- Get ----------------------------------------------------------------------------- */
+
+static int get_row(call *c, txn *t, const char *name, res_row *r)
+{
+    int rc = store_res_get(t, name, r);
+    if (rc == ST_OK && strcmp(r->kind, kind_of(c)->name)) {
+        res_row_clear(r);
+        rc = ST_NOT_FOUND;
+    }
+    if (rc != ST_OK)
+        fail_store(c, rc, kind_of(c)->name);
+    return rc;
+}
+
+void engine_get(call *c)
+{
+    char *name = engine_path_name(c, 0);
+    txn t;
+    res_row r = {0};
+    store_begin(c->api->st, &t, false);
+    int rc = get_row(c, &t, name, &r);
+    store_end(&t);
+    if (rc == ST_OK) {
+        json_t *body = load_body(&r);
+        reply_row(c, &r, body);
+        json_decref(body);
+    }
+    res_row_clear(&r);
+    free(name);
+}
+
+/* ---- idempotent creates --------------------------------------------------------------- */
+
+static void idem_key(call *c, const char *key, char out[65])
+{
+    unsigned char h[32];
+    crypto_generichash_state st;
+    char tid[80];
+    snprintf(tid, sizeof tid, "%lld|%s|", c->who.token_id, c->who.user_id);
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, (const unsigned char *)tid, strlen(tid));
+    crypto_generichash_update(&st, (const unsigned char *)c->req->path, strlen(c->req->path) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)key, strlen(key));
+    crypto_generichash_final(&st, h, sizeof h);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+static void body_hash(call *c, char out[65])
+{
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, (const unsigned char *)(c->req->body.data ? c->req->body.data : ""),
+                       c->req->body.len, NULL, 0);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+/* Returns 1 when a stored response was replayed (or a mismatch answered), 0 to go on. */
+static int idem_replay(call *c, txn *t, const char *key, const char *req_hash)
+{
+    char stored_hash[65];
+    int status;
+    char *body = NULL;
+    long long created;
+    int rc = store_idem_get(t, key, stored_hash, &status, &body, &created);
+    if (rc != ST_OK || now_ms() - created > IDEM_TTL_MS) {
+        free(body);
+        return 0;
+    }
+    if (strcmp(stored_hash, req_hash)) {
+        free(body);
+        fail(c, 422, CODE_INVALID, "Idempotency-Key was already used with a different request body");
+        return 1;
+    }
+    c->resp->status = status;
+    buf_free(&c->resp->body);
+    buf_puts(&c->resp->body, body);
+    resp_header(c->resp, "Idempotent-Replayed", "true");
+    free(body);
+    return 1;
+}
+
+/* ---- Create -------------------------------------------------------------------------- */
+
+/* Works out the new resource's name from the client's object. */
+static char *new_name(call *c, json_t *obj, const char *parent)
+{
+    const kind *k = kind_of(c);
+    buf b = {0};
+    buf_printf(&b, "%s/%s", parent, k->collection);
+    if (k->id_mode == ID_GENERATED) {
+        char id[40];
+        ksuid(id);
+        buf_printf(&b, "/%s%s", k->id_prefix, id);
+        return buf_steal(&b);
+    }
+    json_t *nv = json_object_get(obj, "name");
+    const char *n = json_string_value(nv);
+    if (!n || !*n) {
+        buf_free(&b);
+        fail(c, 400, CODE_INVALID, "%s.name is required", k->name);
+        return NULL;
+    }
+    const char *id = n;
+    if (strchr(n, '/')) { /* a full name: it must sit under this path's collection */
+        if (strncmp(n, b.data, b.len) || n[b.len] != '/' || strchr(n + b.len + 1, '/') || !n[b.len + 1]) {
+            fail(c, 400, CODE_INVALID, "%s.name '%s' must be %s/<id> (the workspace and parents of the path)",
+                 k->name, n, b.data);
+            buf_free(&b);
+            return NULL;
+        }
+        id = n + b.len + 1;
+    }
+    if (strlen(id) > 100) {
+        buf_free(&b);
+        fail(c, 400, CODE_INVALID, "%s.name: id longer than 100 characters", k->name);
+        return NULL;
+    }
+    buf_printf(&b, "/%s", id);
+    return buf_steal(&b);
+}
+
+void engine_create(call *c)
+{
+    const kind *k = kind_of(c);
+    bool dry;
+    json_t *body = call_body(c);
+    if (!body || !validate_only(c, &dry))
+        return;
+    const char *allowed_top[] = {k->name, "update_mask", NULL};
+    if (!check_fields(c, body, NULL, allowed_top))
+        return;
+    json_t *obj = json_object_get(body, k->name);
+    if (!json_is_object(obj)) {
+        fail(c, 400, CODE_INVALID, "%s is required and must be an object", k->name);
+        return;
+    }
+    json_object_del(obj, "update_mask");
+    if (!check_fields(c, obj, k->name, k->fields))
+        return;
+    char *parent = engine_path_name(c, 1);
+    char *name = new_name(c, obj, parent);
+    json_t *stored = json_object();
+    txn t = {0};
+    res_row r = {0};
+    char key[65] = "", reqh[65] = "";
+    const char *ikey = req_header(c->req, "Idempotency-Key");
+    if (!name || !k->create(c, obj, name, stored) || (k->validate && !k->validate(c, stored, name)))
+        goto out;
+    if (ikey) {
+        if (!*ikey || strlen(ikey) > 255) {
+            fail(c, 400, CODE_INVALID, "Idempotency-Key must be 1 to 255 characters");
+            goto out;
+        }
+        idem_key(c, ikey, key);
+        body_hash(c, reqh);
+    }
+    if (store_begin(c->api->st, &t, true) != ST_OK) {
+        fail_store(c, ST_ERROR, k->name);
+        goto out;
+    }
+    if (key[0] && idem_replay(c, &t, key, reqh))
+        goto rollback;
+    if (!parent_exists(c, &t, parent))
+        goto rollback;
+    if (k->max_per_parent) {
+        int n = store_res_count(&t, parent, k->name);
+        if (n < 0) {
+            fail_store(c, n, k->name);
+            goto rollback;
+        }
+        if (n >= k->max_per_parent) {
+            fail(c, 400, CODE_INVALID, "at most %d %s per parent", k->max_per_parent, k->collection);
+            goto rollback;
+        }
+    }
+    const char *slash = strrchr(name, '/');
+    r.name = name;
+    r.parent = parent;
+    r.workspace = c->ws.slug;
+    r.kind = (char *)k->name;
+    r.id = (char *)slash + 1;
+    r.body = json_to_string(stored);
+    r.version = 1;
+    rfc3339(now_ms(), r.create_time);
+    memcpy(r.update_time, r.create_time, sizeof r.create_time);
+    int rc = store_res_insert(&t, &r);
+    if (rc != ST_OK) {
+        if (rc == ST_CONFLICT)
+            fail(c, 409, CODE_EXISTS, "%s '%s' already exists", k->name, r.id);
+        else
+            fail_store(c, rc, k->name);
+        goto rollback;
+    }
+    if (k->after_create && !k->after_create(c, &t, &r))
+        goto rollback;
+    reply_row(c, &r, stored);
+    if (dry)
+        goto rollback;
+    if (key[0] && store_idem_put(&t, key, reqh, c->resp->status, buf_cstr(&c->resp->body), now_ms()) != ST_OK) {
+        fail_store(c, ST_ERROR, k->name);
+        goto rollback;
+    }
+    if (store_commit(&t) != ST_OK)
+        fail_store(c, ST_ERROR, k->name);
+    goto out;
+rollback:
+    store_rollback(&t);
+out:
+    free(r.body);
+    json_decref(stored);
+    free(name);
+    free(parent);
+}
+
+/* ---- Update -------------------------------------------------------------------------- */
+
+/* Reads update_mask.paths (top level, or inside the resource object as one doc example
+ * has it), strips the optional "<kind>." prefix and checks each path. */
+static json_t *mask_paths(call *c, json_t *body, json_t *obj)
+{
+    const kind *k = kind_of(c);
+    json_t *m = json_object_get(body, "update_mask");
+    if (!m && obj)
+        m = json_object_get(obj, "update_mask");
+    json_t *paths = json_array();
+    if (!m)
+        return paths;
+    json_t *arr = json_object_get(m, "paths");
+    if (!json_is_object(m) || (arr && !json_is_array(arr)) || json_object_size(m) > (arr ? 1u : 0u)) {
+        json_decref(paths);
+        fail(c, 400, CODE_INVALID, "update_mask must be an object {\"paths\": [...]}");
+        return NULL;
+    }
+    size_t i;
+    json_t *v;
+    size_t pre = strlen(k->name);
+    json_array_foreach(arr, i, v) {
+        const char *p = json_string_value(v);
+        if (!p) {
+            json_decref(paths);
+            fail(c, 400, CODE_INVALID, "update_mask.paths[%zu] must be a string", i);
+            return NULL;
+        }
+        if (!strncmp(p, k->name, pre) && p[pre] == '.')
+            p += pre + 1;
+        bool ok = false;
+        for (const char *const *a = k->mask_paths; *a && !ok; a++)
+            ok = !strcmp(*a, p);
+        if (!ok) {
+            json_decref(paths);
+            fail(c, 400, CODE_INVALID, "unknown update_mask path '%s'", json_string_value(v));
+            return NULL;
+        }
+        json_array_append_new(paths, json_string(p));
+    }
+    return paths;
+}
+
+void engine_update(call *c)
+{
+    const kind *k = kind_of(c);
+    bool dry;
+    json_t *body = call_body(c);
+    if (!body || !validate_only(c, &dry))
+        return;
+    const char *allowed_top[] = {k->name, "update_mask", NULL};
+    if (!check_fields(c, body, NULL, allowed_top))
+        return;
+    json_t *obj = json_object_get(body, k->name);
+    if (obj && !json_is_object(obj)) {
+        fail(c, 400, CODE_INVALID, "%s must be an object", k->name);
+        return;
+    }
+    json_t *paths = mask_paths(c, body, obj);
+    if (!paths)
+        return;
+    if (obj) {
+        json_object_del(obj, "update_mask");
+        if (!check_fields(c, obj, k->name, k->fields)) {
+            json_decref(paths);
+            return;
+        }
+    }
+    char *name = engine_path_name(c, 0);
+    const char *given = obj ? json_string_value(json_object_get(obj, "name")) : NULL;
+    if (given && strcmp(given, name) && !(strchr(name, '/') && !strcmp(given, strrchr(name, '/') + 1))) {
+        fail(c, 400, CODE_INVALID, "%s.name does not match the path", k->name);
+        goto out_nofree;
+    }
+    /* Optimistic concurrency: a concurrent writer makes our versioned UPDATE miss; without
+     * If-Match we simply redo the read-modify-write on the fresh row. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        txn t;
+        res_row r = {0};
+        json_t *stored = NULL;
+        if (store_begin(c->api->st, &t, true) != ST_OK) {
+            fail_store(c, ST_ERROR, k->name);
+            break;
+        }
+        if (get_row(c, &t, name, &r) != ST_OK || !if_match(c, r.version))
+            goto rollback;
+        stored = load_body(&r);
+        size_t i;
+        json_t *p;
+        json_array_foreach(paths, i, p) {
+            const char *path = json_string_value(p);
+            json_t *val = obj ? json_object_get(obj, path) : NULL;
+            if (json_is_null(val))
+                val = NULL;
+            if (k->update) {
+                if (!k->update(c, stored, path, val, name))
+                    goto rollback;
+            } else {
+                json_object_set_new(stored, path, val ? json_incref(val) : zero_like(json_object_get(stored, path)));
+            }
+        }
+        if (json_array_size(paths) && k->validate && !k->validate(c, stored, name))
+            goto rollback;
+        if (json_array_size(paths)) { /* a body with no paths changes nothing (spec §1.8) */
+            long long old = r.version;
+            free(r.body);
+            r.body = json_to_string(stored);
+            r.version = old + 1;
+            rfc3339(now_ms(), r.update_time);
+            int rc = store_res_update(&t, &r, old);
+            if (rc == ST_NOT_FOUND) { /* lost a race */
+                store_rollback(&t);
+                json_decref(stored);
+                res_row_clear(&r);
+                if (req_header(c->req, "If-Match")) {
+                    fail(c, 412, CODE_PRECONDITION, "the resource has changed");
+                    break;
+                }
+                continue;
+            }
+            if (rc != ST_OK) {
+                fail_store(c, rc, k->name);
+                goto rollback;
+            }
+        }
+        reply_row(c, &r, stored);
+        if (dry || store_commit(&t) != ST_OK) {
+            if (!dry)
+                fail_store(c, ST_ERROR, k->name);
+            goto rollback;
+        }
+        json_decref(stored);
+        res_row_clear(&r);
+        break;
+    rollback:
+        store_rollback(&t);
+        json_decref(stored);
+        res_row_clear(&r);
+        break;
+    }
+out_nofree:
+    json_decref(paths);
+    free(name);
+}
+
+/* ---- Delete -------------------------------------------------------------------------- */
+
+void engine_delete(call *c)
+{
+    const kind *k = kind_of(c);
+    bool dry;
+    if (!validate_only(c, &dry))
+        return;
+    char *name = engine_path_name(c, 0);
+    txn t;
+    res_row r = {0};
+    if (store_begin(c->api->st, &t, true) != ST_OK) {
+        fail_store(c, ST_ERROR, k->name);
+        free(name);
+        return;
+    }
+    int rc;
+    if (get_row(c, &t, name, &r) != ST_OK || !if_match(c, r.version) ||
+        (k->before_delete && !k->before_delete(c, &t, &r)))
+        goto rollback;
+    /* The resource and its whole subtree (destinations, filters, schema config …). */
+    if ((rc = store_res_delete(&t, name)) != ST_OK || (rc = store_res_delete_tree(&t, name)) != ST_OK) {
+        fail_store(c, rc, k->name);
+        goto rollback;
+    }
+    if (dry)
+        goto rollback;
+    if (store_commit(&t) != ST_OK) {
+        fail_store(c, ST_ERROR, k->name);
+        goto out;
+    }
+    buf_puts(&c->resp->body, "{}");
+    goto out;
+rollback:
+    store_rollback(&t);
+    if (dry && !c->failed)
+        buf_puts(&c->resp->body, "{}");
+out:
+    res_row_clear(&r);
+    free(name);
+}

@@ -1,0 +1,67 @@
+/* engine — the one implementation of the standard methods (List, Get, Create, Update,
+ * Delete) for every resource kind, after the Kubernetes generic registry: a kind is a
+ * descriptor plus small hooks (validate and build the stored body, apply an update path,
+ * render), and the engine owns names, ids, update masks, versions/ETags, If-Match, dry
+ * runs (?validate_only=true), idempotent creates, cascades and the single transaction
+ * every call runs in.
+ *
+ * Storage: one row per resource in `resources`, keyed by its full name
+ * ("workspaces/w/sources/s/destinations/d"); children live under their parent's name, so
+ * deleting a resource deletes its subtree with one range delete. */
+#ifndef MANIFOLD_ENGINE_H
+#define MANIFOLD_ENGINE_H
+#include "api/api.h"
+
+typedef enum id_mode {
+    ID_FROM_NAME,   /* the client sends the full name; its last segment is the id (sources, destinations) */
+    ID_GENERATED,   /* the server makes prefix + KSUID (filters, tracking plans) */
+    ID_SINGLETON,   /* exactly one, named by the collection segment (schema-config) */
+} id_mode;
+
+typedef struct kind kind;
+struct kind {
+    const char *name;        /* "destination": the body wrapper key and the noun in errors */
+    const char *collection;  /* "destinations": the name segment */
+    const char *list_key;    /* "destinations": the list response key */
+    id_mode id_mode;
+    const char *id_prefix;   /* ID_GENERATED: "df_" */
+    int max_per_parent;      /* 0: unlimited */
+    const char *const *fields;     /* keys accepted inside the resource object */
+    const char *const *mask_paths; /* update-mask paths, without the "<name>." prefix */
+
+    /* Create: validate obj (the client's resource object) and fill body, the stored form.
+     * name is the new resource's full name. Return false after fail(). */
+    bool (*create)(call *c, json_t *obj, const char *name, json_t *body);
+    /* Update one mask path. value is NULL when the path is listed without a value (reset
+     * to the zero value). NULL hook: the generic set/reset of body[path]. */
+    bool (*update)(call *c, json_t *body, const char *path, json_t *value, const char *name);
+    /* Whole-resource checks after create or update (e.g. required settings on enable). */
+    bool (*validate)(call *c, json_t *body, const char *name);
+    /* Builds the response object. */
+    json_t *(*render)(call *c, const res_row *r, json_t *body);
+    /* Extra work inside the create transaction (e.g. a source's schema-config). */
+    bool (*after_create)(call *c, txn *t, const res_row *r);
+    /* Extra work inside the delete transaction, before the subtree goes. */
+    bool (*before_delete)(call *c, txn *t, const res_row *r);
+};
+
+/* Route handlers: the route's kind field says which kind. */
+void engine_list(call *c);
+void engine_get(call *c);
+void engine_create(call *c);
+void engine_update(call *c);
+void engine_delete(call *c);
+
+/* Builds the resource name addressed by the request path (from the segment after
+ * "/v1beta/"), with {ws} replaced by the canonical slug. drop_last removes the last
+ * segment (collection paths give the parent's name). Heap string. */
+char *engine_path_name(call *c, int drop_last);
+
+/* The kinds. */
+extern const kind kind_source, kind_destination, kind_schema_config;
+
+/* Helpers for kinds. */
+bool valid_slug(const char *s);
+json_t *zero_like(const json_t *v);
+
+#endif

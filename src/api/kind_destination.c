@@ -1,0 +1,335 @@
+/* Destinations (spec §8). A destination is named by its catalog destination; its config
+ * is validated against that catalog entry's settings (names, JSON types, the setting's
+ * regexp, required settings on enable). Settings of type password are write-only: reads
+ * show a fixed mask and a secret_version (a keyed hash of the value), so tools can detect
+ * drift without ever seeing the secret. */
+#include "api/engine.h"
+#include "util/json.h"
+#include "util/util.h"
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SECRET_MASK "********"
+
+static const char *const dest_fields[] = {"name", "connection_mode", "enabled", "config", "display_name",
+                                          "parent", "create_time", "update_time", NULL};
+static const char *const dest_paths[] = {"enabled", "config", "connection_mode", NULL};
+
+static const cat_item *catalog_of(call *c, const char *name)
+{
+    return catalog_find(&c->api->cat->destinations, strrchr(name, '/') + 1);
+}
+
+static json_t *setting_of(const cat_item *it, const char *key)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(it->settings, i, s) {
+        const char *n = json_string_value(json_object_get(s, "name"));
+        if (n && !strcmp(n, key))
+            return s;
+    }
+    return NULL;
+}
+
+/* ---- regex validators: compiled once per pattern, shared by all threads ---- */
+
+typedef struct rx { char *pat; pcre2_code *code; struct rx *next; } rx;
+static rx *rx_cache;
+static pthread_mutex_t rx_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static pcre2_code *rx_get(const char *pat)
+{
+    pthread_mutex_lock(&rx_mu);
+    rx *r = rx_cache;
+    while (r && strcmp(r->pat, pat))
+        r = r->next;
+    if (!r) {
+        int err;
+        PCRE2_SIZE off;
+        r = calloc(1, sizeof *r);
+        r->pat = strdup(pat);
+        /* ECMA-262: '$' matches only at the very end. */
+        r->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &err, &off, NULL);
+        r->next = rx_cache;
+        rx_cache = r;
+    }
+    pthread_mutex_unlock(&rx_mu);
+    return r->code; /* NULL: the catalog's pattern does not compile; it is not enforced */
+}
+
+static bool rx_match(pcre2_code *code, const char *s, size_t n)
+{
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
+    int rc = pcre2_match(code, (PCRE2_SPTR)s, n, 0, 0, md, NULL);
+    pcre2_match_data_free(md);
+    return rc >= 0;
+}
+
+static void __attribute__((destructor)) rx_free_all(void)
+{
+    for (rx *r = rx_cache, *n; r; r = n) {
+        n = r->next;
+        pcre2_code_free(r->code);
+        free(r->pat);
+        free(r);
+    }
+    rx_cache = NULL;
+}
+
+/* Checks one value against its catalog setting. */
+static bool check_value(call *c, json_t *setting, const char *key, json_t *v)
+{
+    const char *type = json_string_value(json_object_get(setting, "type"));
+    if (!type)
+        type = "mixed";
+    bool ok = true;
+    const char *want = NULL;
+    if (!strcmp(type, "string") || !strcmp(type, "password") || !strcmp(type, "color") || !strcmp(type, "select"))
+        ok = json_is_string(v), want = "a string";
+    else if (!strcmp(type, "boolean"))
+        ok = json_is_boolean(v), want = "a boolean";
+    else if (!strcmp(type, "number"))
+        ok = json_is_number(v), want = "a number";
+    else if (!strcmp(type, "map") || !strcmp(type, "text-map"))
+        ok = json_is_object(v), want = "an object";
+    else if (!strcmp(type, "list") || !strcmp(type, "array"))
+        ok = json_is_array(v), want = "a list";
+    if (!ok)
+        return fail(c, 400, CODE_INVALID, "config setting '%s' (type %s) must be %s", key, type, want);
+    if (json_is_string(v) && json_string_length(v)) {
+        const char *re = json_string_value(json_object_get(json_object_get(setting, "string_validators"), "regexp"));
+        pcre2_code *code = re && *re ? rx_get(re) : NULL;
+        if (code && !rx_match(code, json_string_value(v), json_string_length(v)))
+            return fail(c, 400, CODE_INVALID, "config setting '%s' does not match %s", key, re);
+        json_t *opts = json_object_get(json_object_get(setting, "select_validators"), "select_options");
+        if (!strcmp(type, "select") && json_array_size(opts)) {
+            size_t i;
+            json_t *o;
+            bool found = false;
+            json_array_foreach(opts, i, o) found |= json_equal(o, v);
+            if (!found)
+                return fail(c, 400, CODE_INVALID, "config setting '%s' must be one of its select options", key);
+        }
+    }
+    return true;
+}
+
+/* Merges client config entries [{name, value, …}] into the stored map key → value. */
+static bool merge_config(call *c, const cat_item *it, const char *dest_name, json_t *entries, json_t *stored)
+{
+    if (!json_is_array(entries))
+        return fail(c, 400, CODE_INVALID, "destination.config must be a list of {name, value}");
+    size_t prefix = strlen(dest_name);
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        if (!json_is_object(e))
+            return fail(c, 400, CODE_INVALID, "destination.config[%zu] must be an object", i);
+        const char *k;
+        json_t *v;
+        json_object_foreach(e, k, v) if (strcmp(k, "name") && strcmp(k, "value") && strcmp(k, "type") &&
+                                         strcmp(k, "display_name") && strcmp(k, "displayName") &&
+                                         strcmp(k, "secret_version"))
+            return fail(c, 400, CODE_INVALID, "unknown field '%s' in destination.config[%zu]", k, i);
+        const char *n = json_string_value(json_object_get(e, "name"));
+        if (!n)
+            return fail(c, 400, CODE_INVALID, "destination.config[%zu].name is required", i);
+        const char *key = n;
+        if (strchr(n, '/')) { /* full name: <destination>/config/<key> */
+            if (strncmp(n, dest_name, prefix) || strncmp(n + prefix, "/config/", 8))
+                return fail(c, 400, CODE_INVALID, "destination.config[%zu].name '%s' is not a setting of this destination", i, n);
+            key = n + prefix + 8;
+        }
+        json_t *setting = setting_of(it, key);
+        if (!setting)
+            return fail(c, 400, CODE_INVALID, "unknown config setting '%s' for %s", key, it->name);
+        json_t *val = json_object_get(e, "value");
+        if (!val)
+            return fail(c, 400, CODE_INVALID, "destination.config[%zu].value is required", i);
+        const char *type = json_string_value(json_object_get(setting, "type"));
+        /* Writing back the mask read from a GET keeps the secret as it is. */
+        if (type && !strcmp(type, "password") && json_is_string(val) && !strcmp(json_string_value(val), SECRET_MASK))
+            continue;
+        if (!check_value(c, setting, key, val))
+            return false;
+        json_object_set(stored, key, val);
+    }
+    return true;
+}
+
+static bool check_mode(call *c, json_t *v)
+{
+    const char *m = json_string_value(v);
+    if (!m || (strcmp(m, "CLOUD") && strcmp(m, "DEVICE") && strcmp(m, "UNSPECIFIED")))
+        return fail(c, 400, CODE_INVALID, "destination.connection_mode must be CLOUD, DEVICE or UNSPECIFIED");
+    return true;
+}
+
+static bool dest_create(call *c, json_t *obj, const char *name, json_t *body)
+{
+    const cat_item *it = catalog_of(c, name);
+    if (!it)
+        return fail(c, 400, CODE_INVALID, "unknown destination '%s': not in the destination catalog", strrchr(name, '/') + 1);
+    json_t *mode = json_object_get(obj, "connection_mode");
+    json_t *en = json_object_get(obj, "enabled");
+    if (mode && !check_mode(c, mode))
+        return false;
+    if (en && !json_is_boolean(en))
+        return fail(c, 400, CODE_INVALID, "destination.enabled must be a boolean");
+    json_t *cfg = json_object();
+    json_t *entries = json_object_get(obj, "config");
+    if (entries && !merge_config(c, it, name, entries, cfg)) {
+        json_decref(cfg);
+        return false;
+    }
+    json_object_set_new(body, "catalog_name", json_string(it->name));
+    json_object_set_new(body, "display_name", json_string(it->display_name));
+    json_object_set_new(body, "enabled", json_boolean(json_is_true(en)));
+    json_object_set_new(body, "connection_mode", json_string(mode ? json_string_value(mode) : "UNSPECIFIED"));
+    json_object_set_new(body, "config", cfg);
+    return true;
+}
+
+static bool dest_update(call *c, json_t *body, const char *path, json_t *value, const char *name)
+{
+    if (!strcmp(path, "enabled")) {
+        if (value && !json_is_boolean(value))
+            return fail(c, 400, CODE_INVALID, "destination.enabled must be a boolean");
+        json_object_set_new(body, "enabled", json_boolean(json_is_true(value)));
+    } else if (!strcmp(path, "connection_mode")) {
+        if (value && !check_mode(c, value))
+            return false;
+        json_object_set_new(body, "connection_mode", json_string(value ? json_string_value(value) : "UNSPECIFIED"));
+    } else { /* config merges by setting name; listed without a value resets it */
+        const cat_item *it = catalog_of(c, name);
+        if (!it)
+            return fail(c, 400, CODE_INVALID, "destination is no longer in the catalog");
+        json_t *cfg = json_object_get(body, "config");
+        if (!json_is_object(cfg)) {
+            cfg = json_object();
+            json_object_set_new(body, "config", cfg);
+        }
+        if (!value)
+            json_object_clear(cfg);
+        else if (!merge_config(c, it, name, value, cfg))
+            return false;
+    }
+    return true;
+}
+
+/* The value a setting has: the stored one, else the catalog default. */
+static json_t *effective(json_t *cfg, json_t *setting, const char *key)
+{
+    json_t *v = json_object_get(cfg, key);
+    return v ? v : json_object_get(setting, "default_value");
+}
+
+static bool dest_validate(call *c, json_t *body, const char *name)
+{
+    if (!json_is_true(json_object_get(body, "enabled")))
+        return true;
+    const cat_item *it = catalog_of(c, name);
+    json_t *cfg = json_object_get(body, "config");
+    size_t i;
+    json_t *s;
+    json_array_foreach(it ? it->settings : NULL, i, s) {
+        if (!json_is_true(json_object_get(s, "required")))
+            continue;
+        const char *key = json_string_value(json_object_get(s, "name"));
+        json_t *v = effective(cfg, s, key);
+        bool empty = !v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)) ||
+                     (json_is_array(v) && !json_array_size(v)) || (json_is_object(v) && !json_object_size(v));
+        if (empty)
+            return fail(c, 400, CODE_INVALID, "config setting '%s' is required to enable %s", key, it->display_name);
+    }
+    return true;
+}
+
+static json_t *zero_of_type(const char *type)
+{
+    if (!type || !strcmp(type, "mixed"))
+        return json_null();
+    if (!strcmp(type, "boolean"))
+        return json_false();
+    if (!strcmp(type, "number"))
+        return json_integer(0);
+    if (!strcmp(type, "map") || !strcmp(type, "text-map"))
+        return json_object();
+    if (!strcmp(type, "list") || !strcmp(type, "array"))
+        return json_array();
+    return json_string("");
+}
+
+static json_t *secret_version(const json_t *v)
+{
+    char *s = json_to_string(v);
+    unsigned char mac[12];
+    auth_mac(s, strlen(s), mac);
+    free(s);
+    char hex[25];
+    sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
+    return json_string(hex);
+}
+
+static json_t *dest_render(call *c, const res_row *r, json_t *body)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(r->name));
+    json_object_set_new(o, "parent", json_string(r->parent));
+    json_object_set(o, "display_name", json_object_get(body, "display_name"));
+    json_object_set(o, "enabled", json_object_get(body, "enabled"));
+    json_object_set(o, "connection_mode", json_object_get(body, "connection_mode"));
+    json_t *cfg = json_object_get(body, "config");
+    json_t *list = json_array();
+    const cat_item *it = catalog_of(c, r->name);
+    size_t i;
+    json_t *s;
+    json_array_foreach(it ? it->settings : NULL, i, s) {
+        const char *key = json_string_value(json_object_get(s, "name"));
+        const char *type = json_string_value(json_object_get(s, "type"));
+        if (!key)
+            continue;
+        buf n = {0};
+        buf_printf(&n, "%s/config/%s", r->name, key);
+        json_t *v = effective(cfg, s, key);
+        json_t *zero = NULL;
+        if (!v || json_is_null(v)) /* never set and no catalog default: the type's zero value */
+            v = zero = zero_of_type(type);
+        const char *dn = json_string_value(json_object_get(s, "display_name"));
+        json_t *e = json_pack("{s:s, s:s, s:O}", "name", buf_cstr(&n), "display_name", dn ? dn : "",
+                              "value", v ? v : json_null());
+        buf_free(&n);
+        json_decref(zero);
+        if (type && !strcmp(type, "password")) {
+            json_t *stored = json_object_get(cfg, key);
+            json_object_set_new(e, "value", json_string(stored ? SECRET_MASK : ""));
+            if (stored)
+                json_object_set_new(e, "secret_version", secret_version(stored));
+        }
+        json_object_set_new(e, "type", json_string(type ? type : "mixed"));
+        json_array_append_new(list, e);
+    }
+    json_object_set_new(o, "config", list);
+    json_object_set_new(o, "create_time", json_string(r->create_time));
+    json_object_set_new(o, "update_time", json_string(r->update_time));
+    return o;
+}
+
+const kind kind_destination = {
+    .name = "destination",
+    .collection = "destinations",
+    .list_key = "destinations",
+    .id_mode = ID_FROM_NAME,
+    .fields = dest_fields,
+    .mask_paths = dest_paths,
+    .create = dest_create,
+    .update = dest_update,
+    .validate = dest_validate,
+    .render = dest_render,
+};
