@@ -134,6 +134,21 @@ static unsigned need(const fql_ast *a, int32_t i)
     }
 }
 
+/* Does the node always leave a boolean on the stack? Then no TEST is needed. */
+static bool yields_bool(const fql_node *n)
+{
+    switch (n->kind) {
+    case N_CMP: case N_IN: case N_NOT: case N_AND: case N_OR:
+        return true;
+    case N_CALL:
+        return n->op == FN_CONTAINS || n->op == FN_MATCH;
+    case N_CONST:
+        return n->val.type == T_BOOL;
+    default:
+        return false;
+    }
+}
+
 static void gen(cc *c, int32_t i)
 {
     if (c->failed)
@@ -167,8 +182,8 @@ static void gen(cc *c, int32_t i)
             gen(c, k);
             if (nodes[k].next >= 0)
                 j[nj++] = emit(c, n->kind == N_AND ? OP_AND_JMP : OP_OR_JMP, 0, 0);
-            else
-                emit(c, OP_TEST, 0, 0);
+            else if (!yields_bool(&nodes[k]))
+                emit(c, OP_TEST, 0, 0); /* and/or must yield a boolean */
         }
         if (!c->failed)
             for (size_t k = 0; k < nj; k++)
@@ -193,10 +208,18 @@ static void gen(cc *c, int32_t i)
                 return;
             }
         }
-        gen(c, n->kid);
-        gen(c, l->next);
         static const uint8_t ops[] = {[TK_EQ] = OP_EQ, [TK_NE] = OP_NE, [TK_LT] = OP_LT,
                                       [TK_LE] = OP_LE, [TK_GT] = OP_GT, [TK_GE] = OP_GE};
+        gen(c, n->kid);
+        if (r->kind == N_CONST || r->kind == N_LIST) { /* `x op literal`: one instruction */
+            uint32_t k = r->kind == N_LIST ? add_list(c, r) : add_const(c, r);
+            if (n->kind == N_IN)
+                emit(c, OP_INK, 0, k);
+            else
+                emit(c, OP_CMPK, ops[n->op], k);
+            return;
+        }
+        gen(c, l->next);
         emit(c, n->kind == N_IN ? OP_IN : ops[n->op], 0, 0);
         return;
     }
@@ -207,7 +230,18 @@ static void gen(cc *c, int32_t i)
         case FN_CONTAINS: emit(c, OP_CONTAINS, 0, 0); break;
         case FN_LENGTH: emit(c, OP_LENGTH, 0, 0); break;
         case FN_TYPEOF: emit(c, OP_TYPEOF, 0, 0); break;
-        case FN_MATCH: emit(c, OP_MATCH, 0, 0); break;
+        case FN_MATCH: {
+            /* A constant pattern is validated once, here, not per event. */
+            const fql_node *pat = &nodes[nodes[n->kid].next];
+            uint16_t aux = 0;
+            if (pat->kind == N_CONST && pat->val.type == T_STR) {
+                fql_value v = pat->val;
+                v.u.s = c->ast->pool + pat->str_off;
+                aux = fql__glob_valid(&v) ? 1 : 2;
+            }
+            emit(c, OP_MATCH, aux, 0);
+            break;
+        }
         case FN_LOWER: emit(c, OP_XFORM, XF_LOWER, 0); break;
         case FN_UPPER: emit(c, OP_XFORM, XF_UPPER, 0); break;
         case FN_SNAKE: emit(c, OP_XFORM, XF_SNAKE, 0); break;
@@ -368,7 +402,7 @@ char *fql_program_dump(const fql_program *p)
         [OP_LT] = "LT", [OP_LE] = "LE", [OP_GT] = "GT", [OP_GE] = "GE", [OP_IN] = "IN",
         [OP_NOT] = "NOT", [OP_TEST] = "TEST", [OP_AND_JMP] = "AND_JMP", [OP_OR_JMP] = "OR_JMP",
         [OP_CONTAINS] = "CONTAINS", [OP_LENGTH] = "LENGTH", [OP_XFORM] = "XFORM",
-        [OP_TYPEOF] = "TYPEOF", [OP_MATCH] = "MATCH", [OP_EQ_PC] = "EQ_PC", [OP_RET] = "RET",
+        [OP_TYPEOF] = "TYPEOF", [OP_MATCH] = "MATCH", [OP_EQ_PC] = "EQ_PC", [OP_CMPK] = "CMPK", [OP_INK] = "INK", [OP_RET] = "RET",
     };
     static const char *const xf[] = {[XF_LOWER] = "lowercase", [XF_UPPER] = "uppercase",
                                      [XF_SNAKE] = "snakecase", [XF_KEBAB] = "kebabcase",
@@ -393,6 +427,15 @@ char *fql_program_dump(const fql_program *p)
             case OP_PATH: dump_path(f, p, in->arg); break;
             case OP_AND_JMP: case OP_OR_JMP: fprintf(f, "-> %04u", in->arg); break;
             case OP_XFORM: fputs(xf[in->aux], f); break;
+            case OP_CMPK:
+                fprintf(f, "%s ", names[in->aux]);
+                dump_value(f, &p->consts[in->arg]);
+                break;
+            case OP_INK: dump_value(f, &p->consts[in->arg]); break;
+            case OP_MATCH:
+                if (in->aux)
+                    fputs(in->aux == 1 ? "(pattern checked)" : "(invalid pattern: false)", f);
+                break;
             case OP_EQ_PC:
                 dump_path(f, p, in->arg);
                 fputs(" = ", f);

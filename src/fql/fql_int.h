@@ -75,7 +75,6 @@ typedef struct fql_value {
     } u;
 } fql_value;
 
-void fql__from_json(const json_t *j, fql_value *out);
 bool fql__equal(const fql_value *a, const fql_value *b, int depth);
 
 /* Code point iterator over a (possibly transformed) string. Bytes that are not
@@ -90,8 +89,28 @@ typedef struct fql_iter {
     bool word_start[FQL_MAX_XF]; /* XF_TITLE state: previous char was a space */
 } fql_iter;
 
-void fql__iter_init(fql_iter *it, const fql_value *str);
-uint32_t fql__iter_next(fql_iter *it);
+uint32_t fql__iter_next_slow(fql_iter *it);
+
+static inline void fql__iter_init(fql_iter *it, const fql_value *str)
+{
+    it->p = (const unsigned char *)str->u.s;
+    it->end = it->p + str->len;
+    it->nxf = str->nxf;
+    for (unsigned i = 0; i < str->nxf; i++) {
+        it->xf[i] = str->xf[i];
+        it->word_start[i] = true;
+    }
+}
+
+/* Inline fast path: untransformed ASCII is by far the common case. */
+static inline uint32_t fql__iter_next(fql_iter *it)
+{
+    if (it->p >= it->end)
+        return FQL_CP_END;
+    if (!it->nxf && *it->p < 0x80)
+        return *it->p++;
+    return fql__iter_next_slow(it);
+}
 uint32_t fql__utf8_decode(const unsigned char **p, const unsigned char *end);
 unsigned fql__utf8_len(uint32_t cp);
 
@@ -101,8 +120,10 @@ extern const unsigned fql_lower_runs_len, fql_upper_runs_len;
 uint32_t fql__tolower(uint32_t cp);
 uint32_t fql__toupper(uint32_t cp);
 
-/* Glob match of spec/fql.md §5.1; a malformed pattern never matches. */
-bool fql__glob(const fql_value *str, const fql_value *pat);
+/* Glob match of spec/fql.md §5.1; a malformed pattern never matches.
+ * `checked`: the pattern is already known to be well-formed (a constant
+ * validated at compile time), so the validation pass is skipped. */
+bool fql__glob(const fql_value *str, const fql_value *pat, bool checked);
 bool fql__glob_valid(const fql_value *pat);
 
 /* ---- syntax tree (compile time only) ----------------------------------- */
@@ -163,8 +184,11 @@ enum fql_op {
     OP_TEST,     /* pop, push is_true */
     OP_AND_JMP,  /* pop; if not true: push false, jump to arg */
     OP_OR_JMP,   /* pop; if true: push true, jump to arg */
-    OP_CONTAINS, OP_LENGTH, OP_XFORM /* aux = enum fql_xform */, OP_TYPEOF, OP_MATCH,
+    OP_CONTAINS, OP_LENGTH, OP_XFORM /* aux = enum fql_xform */, OP_TYPEOF,
+    OP_MATCH,    /* aux: 0 = validate pattern, 1 = constant known valid, 2 = known invalid */
     OP_EQ_PC,    /* fused "path = const": push(paths[arg] = consts[aux]) */
+    OP_CMPK,     /* fused "top <op> const": aux = OP_EQ..OP_GE, arg = const */
+    OP_INK,      /* fused "top in const list": arg = const */
     OP_RET       /* result = is_true(top) */
 };
 

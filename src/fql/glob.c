@@ -76,9 +76,9 @@ bool fql__glob_valid(const fql_value *pat)
     }
 }
 
-bool fql__glob(const fql_value *str, const fql_value *pat)
+bool fql__glob(const fql_value *str, const fql_value *pat, bool checked)
 {
-    if (!fql__glob_valid(pat))
+    if (!checked && !fql__glob_valid(pat))
         return false;
     fql_iter s, p, star_s, star_p;
     bool star = false;

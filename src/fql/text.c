@@ -87,26 +87,13 @@ uint32_t fql__toupper(uint32_t cp)
     return map(cp, fql_upper_runs, fql_upper_runs_len);
 }
 
-void fql__iter_init(fql_iter *it, const fql_value *str)
-{
-    it->p = (const unsigned char *)str->u.s;
-    it->end = it->p + str->len;
-    it->nxf = str->nxf;
-    for (unsigned i = 0; i < str->nxf; i++) {
-        it->xf[i] = str->xf[i];
-        it->word_start[i] = true;
-    }
-}
-
 static bool is_space(uint32_t c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-uint32_t fql__iter_next(fql_iter *it)
+uint32_t fql__iter_next_slow(fql_iter *it)
 {
-    if (it->p >= it->end)
-        return FQL_CP_END;
     uint32_t c = fql__utf8_decode(&it->p, it->end);
     for (unsigned i = 0; i < it->nxf; i++) {
         switch (it->xf[i]) {

@@ -398,6 +398,10 @@ static void test_eval_semantics(void **state)
     assert_int_equal(eval_on("match(s, lowercase('HELLO*'))", ev), 0);
     assert_int_equal(eval_on("lowercase(n) = null and uppercase(l) = null", ev), 1);
     assert_int_equal(eval_on("lowercase(s) = s", ev), 0);
+    /* patterns from the event are validated at run time */
+    assert_int_equal(eval_on("match('abc', p) or match('[', p)", "{\"p\":\"[\"}"), 0);
+    assert_int_equal(eval_on("match('abc', p) and !match('abd', p)", "{\"p\":\"a*[c]\"}"), 1);
+    assert_int_equal(eval_on("match(s, s)", "{\"s\":\"a\\\\\"}"), 0); /* s = a + dangling escape */
     /* contains edge cases */
     assert_int_equal(eval_on("contains(s, '')", ev), 1);
     assert_int_equal(eval_on("contains(z, '')", ev), 1);
