@@ -124,8 +124,10 @@ static int cmd_serve(int argc, char **argv)
     if (!cfg.catalog[0])
         default_catalog(cfg.catalog, sizeof cfg.catalog);
     if (!cfg.threads) {
+        /* Handlers block on the database (a write waits for its group commit's fsync), so
+         * more threads than cores keep the CPUs busy and let commits batch up. */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg.threads = n > 0 ? (unsigned)n : 2;
+        cfg.threads = 8 * (n > 0 ? (unsigned)n : 2);
     }
 
     /* Signals are taken synchronously by the main thread; workers never see them. */

@@ -15,7 +15,7 @@ const char config_usage[] =
     "  --max-body BYTES             largest request body (default 1048576)\n"
     "  --bootstrap-workspace SLUG   workspace created on first start (default myworkspace)\n"
     "  --bootstrap-email EMAIL      owner user created on first start (default owner@example.com)\n"
-    "  --threads N                  HTTP worker threads (default: number of CPUs)\n"
+    "  --threads N                  HTTP worker threads (default: 8 per CPU)\n"
     "  --max-connections N          open connections in total (default 1024)\n"
     "  --max-per-ip N               open connections per client address (default 256)\n"
     "  --idle-timeout SECONDS       close connections idle this long (default 30)\n"

@@ -2,15 +2,27 @@
  * around one statement; transactions are the caller's (the API layer's) business. */
 #include "store/store.h"
 #include "util/util.h"
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SCHEMA_VERSION "1"
 
+#define GROUP_MAX 256  /* savepoints per group commit at most */
+
 struct store {
     db_pool *pool;
     const db_driver *drv;
+    /* group commit state, guarded by gmu (see store.h) */
+    pthread_mutex_t gmu;
+    pthread_cond_t gcv;
+    bool busy;         /* a writer is inside the shared transaction (or committing it) */
+    bool open;         /* BEGIN has been issued on the writer connection */
+    int waiting;       /* writers waiting to enter */
+    int members;       /* savepoints released into the open group */
+    uint64_t gen, done;
+    bool result[256];  /* outcome of generation g at result[g % 256] */
 };
 
 static void copy(char *dst, size_t cap, const char *src)
@@ -29,6 +41,8 @@ store *store_open(const char *dsn, int readers, char *err, size_t errlen)
         return NULL;
     }
     s->drv = db_pool_driver(s->pool);
+    pthread_mutex_init(&s->gmu, NULL);
+    pthread_cond_init(&s->gcv, NULL);
     txn t;
     if (store_begin(s, &t, true) != ST_OK || s->drv->script(t.c, s->drv->schema_sql) != DB_OK) {
         snprintf(err, errlen, "%s: migration failed: %s", s->drv->name, t.c ? s->drv->errmsg(t.c) : "no connection");
@@ -51,6 +65,8 @@ void store_close(store *s)
     if (!s)
         return;
     db_pool_close(s->pool);
+    pthread_mutex_destroy(&s->gmu);
+    pthread_cond_destroy(&s->gcv);
     free(s);
 }
 
@@ -58,9 +74,94 @@ const char *store_backend(store *s) { return s->drv->name; }
 
 /* ---- transactions ---- */
 
+/* ---- group commit (single-writer backends) ---- */
+
+static int group_begin(store *s, txn *t)
+{
+    pthread_mutex_lock(&s->gmu);
+    s->waiting++;
+    while (s->busy)
+        pthread_cond_wait(&s->gcv, &s->gmu);
+    s->waiting--;
+    s->busy = true;
+    pthread_mutex_unlock(&s->gmu);
+    t->c = db_acquire(s->pool, true); /* never blocks: busy already serialises writers */
+    if (!s->open) {
+        if (s->drv->begin(t->c, true) != DB_OK) {
+            log_error("%s: begin failed: %s", s->drv->name, s->drv->errmsg(t->c));
+            db_release(s->pool, t->c, true);
+            t->c = NULL;
+            pthread_mutex_lock(&s->gmu);
+            s->busy = false;
+            pthread_cond_broadcast(&s->gcv);
+            pthread_mutex_unlock(&s->gmu);
+            return ST_ERROR;
+        }
+        s->open = true;
+        s->gen++;
+    }
+    t->gen = s->gen;
+    if (s->drv->script(t->c, "SAVEPOINT w") != DB_OK) {
+        log_error("%s: savepoint failed: %s", s->drv->name, s->drv->errmsg(t->c));
+        t->grouped = true;
+        t->in_tx = true;
+        store_rollback(t);
+        return ST_ERROR;
+    }
+    t->grouped = true;
+    t->in_tx = true;
+    return ST_OK;
+}
+
+/* Called with gmu held by the writer that is inside. Either hands the shared transaction
+ * to a waiting writer (who will commit it later) or commits it now. Returns the outcome
+ * for generation gen once it is known; waits for it when another writer commits. */
+static bool group_leave(store *s, txn *t, bool member)
+{
+    uint64_t gen = t->gen;
+    if (member)
+        s->members++;
+    db_release(s->pool, t->c, true);
+    t->c = NULL;
+    if (s->waiting > 0 && s->members < GROUP_MAX) {
+        s->busy = false;
+        pthread_cond_broadcast(&s->gcv);
+        if (!member)
+            return true;
+        while (s->done < gen)
+            pthread_cond_wait(&s->gcv, &s->gmu);
+        return s->result[gen % 256];
+    }
+    /* Nobody queued behind us (or the group is full): commit the group now. The commit's
+     * fsync runs without gmu so that arriving writers can queue up for the next group. */
+    int members = s->members;
+    pthread_mutex_unlock(&s->gmu);
+    db_conn *c = db_acquire(s->pool, true);
+    int64_t t0 = mono_ms();
+    bool ok = s->drv->commit(c) == DB_OK;
+    log_debug("group commit: %d transactions in %lld ms", members, (long long)(mono_ms() - t0));
+    if (!ok) {
+        log_error("%s: group commit failed: %s", s->drv->name, s->drv->errmsg(c));
+        s->drv->rollback(c);
+    }
+    db_release(s->pool, c, true);
+    pthread_mutex_lock(&s->gmu);
+    s->open = false;
+    s->members = 0;
+    s->result[gen % 256] = ok;
+    s->done = gen;
+    s->busy = false;
+    pthread_cond_broadcast(&s->gcv);
+    return ok;
+}
+
+/* ---- transactions ---- */
+
 int store_begin(store *s, txn *t, bool write)
 {
     *t = (txn){.st = s, .write = write};
+    if (write && s->drv->single_writer)
+        return group_begin(s, t);
     t->c = db_acquire(s->pool, write);
     if (!write)
         return ST_OK;
@@ -76,13 +177,26 @@ int store_begin(store *s, txn *t, bool write)
 
 int store_commit(txn *t)
 {
+    store *s = t->st;
+    if (t->grouped) {
+        bool released = s->drv->script(t->c, "RELEASE w") == DB_OK;
+        if (!released) {
+            log_error("%s: release failed: %s", s->drv->name, s->drv->errmsg(t->c));
+            store_rollback(t);
+            return ST_ERROR;
+        }
+        pthread_mutex_lock(&s->gmu);
+        bool ok = group_leave(s, t, true);
+        pthread_mutex_unlock(&s->gmu);
+        return ok ? ST_OK : ST_ERROR;
+    }
     int rc = ST_OK;
-    if (t->in_tx && t->st->drv->commit(t->c) != DB_OK) {
-        log_error("%s: commit failed: %s", t->st->drv->name, t->st->drv->errmsg(t->c));
-        t->st->drv->rollback(t->c);
+    if (t->in_tx && s->drv->commit(t->c) != DB_OK) {
+        log_error("%s: commit failed: %s", s->drv->name, s->drv->errmsg(t->c));
+        s->drv->rollback(t->c);
         rc = ST_ERROR;
     }
-    db_release(t->st->pool, t->c, t->write);
+    db_release(s->pool, t->c, t->write);
     t->c = NULL;
     return rc;
 }
@@ -91,9 +205,19 @@ void store_rollback(txn *t)
 {
     if (!t->c)
         return;
+    store *s = t->st;
+    if (t->grouped) {
+        /* Undo only this transaction's savepoint; the group goes on. */
+        s->drv->script(t->c, "ROLLBACK TO w");
+        s->drv->script(t->c, "RELEASE w");
+        pthread_mutex_lock(&s->gmu);
+        group_leave(s, t, false);
+        pthread_mutex_unlock(&s->gmu);
+        return;
+    }
     if (t->in_tx)
-        t->st->drv->rollback(t->c);
-    db_release(t->st->pool, t->c, t->write);
+        s->drv->rollback(t->c);
+    db_release(s->pool, t->c, t->write);
     t->c = NULL;
 }
 

@@ -19,6 +19,8 @@ typedef struct txn {
     db_conn *c;
     bool write;
     bool in_tx;
+    bool grouped;      /* a savepoint inside a group-commit transaction (SQLite) */
+    uint64_t gen;      /* the group it belongs to */
 } txn;
 
 store *store_open(const char *dsn, int readers, char *err, size_t errlen);
@@ -27,7 +29,13 @@ const char *store_backend(store *);
 /* Cheap round trip for /readyz. */
 bool store_ping(store *);
 
-/* write=false on a single-statement read skips BEGIN (autocommit reads are consistent). */
+/* Group commit (single-writer backends, i.e. SQLite): each write transaction runs as a
+ * savepoint inside one shared database transaction; the last writer of a burst issues the
+ * COMMIT (one fsync for the whole group) and store_commit returns only after the commit
+ * that covers its work is durable, so "answered" still means "on disk". A transaction
+ * that rolls back undoes only its own savepoint.
+ *
+ * write=false on a single-statement read skips BEGIN (autocommit reads are consistent). */
 int store_begin(store *, txn *t, bool write);
 int store_commit(txn *t);
 void store_rollback(txn *t);
