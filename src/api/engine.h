@@ -58,7 +58,8 @@ void engine_delete(call *c);
 char *engine_path_name(call *c, int drop_last);
 
 /* The kinds. */
-extern const kind kind_source, kind_destination, kind_schema_config;
+extern const kind kind_source, kind_destination, kind_schema_config, kind_filter;
+void h_filter_preview(call *c);
 
 /* Helpers for kinds. */
 bool valid_slug(const char *s);

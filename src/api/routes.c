@@ -45,6 +45,15 @@ route api_routes[] = {
     K("GET", DST "/{dest}", ACT_READ, engine_get, kind_destination),
     K("PATCH", DST "/{dest}", ACT_WRITE, engine_update, kind_destination),
     K("DELETE", DST "/{dest}", ACT_WRITE, engine_delete, kind_destination),
+
+    /* §10 destination filters */
+    K("GET", DST "/{dest}/filters", ACT_READ, engine_list, kind_filter),
+    K("POST", DST "/{dest}/filters", ACT_WRITE, engine_create, kind_filter),
+    K("GET", DST "/{dest}/filters/{filter}", ACT_READ, engine_get, kind_filter),
+    K("PATCH", DST "/{dest}/filters/{filter}", ACT_WRITE, engine_update, kind_filter),
+    K("DELETE", DST "/{dest}/filters/{filter}", ACT_WRITE, engine_delete, kind_filter),
+    R("POST", "/v1beta/filters/preview", ACT_READ, h_filter_preview),
+    R("POST", "/v1beta/filters:preview", ACT_READ, h_filter_preview),
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

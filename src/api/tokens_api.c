@@ -77,12 +77,14 @@ void h_token_create(call *c)
             fail_store(c, rc, "workspace");
             return;
         }
-        if (rc != ST_OK && principal_has_ws(&c->who, slug)) {
+        /* Spec §3.1: an unknown workspace is 400/3; one that exists but is not the
+         * caller's is 403/7. */
+        if (rc != ST_OK) {
             json_decref(canon);
             fail(c, 400, CODE_INVALID, "unknown workspace '%s'", n);
             return;
         }
-        if (rc != ST_OK || !principal_has_ws(&c->who, w.slug)) {
+        if (!principal_has_ws(&c->who, w.slug)) {
             json_decref(canon);
             fail(c, 403, CODE_DENIED, "permission denied");
             return;
