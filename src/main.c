@@ -3,7 +3,7 @@
  *   manifold token create|list|revoke ...  manage access tokens on the database directly
  *   manifold user create ...               add a user (owner of a workspace)
  *   manifold schema validate SCHEMA.json   validate JSON lines on stdin against a schema */
-#include "api/api.h"
+#include "api/engine.h"
 #include "app/admin.h"
 #include "app/config.h"
 #include "schema/schema.h"
@@ -139,6 +139,7 @@ static int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     catalog *cat = catalog_load(cfg.catalog, err, sizeof err);
+    tracking_plans_init(cfg.catalog); /* the meta-schemas ship beside the catalog */
     if (!cat) {
         fprintf(stderr, "manifold: %s\n", err);
         return 1;

@@ -49,6 +49,21 @@ char *engine_path_name(call *c, int drop_last)
     return buf_steal(&b);
 }
 
+json_t *json_dotted(json_t *obj, const char *path)
+{
+    char key[256];
+    while (obj && *path) {
+        size_t n = strcspn(path, ".");
+        if (n >= sizeof key)
+            return NULL;
+        memcpy(key, path, n);
+        key[n] = '\0';
+        obj = json_object_get(obj, key);
+        path += n + (path[n] == '.');
+    }
+    return obj;
+}
+
 /* ---- shared steps -------------------------------------------------------------------- */
 
 static bool is_workspace_name(const char *name)
@@ -501,7 +516,7 @@ void engine_update(call *c)
         json_t *p;
         json_array_foreach(paths, i, p) {
             const char *path = json_string_value(p);
-            json_t *val = obj ? json_object_get(obj, path) : NULL;
+            json_t *val = obj ? json_dotted(obj, path) : NULL;
             if (json_is_null(val))
                 val = NULL;
             if (k->update) {

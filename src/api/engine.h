@@ -58,11 +58,17 @@ void engine_delete(call *c);
 char *engine_path_name(call *c, int drop_last);
 
 /* The kinds. */
-extern const kind kind_source, kind_destination, kind_schema_config, kind_filter;
+extern const kind kind_source, kind_destination, kind_schema_config, kind_filter, kind_tracking_plan;
+void tracking_plans_init(const char *catalog_dir);
+bool tp_source_deleted(call *c, txn *t, const res_row *source);
+void h_conn_list(call *c), h_conn_create(call *c), h_conn_batch(call *c), h_conn_delete(call *c);
+void h_plan_validate(call *c);
 void h_filter_preview(call *c);
 
 /* Helpers for kinds. */
 bool valid_slug(const char *s);
 json_t *zero_like(const json_t *v);
+/* obj["a"]["b"] for path "a.b" (update-mask paths name nested fields). */
+json_t *json_dotted(json_t *obj, const char *path);
 
 #endif

@@ -131,6 +131,7 @@ const kind kind_source = {
     .create = source_create,
     .render = source_render,
     .after_create = source_after_create,
+    .before_delete = tp_source_deleted,
 };
 
 /* ---- schema config ---- */

@@ -10,6 +10,7 @@
 #define K(m, p, a, f, k) {.method = m, .pattern = p, .action = a, .fn = f, .kind = &k}
 #define SRC "/v1beta/workspaces/{ws}/sources"
 #define DST SRC "/{src}/destinations"
+#define TP "/v1beta/workspaces/{ws}/tracking-plans"
 
 route api_routes[] = {
     R("GET", "/healthz", ACT_PUBLIC, h_healthz),
@@ -53,6 +54,18 @@ route api_routes[] = {
     K("PATCH", DST "/{dest}/filters/{filter}", ACT_WRITE, engine_update, kind_filter),
     K("DELETE", DST "/{dest}/filters/{filter}", ACT_WRITE, engine_delete, kind_filter),
     R("POST", "/v1beta/filters/preview", ACT_READ, h_filter_preview),
+    /* §9 tracking plans, source connections, and :validate (beyond Segment) */
+    K("GET", TP, ACT_READ, engine_list, kind_tracking_plan),
+    K("POST", TP, ACT_WRITE, engine_create, kind_tracking_plan),
+    K("GET", TP "/{plan}", ACT_READ, engine_get, kind_tracking_plan),
+    K("PUT", TP "/{plan}", ACT_WRITE, engine_update, kind_tracking_plan),
+    K("PATCH", TP "/{plan}", ACT_WRITE, engine_update, kind_tracking_plan),
+    K("DELETE", TP "/{plan}", ACT_WRITE, engine_delete, kind_tracking_plan),
+    R("POST", TP "/{plan}:validate", ACT_READ, h_plan_validate),
+    R("GET", TP "/{plan}/source-connections", ACT_READ, h_conn_list),
+    R("POST", TP "/{plan}/source-connections", ACT_WRITE, h_conn_create),
+    R("POST", TP "/{plan}/source-connections:batchCreateConnections", ACT_WRITE, h_conn_batch),
+    R("DELETE", TP "/{plan}/source-connections/{src}", ACT_WRITE, h_conn_delete),
     R("POST", "/v1beta/filters:preview", ACT_READ, h_filter_preview),
 };
 
