@@ -24,7 +24,7 @@ static const char usage[] =
     "  token create --workspace SLUG --scope workspace|workspace:read --description TEXT\n"
     "  token list\n"
     "  token revoke ID\n"
-    "  user create --email EMAIL --password-stdin [--workspace SLUG]\n"
+    "  user create --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n"
     "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
     "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
     "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
@@ -327,7 +327,7 @@ static int cmd_user(int argc, char **argv)
     if (!ws)
         ws = "myworkspace";
     if (!email || !strchr(email, '@') || !has_flag(argc, argv, "--password-stdin")) {
-        fprintf(stderr, "manifold user create: needs --email EMAIL --password-stdin [--workspace SLUG]\n");
+        fprintf(stderr, "manifold user create: needs --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n");
         return 2;
     }
     char pw[1024];
@@ -344,13 +344,16 @@ static int cmd_user(int argc, char **argv)
     if (!st)
         return 1;
     char id[32];
-    int r = admin_user_create(st, email, pw, ws, id);
+    const char *role = opt(argc, argv, "--role");
+    if (role && !strcmp(role, "none"))
+        role = "";
+    int r = admin_user_create(st, email, pw, ws, role, id);
     memset(pw, 0, sizeof pw);
     store_close(st);
     auth_shutdown();
     if (r != ST_OK) {
         fprintf(stderr, "manifold user create: %s\n",
-                r == ST_CONFLICT ? "a user with this e-mail exists" : r == ST_NOT_FOUND ? "no such workspace" : "database error");
+                r == ST_CONFLICT ? "a user with this e-mail exists" : r == ST_NOT_FOUND ? "no such workspace or role" : "database error");
         return 1;
     }
     printf("users/%s\n", id);

@@ -74,6 +74,8 @@ static bool is_workspace_name(const char *name)
 /* The parent must exist (the workspace itself was checked by the router). */
 static bool parent_exists(call *c, txn *t, const char *parent)
 {
+    if (c->route->kind && c->route->kind->parent_ok)
+        return c->route->kind->parent_ok(c, parent);
     if (is_workspace_name(parent))
         return true;
     res_row p = {0};
@@ -144,6 +146,14 @@ static void reply_row(call *c, const res_row *r, json_t *body)
     reply(c, out);
 }
 
+/* Audit entries name the action "<kind>.<verb>" and carry rendered (secret-masked) forms. */
+static bool audit_change(call *c, txn *t, const char *verb, const res_row *r, json_t *before, json_t *after)
+{
+    char action[64];
+    snprintf(action, sizeof action, "%s.%s", kind_of(c)->name, verb);
+    return audit(c, t, action, r->name, before, after);
+}
+
 /* ---- List ---------------------------------------------------------------------------- */
 
 typedef struct list_ctx {
@@ -180,7 +190,12 @@ void engine_list(call *c)
     if (!page_parse(c, &p))
         return;
     char *parent = engine_path_name(c, 1);
+    /* pl: the length of the parent up to a "-" segment, if any (then a wildcard list). */
     size_t pl = strlen(parent);
+    if (pl >= 2 && !strcmp(parent + pl - 2, "/-"))
+        pl -= 2;
+    else if (strstr(parent, "/-/"))
+        pl = (size_t)(strstr(parent, "/-/") - parent);
     if (p.after[0] && (strncmp(p.after, parent, pl) || p.after[pl] != '/')) {
         free(parent);
         fail(c, 400, CODE_INVALID, "invalid page_token");
@@ -191,7 +206,13 @@ void engine_list(call *c)
     txn t;
     store_begin(c->api->st, &t, false);
     int rc = ST_OK;
-    if (parent_exists(c, &t, parent)) {
+    /* "-" as a parent id means "every parent" (roles/-/policies): list the kind across
+     * the workspace instead of under one parent. */
+    bool wildcard = pl < strlen(parent);
+    if (wildcard) {
+        buf_printf(&out, "{\"%s\":[", k->list_key);
+        rc = store_res_list_ws(&t, c->ws.slug, k->name, p.after, p.size + 1, list_one, &l);
+    } else if (parent_exists(c, &t, parent)) {
         buf_printf(&out, "{\"%s\":[", k->list_key);
         rc = store_res_list(&t, parent, k->name, p.after, p.size + 1, list_one, &l);
     }
@@ -392,6 +413,7 @@ void engine_create(call *c)
     r.kind = (char *)k->name;
     r.id = (char *)slash + 1;
     r.body = json_to_string(stored);
+    r.ref = k->ref ? (char *)k->ref(stored) : NULL;
     r.version = 1;
     rfc3339(now_ms(), r.create_time);
     memcpy(r.update_time, r.create_time, sizeof r.create_time);
@@ -404,6 +426,11 @@ void engine_create(call *c)
         goto rollback;
     }
     if (k->after_create && !k->after_create(c, &t, &r))
+        goto rollback;
+    json_t *after = k->render(c, &r, stored);
+    bool audited = audit_change(c, &t, "create", &r, NULL, after);
+    json_decref(after);
+    if (!audited)
         goto rollback;
     reply_row(c, &r, stored);
     if (dry)
@@ -504,7 +531,7 @@ void engine_update(call *c)
     for (int attempt = 0; attempt < 5; attempt++) {
         txn t;
         res_row r = {0};
-        json_t *stored = NULL;
+        json_t *stored = NULL, *before = NULL;
         if (store_begin(c->api->st, &t, true) != ST_OK) {
             fail_store(c, ST_ERROR, k->name);
             break;
@@ -512,6 +539,7 @@ void engine_update(call *c)
         if (get_row(c, &t, name, &r) != ST_OK || !if_match(c, r.version))
             goto rollback;
         stored = load_body(&r);
+        before = json_array_size(paths) ? kind_of(c)->render(c, &r, stored) : NULL;
         size_t i;
         json_t *p;
         json_array_foreach(paths, i, p) {
@@ -538,6 +566,7 @@ void engine_update(call *c)
             if (rc == ST_NOT_FOUND) { /* lost a race */
                 store_rollback(&t);
                 json_decref(stored);
+                json_decref(before);
                 res_row_clear(&r);
                 if (req_header(c->req, "If-Match")) {
                     fail(c, 412, CODE_PRECONDITION, "the resource has changed");
@@ -549,6 +578,11 @@ void engine_update(call *c)
                 fail_store(c, rc, k->name);
                 goto rollback;
             }
+            json_t *after = k->render(c, &r, stored);
+            bool audited = audit_change(c, &t, "update", &r, before, after);
+            json_decref(after);
+            if (!audited)
+                goto rollback;
         }
         reply_row(c, &r, stored);
         if (dry || store_commit(&t) != ST_OK) {
@@ -557,11 +591,13 @@ void engine_update(call *c)
             goto rollback;
         }
         json_decref(stored);
+        json_decref(before);
         res_row_clear(&r);
         break;
     rollback:
         store_rollback(&t);
         json_decref(stored);
+        json_decref(before);
         res_row_clear(&r);
         break;
     }
@@ -595,6 +631,13 @@ void engine_delete(call *c)
         fail_store(c, rc, k->name);
         goto rollback;
     }
+    json_t *body = load_body(&r);
+    json_t *before = k->render(c, &r, body);
+    bool audited = audit_change(c, &t, "delete", &r, before, NULL);
+    json_decref(before);
+    json_decref(body);
+    if (!audited)
+        goto rollback;
     if (dry)
         goto rollback;
     if (store_commit(&t) != ST_OK) {

@@ -43,6 +43,11 @@ struct kind {
     bool (*after_create)(call *c, txn *t, const res_row *r);
     /* Extra work inside the delete transaction, before the subtree goes. */
     bool (*before_delete)(call *c, txn *t, const res_row *r);
+    /* The parent is not a stored resource (policies live under built-in roles): checks it
+     * instead of the generic existence check. */
+    bool (*parent_ok)(call *c, const char *parent);
+    /* The secondary key stored with the row (store_res_list_ref), or NULL. */
+    const char *(*ref)(json_t *body);
 };
 
 /* Route handlers: the route's kind field says which kind. */
@@ -58,7 +63,8 @@ void engine_delete(call *c);
 char *engine_path_name(call *c, int drop_last);
 
 /* The kinds. */
-extern const kind kind_source, kind_destination, kind_schema_config, kind_filter, kind_tracking_plan;
+extern const kind kind_source, kind_destination, kind_schema_config, kind_filter, kind_tracking_plan,
+    kind_policy, kind_invite;
 void tracking_plans_init(const char *catalog_dir);
 bool tp_source_deleted(call *c, txn *t, const res_row *source);
 void h_conn_list(call *c), h_conn_create(call *c), h_conn_batch(call *c), h_conn_delete(call *c);
@@ -70,5 +76,22 @@ bool valid_slug(const char *s);
 json_t *zero_like(const json_t *v);
 /* obj["a"]["b"] for path "a.b" (update-mask paths name nested fields). */
 json_t *json_dotted(json_t *obj, const char *path);
+
+/* iam.c — built-in roles, the authorisation decision, the audit trail. */
+typedef struct role_def {
+    const char *id, *display_name, *description;
+    unsigned read, write; /* area bit masks (AREA_*) */
+} role_def;
+const role_def *iam_role(const char *id_or_name);
+/* May principal p perform action on the resource named target ("workspaces/w/…")? */
+bool iam_allows(const principal *p, route_action action, const char *target);
+/* Grants role on resource to subject ("users/<id>") inside t (bootstrap, admin, invites). */
+int iam_grant(txn *t, const char *ws_slug, const char *role, const char *subject, const char *resource);
+/* Turns the open invites for email into policies of user_id, inside t; *accepted counts them. */
+int iam_accept_invites(txn *t, const char *email, const char *user_id, int *accepted);
+/* Records one mutation in the audit trail, in the caller's transaction. before/after are
+ * rendered resources (secrets already masked) or NULL. */
+bool audit(call *c, txn *t, const char *action, const char *resource, json_t *before, json_t *after);
+void h_roles_list(call *), h_users_list(call *), h_audit_list(call *);
 
 #endif

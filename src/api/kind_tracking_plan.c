@@ -474,8 +474,13 @@ static json_t *connect_source(call *c, txn *t, const res_row *plan, json_t *sv)
         fail(c, 409, CODE_EXISTS, "source '%s' is already connected to a tracking plan", slug);
     else if (rc != ST_OK)
         fail_store(c, rc, "connection");
-    else
+    else {
         out = conn_json(src.data, strrchr(plan->name, '/') + 1);
+        if (!audit(c, t, "source_connection.create", conn.data, NULL, out)) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
 out:
     res_row_clear(&s);
     buf_free(&src);
@@ -615,6 +620,8 @@ void h_conn_delete(call *c)
         fail_store(c, rc, "connection");
         goto rollback;
     }
+    if (!audit(c, &t, "source_connection.delete", conn.data, NULL, NULL))
+        goto rollback;
     if (store_commit(&t) != ST_OK)
         fail_store(c, ST_ERROR, "connection");
     else

@@ -1,7 +1,7 @@
 /* The router: match → authenticate → authorise → rate-limit → handler. Everything a
  * handler may assume (an authenticated principal allowed to perform the route's action on
  * the route's workspace) is established here, once, for every route. */
-#include "api/api.h"
+#include "api/engine.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <ctype.h>
@@ -263,14 +263,6 @@ static void trim_verbs(call *c)
 
 /* ---- authentication ----------------------------------------------------------------- */
 
-static int add_member_ws(void *ctx, const char *ws, const char *role)
-{
-    principal *p = ctx;
-    if (!strcmp(role, "owner") && p->nws < AUTH_MAX_WS)
-        snprintf(p->ws[p->nws++], sizeof p->ws[0], "%s", ws);
-    return 0;
-}
-
 /* HTTP Basic with a user's e-mail and password: only for creating access tokens. */
 static bool auth_basic(call *c, const char *b64)
 {
@@ -302,10 +294,18 @@ static bool auth_basic(call *c, const char *b64)
     c->who.can_write = true;
     snprintf(c->who.scopes, sizeof c->who.scopes, "workspace");
     snprintf(c->who.user_id, sizeof c->who.user_id, "%s", u.id);
-    rc = store_member_list(&t, u.id, add_member_ws, &c->who);
+    rc = principal_load_grants(&t, &c->who, u.id);
     store_end(&t);
     if (rc != ST_OK)
         return fail(c, 503, CODE_UNAVAILABLE, "database unavailable");
+    /* The user's workspaces are those where they hold any policy. */
+    for (int i = 0; i < c->who.ngrants && c->who.nws < AUTH_MAX_WS; i++) {
+        const char *r = c->who.grants[i].resource + 11;
+        char slug[112];
+        snprintf(slug, sizeof slug, "%.*s", (int)strcspn(r, "/"), r);
+        if (!principal_has_ws(&c->who, slug))
+            snprintf(c->who.ws[c->who.nws++], sizeof c->who.ws[0], "%s", slug);
+    }
     c->authed = true;
     return true;
 }
@@ -370,6 +370,18 @@ static bool authorize(call *c)
     if (!principal_has_ws(&c->who, c->ws.slug))
         return fail(c, 403, CODE_DENIED, "permission denied");
     c->has_ws = true;
+    if (c->who.has_user) {
+        /* The resource the route acts on, named like a resource ("workspaces/w/…"). */
+        char target[2048];
+        size_t n = 0;
+        for (int i = 1; i < c->req->nseg && n < sizeof target - 1; i++) {
+            const char *seg = i == 2 ? c->ws.slug : c->req->segs[i];
+            int w = snprintf(target + n, sizeof target - n, "%s%s", i > 1 ? "/" : "", seg);
+            n += w > 0 ? (size_t)w : 0;
+        }
+        if (n >= sizeof target - 1 || !iam_allows(&c->who, c->route->action, target))
+            return fail(c, 403, CODE_DENIED, "permission denied");
+    }
     return true;
 }
 

@@ -54,6 +54,17 @@ route api_routes[] = {
     K("PATCH", DST "/{dest}/filters/{filter}", ACT_WRITE, engine_update, kind_filter),
     K("DELETE", DST "/{dest}/filters/{filter}", ACT_WRITE, engine_delete, kind_filter),
     R("POST", "/v1beta/filters/preview", ACT_READ, h_filter_preview),
+    /* §12 IAM, and the audit trail (beyond Segment) */
+    R("GET", "/v1beta/workspaces/{ws}/roles", ACT_READ, h_roles_list),
+    K("GET", "/v1beta/workspaces/{ws}/roles/{role}/policies", ACT_READ, engine_list, kind_policy),
+    K("POST", "/v1beta/workspaces/{ws}/roles/{role}/policies", ACT_WRITE, engine_create, kind_policy),
+    K("DELETE", "/v1beta/workspaces/{ws}/roles/{role}/policies/{policy}", ACT_WRITE, engine_delete, kind_policy),
+    K("GET", "/v1beta/workspaces/{ws}/invites", ACT_READ, engine_list, kind_invite),
+    K("POST", "/v1beta/workspaces/{ws}/invites", ACT_WRITE, engine_create, kind_invite),
+    K("DELETE", "/v1beta/workspaces/{ws}/invites/{invite}", ACT_WRITE, engine_delete, kind_invite),
+    R("GET", "/v1beta/workspaces/{ws}/users", ACT_READ, h_users_list),
+    R("GET", "/v1beta/workspaces/{ws}/audit-events", ACT_READ, h_audit_list),
+
     /* §9 tracking plans, source connections, and :validate (beyond Segment) */
     K("GET", TP, ACT_READ, engine_list, kind_tracking_plan),
     K("POST", TP, ACT_WRITE, engine_create, kind_tracking_plan),

@@ -1,7 +1,7 @@
 /* Access tokens (spec §3). The plain token exists only in the create response; the
  * database keeps its keyed hash. A caller sees and manages only tokens whose workspaces
  * are all among its own. */
-#include "api/api.h"
+#include "api/engine.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <sodium.h>
@@ -19,15 +19,41 @@ static json_t *token_json(const token_row *r)
                      "create_time", r->create_time);
 }
 
-/* True when every workspace of the token is one the caller may use. */
+/* May the caller manage workspace slug's tokens? Owners may (IAM write), and so may
+ * admin-command tokens. */
+static bool owns_ws(const call *c, const char *slug)
+{
+    char target[160];
+    snprintf(target, sizeof target, "workspaces/%s/access-tokens", slug);
+    return principal_has_ws(&c->who, slug) && iam_allows(&c->who, ACT_WRITE, target);
+}
+
+/* A caller sees its user's own tokens, and every token whose workspaces it owns. */
 static bool visible(const call *c, const token_row *r)
 {
     principal p;
     principal_from_row(&p, r);
+    bool mine = c->who.has_user && r->user_id[0] && !strcmp(r->user_id, c->who.user_id);
     for (int i = 0; i < p.nws; i++)
-        if (!principal_has_ws(&c->who, p.ws[i]))
+        if (!principal_has_ws(&c->who, p.ws[i]) || (!mine && !owns_ws(c, p.ws[i])))
             return false;
     return true;
+}
+
+static void audit_token(call *c, txn *t, const char *verb, const token_row *r, bool *ok)
+{
+    principal p;
+    principal_from_row(&p, r);
+    json_t *j = token_json(r);
+    char action[32];
+    snprintf(action, sizeof action, "access_token.%s", verb);
+    for (int i = 0; i < p.nws && *ok; i++) {
+        c->has_ws = false;
+        char res[200];
+        snprintf(res, sizeof res, "workspaces/%s/access-tokens/%lld", p.ws[i], r->id);
+        *ok = audit(c, t, action, res, verb[0] == 'd' ? j : NULL, verb[0] == 'c' ? j : NULL);
+    }
+    json_decref(j);
 }
 
 void h_token_create(call *c)
@@ -107,10 +133,16 @@ void h_token_create(call *c)
 
     txn t;
     int rc = store_begin(c->api->st, &t, true);
-    if (rc == ST_OK && (rc = store_token_create(&t, &r)) == ST_OK)
+    bool audited = true;
+    if (rc == ST_OK && (rc = store_token_create(&t, &r)) == ST_OK && (audit_token(c, &t, "create", &r, &audited), audited))
         rc = store_commit(&t);
     else
         store_rollback(&t);
+    if (!audited) {
+        sodium_memzero(plain, sizeof plain);
+        token_row_clear(&r);
+        return;
+    }
     if (rc != ST_OK) {
         sodium_memzero(plain, sizeof plain);
         token_row_clear(&r);
@@ -233,11 +265,16 @@ void h_token_delete(call *c)
         rc = ST_NOT_FOUND;
     if (rc == ST_OK)
         rc = store_token_delete(&t, id);
+    bool audited = true;
     if (rc == ST_OK)
+        audit_token(c, &t, "delete", &r, &audited);
+    if (rc == ST_OK && audited)
         rc = store_commit(&t);
     else
         store_rollback(&t);
     token_row_clear(&r);
+    if (!audited)
+        return;
     if (rc != ST_OK) {
         fail_store(c, rc, "access token");
         return;

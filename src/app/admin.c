@@ -1,4 +1,5 @@
 #include "app/admin.h"
+#include "api/engine.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <sodium.h>
@@ -46,8 +47,11 @@ int admin_bootstrap(store *st, const char *slug, const char *email, char *token_
     int rc = store_ws_create(&t, &w);
     if (rc == ST_OK)
         rc = store_user_create(&t, &u);
+    char subject[64], resource[128];
+    snprintf(subject, sizeof subject, "users/%s", u.id);
+    snprintf(resource, sizeof resource, "workspaces/%s", w.slug);
     if (rc == ST_OK)
-        rc = store_member_add(&t, w.slug, u.id, "owner");
+        rc = iam_grant(&t, w.slug, "workspace-owner", subject, resource);
     if (rc == ST_OK)
         rc = token_insert(&t, w.slug, "workspace", "bootstrap owner token", u.id, token_out);
     if (rc != ST_OK) {
@@ -75,7 +79,8 @@ int admin_token_create(store *st, const char *ws_slug, const char *scope, const 
     return store_commit(&t);
 }
 
-int admin_user_create(store *st, const char *email, const char *password, const char *ws_slug, char id_out[32])
+int admin_user_create(store *st, const char *email, const char *password, const char *ws_slug, const char *role,
+                      char id_out[32])
 {
     user_row u = {0};
     snprintf(u.id, sizeof u.id, "usr_");
@@ -91,8 +96,23 @@ int admin_user_create(store *st, const char *email, const char *password, const 
     int rc = store_ws_get(&t, ws_slug, &w);
     if (rc == ST_OK)
         rc = store_user_create(&t, &u);
+    /* Open invites for this e-mail become the user's policies; without any invite (and
+     * without --role) the user becomes an owner of the workspace: local access to the
+     * database is the credential. */
+    char subject[64], resource[128];
+    snprintf(subject, sizeof subject, "users/%s", u.id);
+    snprintf(resource, sizeof resource, "workspaces/%s", w.slug);
+    int accepted = 0;
     if (rc == ST_OK)
-        rc = store_member_add(&t, w.slug, u.id, "owner");
+        rc = iam_accept_invites(&t, u.email, u.id, &accepted);
+    if (!role)
+        role = accepted ? "" : "workspace-owner";
+    if (rc == ST_OK && *role) {
+        if (!iam_role(role))
+            rc = ST_NOT_FOUND;
+        else
+            rc = iam_grant(&t, w.slug, iam_role(role)->id, subject, resource);
+    }
     sodium_memzero(u.password_hash, sizeof u.password_hash);
     if (rc != ST_OK) {
         store_rollback(&t);

@@ -15,8 +15,11 @@ int admin_bootstrap(store *st, const char *slug, const char *email, char *token_
  * workspace does not exist. */
 int admin_token_create(store *st, const char *ws_slug, const char *scope, const char *description,
                        const char *user_id, char *out);
-/* Creates a user with an Argon2id password hash and makes them owner of ws_slug. */
-int admin_user_create(store *st, const char *email, const char *password, const char *ws_slug,
+/* Creates a user with an Argon2id password hash, turns open invites for the e-mail into
+ * the user's policies, and grants role on workspace ws_slug ("" for none; NULL: owner
+ * when no invite was accepted) — all in one transaction. ST_NOT_FOUND: no such workspace
+ * or role. */
+int admin_user_create(store *st, const char *email, const char *password, const char *ws_slug, const char *role,
                       char id_out[32]);
 
 #endif

@@ -14,6 +14,14 @@
 #define AUTH_MAX_WS 16
 #define TOKEN_TEXT_MAX 96
 
+#define AUTH_MAX_GRANTS 32
+
+/* One IAM policy of the principal's user: a built-in role on a resource (and its subtree). */
+typedef struct grant {
+    char role[32];
+    char resource[192];
+} grant;
+
 typedef struct principal {
     long long token_id;
     bool can_write;             /* scope "workspace"; "workspace:read" cannot */
@@ -21,6 +29,11 @@ typedef struct principal {
     char user_id[32];
     int nws;
     char ws[AUTH_MAX_WS][112];  /* workspace slugs from workspace_names */
+    /* Tokens of a user can never do more than the user's policies allow; tokens made by
+     * the admin command (no user) are bounded by scope and workspaces only. */
+    bool has_user;
+    int ngrants;
+    grant grants[AUTH_MAX_GRANTS];
 } principal;
 
 /* Loads the key file, creating it (mode 0600) with a random key when absent. */
@@ -42,6 +55,9 @@ void auth_forget(long long token_id);
 /* Fills a principal from a stored row (used by the cache and by token creation). */
 void principal_from_row(principal *p, const token_row *r);
 bool principal_has_ws(const principal *p, const char *slug);
+/* Loads the IAM policies of user_id ("usr_…") into p->grants (policy resources whose
+ * subject is "users/<id>"). */
+int principal_load_grants(txn *t, principal *p, const char *user_id);
 
 /* Passwords: Argon2id (libsodium), at most a few hashes at once so a burst of Basic-auth
  * requests cannot take all memory and CPU. */

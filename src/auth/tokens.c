@@ -98,6 +98,32 @@ void principal_from_row(principal *p, const token_row *r)
     json_decref(names);
 }
 
+static int add_grant(void *ctx, res_row *r)
+{
+    principal *p = ctx;
+    if (p->ngrants >= AUTH_MAX_GRANTS)
+        return 1;
+    json_t *b = json_loads(r->body, 0, NULL);
+    const char *role = json_string_value(json_object_get(b, "role"));
+    const char *res = json_string_value(json_object_get(b, "resource"));
+    if (role && res) {
+        snprintf(p->grants[p->ngrants].role, sizeof p->grants[0].role, "%s", role);
+        snprintf(p->grants[p->ngrants].resource, sizeof p->grants[0].resource, "%s", res);
+        p->ngrants++;
+    }
+    json_decref(b);
+    return 0;
+}
+
+int principal_load_grants(txn *t, principal *p, const char *user_id)
+{
+    char subject[64];
+    snprintf(subject, sizeof subject, "users/%s", user_id);
+    p->has_user = true;
+    p->ngrants = 0;
+    return store_res_list_ref(t, "policy", subject, add_grant, p);
+}
+
 bool principal_has_ws(const principal *p, const char *slug)
 {
     for (int i = 0; i < p->nws; i++)
@@ -208,9 +234,15 @@ int auth_bearer(store *st, const char *token, size_t len, principal *p)
     token_row row = {0};
     store_begin(st, &t, false);
     int rc = store_token_by_hash(&t, hex, &row);
-    store_end(&t);
+    principal fresh;
     if (rc == ST_OK && sodium_memcmp(row.hash, hex, 64) != 0)
         rc = ST_NOT_FOUND;
+    if (rc == ST_OK) {
+        principal_from_row(&fresh, &row);
+        if (row.user_id[0])
+            rc = principal_load_grants(&t, &fresh, row.user_id);
+    }
+    store_end(&t);
     pthread_rwlock_wrlock(&cache.lock);
     cache_remove_locked(h);
     if (rc == ST_OK) {
@@ -218,7 +250,7 @@ int auth_bearer(store *st, const char *token, size_t len, principal *p)
             cache_clear_locked();
         centry *e = calloc(1, sizeof *e);
         memcpy(e->hash, h, 32);
-        principal_from_row(&e->p, &row);
+        e->p = fresh;
         e->checked_ms = now;
         unsigned b = bucket_of(h);
         e->next = cache.b[b];

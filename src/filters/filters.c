@@ -123,22 +123,44 @@ json_t *df__path_get(const json_t *cur, const df_path *p)
 
 /* ---- validation -------------------------------------------------------- */
 
-/* Field names from user input go into messages; keep them short and printable. */
+/* Length of the well-formed UTF-8 sequence at s (0 if it is not one). */
+static size_t utf8_seq(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    size_t n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+             : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (n == 0 || n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0; /* overlong, surrogate or beyond U+10FFFF */
+    return n;
+}
+
+/* User text quoted in messages (keys, types, parser errors): at most ~40
+ * bytes, control characters and invalid UTF-8 replaced by '?', so the message
+ * is always valid for a JSON error body. */
 static void printable(char *buf, size_t n, const char *s, size_t len)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 4 < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-        if (o >= 40 && i + 1 < len) {
-            /* back off to a UTF-8 boundary before cutting */
-            while (o > 0 && ((unsigned char)buf[o - 1] & 0xC0) == 0x80)
-                o--;
-            if (o > 0 && (unsigned char)buf[o - 1] >= 0xC0)
-                o--;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    while (i < len) {
+        size_t k = utf8_seq(p + i, len - i);
+        if (o + (k ? k : 1) + 4 > n || o >= 40) {
             memcpy(buf + o, "...", 3);
             o += 3;
             break;
+        }
+        if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
+            buf[o++] = '?';
+            i++;
+        } else {
+            memcpy(buf + o, p + i, k);
+            o += k;
+            i += k;
         }
     }
     buf[o] = '\0';

@@ -75,13 +75,43 @@ void resp_header(response *w, const char *name, const char *val)
     w->nheaders++;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0 if there is none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+               : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    if (!len || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) || /* overlong, surrogate */
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))   /* overlong, > U+10FFFF */
+        return 0;
+    return len;
+}
+
 void resp_error(response *w, int status, int code, const char *msg)
 {
     w->status = status;
     w->body.len = 0;
+    /* Messages may quote request bytes (a path segment, a method): replace anything that
+     * is not UTF-8 so the body stays valid JSON. */
+    buf clean = {0};
+    const unsigned char *m = (const unsigned char *)msg;
+    for (size_t i = 0, n = strlen(msg); i < n;) {
+        size_t k = utf8_seq(m + i, n - i);
+        if (k)
+            buf_append(&clean, msg + i, k), i += k;
+        else
+            buf_puts(&clean, "\xef\xbf\xbd"), i++; /* U+FFFD */
+    }
     buf_puts(&w->body, "{\"error\":");
-    json_write_string(&w->body, msg, strlen(msg));
+    json_write_string(&w->body, clean.data ? clean.data : "", clean.len);
     buf_printf(&w->body, ",\"code\":%d}", code);
+    buf_free(&clean);
 }
 
 static void request_free(request *r)
@@ -259,12 +289,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         if (mono_ms() - rc->req.start_ms > (int64_t)s->cfg.request_deadline_s * 1000)
             return MHD_NO; /* too slow: drop the connection */
-        if (rc->req.body.len + *upload_size > s->cfg.max_body)
-            return reject_now(s, conn, rc, 413, 3, "request body too large");
+        /* A body without Content-Length (chunked) that outgrows the limit: MHD 0.9.75
+         * cannot queue a response mid-upload, so the rest is discarded (bounded by the
+         * request deadline) and the 413 goes out once the upload ends. */
+        if (rc->too_big || rc->req.body.len + *upload_size > s->cfg.max_body) {
+            rc->too_big = true;
+            *upload_size = 0;
+            return MHD_YES;
+        }
         buf_append(&rc->req.body, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
+    if (rc->too_big)
+        return reject_now(s, conn, rc, 413, 3, "request body too large");
 
     request *r = &rc->req;
     response w = {.status = 200};
@@ -374,7 +412,8 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
     }
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
     sl = ai->ai_addrlen;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* MHD_USE_ITC: MHD_quiesce_daemon (graceful stop) fails without it in this mode. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);
@@ -411,14 +450,20 @@ void http_stop(http_server *s)
 {
     if (!s)
         return;
-    /* Stop accepting; give in-flight requests up to the request deadline to finish. */
-    MHD_quiesce_daemon(s->d);
+    /* Stop accepting; give in-flight requests up to the request deadline to finish.
+     * MHD hands the listen socket back: shut it down now so new clients are refused
+     * rather than left waiting in the backlog, and close it once MHD has stopped. */
+    MHD_socket lfd = MHD_quiesce_daemon(s->d);
+    if (lfd != MHD_INVALID_SOCKET)
+        shutdown(lfd, SHUT_RDWR);
     int64_t until = mono_ms() + (int64_t)s->cfg.request_deadline_s * 1000;
     while (atomic_load(&s->inflight) > 0 && mono_ms() < until)
         usleep(10 * 1000);
     atomic_store(&s->stopping, true);
     pthread_join(s->sweeper, NULL);
     MHD_stop_daemon(s->d);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -91,6 +91,36 @@ static void fail(comp_t *c, const where_t *w, const char *kw, const char *fmt, .
 
 static void oom(comp_t *c) { fail(c, NULL, NULL, "out of memory"); }
 
+/* A violation message built once, at compile time. */
+static const char *amsg(comp_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static const char *amsg(comp_t *c, const char *fmt, ...)
+{
+    char buf[320];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf) /* long enum lists and patterns are shortened */
+        memcpy(buf + sizeof buf - 4, "...", 4), n = sizeof buf - 1;
+    const char *m = sch_arena_strndup(&c->s->arena, buf, (size_t)n);
+    if (!m)
+        oom(c);
+    return m;
+}
+
+/* A value as compact JSON, for messages. */
+static void dump_short(const json_t *j, char *buf, size_t len)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    snprintf(buf, len, "%s", s ? s : "(value)");
+    if (s && strlen(s) >= len && len > 4)
+        memcpy(buf + len - 4, "...", 4);
+    free(s);
+}
+
 /* ----- maps: JSON value -> scan info, URI -> JSON value ------------------------------------------ */
 
 static size_t ptr_hash(const void *p)
@@ -689,17 +719,24 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
             fail(c, w, "type", "\"type\" must be a string or an array of strings");
             return 0;
         }
-        ops[n++] = (kw_t){.op = OP_TYPE, .u.types = mask};
+        char t[80];
+        sch_types_text(mask, t, sizeof t);
+        ops[n++] = (kw_t){.op = OP_TYPE, .msg = amsg(c, "expected %s", t), .u.types = mask};
     }
     if ((v = json_object_get(j, "enum"))) {
         if (!json_is_array(v)) {
             fail(c, w, "enum", "\"enum\" must be an array");
             return 0;
         }
-        ops[n++] = (kw_t){.op = OP_ENUM, .u.value = v};
+        char b[240];
+        dump_short(v, b, sizeof b);
+        ops[n++] = (kw_t){.op = OP_ENUM, .msg = amsg(c, "must be one of %s", b), .u.value = v};
     }
-    if ((v = json_object_get(j, "const")))
-        ops[n++] = (kw_t){.op = OP_CONST, .u.value = v};
+    if ((v = json_object_get(j, "const"))) {
+        char b[240];
+        dump_short(v, b, sizeof b);
+        ops[n++] = (kw_t){.op = OP_CONST, .msg = amsg(c, "must be %s", b), .u.value = v};
+    }
 
     static const char *const combi[] = {"allOf", "anyOf", "oneOf"};
     static const uint8_t combi_op[] = {OP_ALLOF, OP_ANYOF, OP_ONEOF};
@@ -748,18 +785,30 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
                 return 0;
             }
             /* draft-04's boolean form; tolerated in later drafts */
+            bool excl = json_is_true(x);
+            char b[40];
+            sch_num_format(sch_num_of(v), b, sizeof b);
             ops[n++] = (kw_t){.op = i ? OP_MAX : OP_MIN,
-                              .u.lim = {sch_num_of(v), json_is_true(x)}};
+                              .msg = amsg(c, "must be %s%s %s", i ? "<" : ">", excl ? "" : "=", b),
+                              .u.lim = {sch_num_of(v), excl}};
         }
-        if (is_num(x))
-            ops[n++] = (kw_t){.op = i ? OP_XMAX : OP_XMIN, .u.lim = {sch_num_of(x), true}};
+        if (is_num(x)) {
+            char b[40];
+            sch_num_format(sch_num_of(x), b, sizeof b);
+            ops[n++] = (kw_t){.op = i ? OP_XMAX : OP_XMIN,
+                              .msg = amsg(c, "must be %s %s", i ? "<" : ">", b),
+                              .u.lim = {sch_num_of(x), true}};
+        }
     }
     if ((v = json_object_get(j, "multipleOf"))) {
         if (!is_num(v) || sch_num_cmp(sch_num_of(v), (num_t){true, 0, 0}) <= 0) {
             fail(c, w, "multipleOf", "\"multipleOf\" must be a number greater than 0");
             return 0;
         }
-        ops[n++] = (kw_t){.op = OP_MULOF, .u.lim = {sch_num_of(v), false}};
+        char b[40];
+        sch_num_format(sch_num_of(v), b, sizeof b);
+        ops[n++] = (kw_t){.op = OP_MULOF, .msg = amsg(c, "must be a multiple of %s", b),
+                          .u.lim = {sch_num_of(v), false}};
     }
 
     /* lengths and counts */
@@ -775,6 +824,9 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         kw_t k = {.op = counts[i].op};
         if (!get_count(c, v, w, counts[i].k, &k.u.count))
             return 0;
+        static const char *const what[] = {"characters long", "items", "properties"};
+        k.msg = amsg(c, i < 2 ? "must be at %s %zu %s" : "must have at %s %zu %s",
+                     i % 2 ? "most" : "least", k.u.count, what[i / 2]);
         ops[n++] = k;
     }
 
@@ -792,13 +844,17 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         if (!compile_re(c, re, json_string_value(v), json_string_length(v), w, "pattern", NULL,
                         0))
             return 0;
-        ops[n++] = (kw_t){.op = OP_PATTERN, .u.pat = {re, json_string_value(v)}};
+        ops[n++] = (kw_t){.op = OP_PATTERN,
+                          .msg = amsg(c, "must match pattern \"%s\"", json_string_value(v)),
+                          .u.pat = {re, json_string_value(v)}};
     }
     if ((v = json_object_get(j, "format")) && json_is_string(v)) {
         int id = sch_format_lookup(json_string_value(v));
         bool assert_all = c->opts->flags & SCHEMA_OPT_FORMAT_ASSERT;
         if (id != FMT_UNKNOWN && (assert_all || (c->formats >> id & 1)))
-            ops[n++] = (kw_t){.op = OP_FORMAT, .u.format = id};
+            ops[n++] = (kw_t){.op = OP_FORMAT,
+                              .msg = amsg(c, "must be a valid %s", json_string_value(v)),
+                              .u.format = id};
     }
 
     /* arrays */
@@ -813,8 +869,10 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
                 k.u.tuple.v[i] = child(c, json_array_get(v, i), w, "items", NULL, 0, (long)i,
                                        depth);
             json_t *ai = json_object_get(j, "additionalItems");
-            if (json_is_false(ai))
+            if (json_is_false(ai)) {
                 k.u.tuple.add_false = true;
+                k.u.tuple.add_msg = amsg(c, "must have at most %zu items", k.u.tuple.n);
+            }
             else if (ai && !json_is_true(ai) && !c->failed)
                 k.u.tuple.add = child(c, ai, w, "additionalItems", NULL, 0, -1, depth);
             if (c->failed)
@@ -875,6 +933,8 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
                     ptr_join(c, w->ptr, "dependencies", 12, d->key.s, d->key.n, -1);
                 if (!aptr || !compile_keys(c, dv, w, aptr, &d->req, &d->nreq))
                     return 0;
+                d->msg = amsg(c, "\" is required when \"%.*s\" is present", (int)d->key.n,
+                              d->key.s);
             } else {
                 d->node = child(c, dv, w, "dependencies", d->key.s, d->key.n, -1, depth);
                 if (c->failed)
@@ -891,6 +951,19 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         ops[n++] = k;
     }
     return n;
+}
+
+/* "<node location>/<keyword>" */
+static const char *kw_loc(comp_t *c, const node_t *node, const char *kw)
+{
+    sbuf_t b = {0};
+    sch_sb_puts(&b, node->loc);
+    sch_sb_pointer_seg(&b, kw, strlen(kw));
+    const char *r = b.failed ? NULL : sch_arena_strndup(&c->s->arena, b.s, b.len);
+    free(b.s);
+    if (!r)
+        oom(c);
+    return r;
 }
 
 static node_t *new_node(comp_t *c, const where_t *w)
@@ -929,6 +1002,7 @@ static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth)
                 return NULL;
             }
             node->ops[0].op = OP_FALSE;
+            node->ops[0].spath = node->loc;
             for (int i = 1; i <= CAT_N; i++)
                 node->cat[i] = 1;
         }
@@ -977,6 +1051,18 @@ static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth)
                 node->ops[k++] = ops[i];
     }
     node->cat[CAT_N] = (uint16_t)k;
+    for (size_t i = 0; i < k; i++) {
+        kw_t *op = &node->ops[i];
+        op->spath = op->op == OP_FALSE ? node->loc : kw_loc(c, node, sch_op_keyword[op->op]);
+        if (op->op == OP_PROPS) {
+            op->u.props->add_spath = kw_loc(c, node, "additionalProperties");
+            op->u.props->pat_spath = kw_loc(c, node, "patternProperties");
+        } else if (op->op == OP_TUPLE) {
+            op->u.tuple.add_spath = kw_loc(c, node, "additionalItems");
+        }
+    }
+    if (c->failed)
+        return NULL;
     if (ref_target) {
         if (c->npend == c->cappend) {
             size_t cap = c->cappend ? c->cappend * 2 : 16;

@@ -138,6 +138,7 @@ typedef struct props {
     size_t npat;
     node_t *add;    /* additionalProperties schema, or NULL */
     bool add_false; /* additionalProperties: false */
+    const char *add_spath, *pat_spath;
     bool scan_keys; /* must walk the instance's keys (patterns or additional present) */
 } props_t;
 
@@ -146,10 +147,13 @@ typedef struct dep {
     node_t *node;  /* schema form, or NULL */
     skey_t *req;   /* property-list form */
     size_t nreq;
+    const char *msg; /* "\" is required when \"<key>\" is present" */
 } dep_t;
 
 typedef struct kw {
     uint8_t op;
+    const char *spath; /* keyword location, for violations */
+    const char *msg;   /* the message, or its fixed part; built at compile time */
     union {
         uint32_t types;      /* OP_TYPE */
         const json_t *value; /* OP_ENUM (an array), OP_CONST */
@@ -176,6 +180,7 @@ typedef struct kw {
             size_t n;
             node_t *add;
             bool add_false;
+            const char *add_spath, *add_msg;
         } tuple; /* OP_TUPLE */
         props_t *props;
         struct {
@@ -206,6 +211,12 @@ struct schema {
     re_t **res; /* every compiled regex, to free */
     size_t nres, capres;
 };
+
+/* The keyword each instruction implements ("type", "minimum", ...). */
+extern const char *const sch_op_keyword[];
+
+/* "string or null" for a T_* mask */
+void sch_types_text(uint32_t mask, char *buf, size_t len);
 
 /* Deep equality with JSON Schema semantics: 1 == 1.0, objects unordered. */
 bool sch_json_equal(const json_t *a, const json_t *b);

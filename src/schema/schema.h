@@ -90,26 +90,30 @@ const char *schema_vtype_name(schema_vtype_t t);
 typedef struct schema_violation {
     schema_vtype_t type;
     const char *keyword; /* static string: "required", "type", ..., "false" for a false schema */
-    char *path;          /* instance location, a JSON pointer; for required and
+    const char *path;    /* instance location, a JSON pointer; for required and
                             additionalProperties it names the property itself */
     size_t path_len;     /* strlen(path) unless an object key contains NUL */
-    char *schema_path;   /* keyword location: "#/properties/x/type" or "uri#/..." */
-    char *message;       /* English, one line */
+    const char *schema_path; /* keyword location: "#/properties/x/type" or "uri#/..." */
+    const char *message; /* English, one line */
 } schema_violation_t;
 
 /* Zero-initialise before first use. `limit` (0 = none) caps the number of recorded
- * violations; `truncated` tells that some were dropped (limit or out of memory). */
+ * violations; `truncated` tells that some were dropped (limit or out of memory).
+ * The strings of the violations live in storage owned by the result: they stay valid
+ * until schema_result_clear/free, and a result that is cleared and reused stops
+ * allocating once its buffers have grown to the largest set of violations seen. */
 typedef struct schema_result {
     schema_violation_t *items;
     size_t count, cap, limit;
     bool truncated;
+    struct schema_strings *strings; /* private */
 } schema_result_t;
 
 /* Validates `instance`. With `res` NULL it only answers valid/invalid (and stops at the
  * first failure); otherwise it appends every violation to `res`. Thread-safe. */
 bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t *res);
 
-void schema_result_clear(schema_result_t *res); /* drops the items, keeps the buffer */
+void schema_result_clear(schema_result_t *res); /* drops the items, keeps the buffers */
 void schema_result_free(schema_result_t *res);
 
 /* {"type", "path", "keyword", "message"} — the shape the API emits. */

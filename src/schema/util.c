@@ -328,6 +328,45 @@ uint64_t sch_json_hash(const json_t *a)
     }
 }
 
+/* ----- names ---------------------------------------------------------------------------------- */
+
+const char *const sch_op_keyword[] = {
+    [OP_FALSE] = "false",          [OP_TYPE] = "type",
+    [OP_ENUM] = "enum",            [OP_CONST] = "const",
+    [OP_REF] = "$ref",             [OP_ALLOF] = "allOf",
+    [OP_ANYOF] = "anyOf",          [OP_ONEOF] = "oneOf",
+    [OP_NOT] = "not",              [OP_IF] = "if",
+    [OP_MIN] = "minimum",          [OP_MAX] = "maximum",
+    [OP_XMIN] = "exclusiveMinimum", [OP_XMAX] = "exclusiveMaximum",
+    [OP_MULOF] = "multipleOf",     [OP_MINLEN] = "minLength",
+    [OP_MAXLEN] = "maxLength",     [OP_PATTERN] = "pattern",
+    [OP_FORMAT] = "format",        [OP_ITEMS] = "items",
+    [OP_TUPLE] = "items",          [OP_MINITEMS] = "minItems",
+    [OP_MAXITEMS] = "maxItems",    [OP_UNIQUE] = "uniqueItems",
+    [OP_CONTAINS] = "contains",    [OP_PROPS] = "properties",
+    [OP_REQUIRED] = "required",    [OP_MINPROPS] = "minProperties",
+    [OP_MAXPROPS] = "maxProperties", [OP_DEPS] = "dependencies",
+    [OP_PROPNAMES] = "propertyNames",
+};
+
+void sch_types_text(uint32_t mask, char *buf, size_t len)
+{
+    static const char *const names[] = {"null", "boolean", "object", "array",
+                                        "number", "integer", "string"};
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < 7; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        int w = snprintf(buf + k, len - k, "%s%s", k ? " or " : "", names[i]);
+        if (w < 0 || (size_t)w >= len - k)
+            break;
+        k += (size_t)w;
+    }
+    if (!k)
+        snprintf(buf, len, "nothing");
+}
+
 /* ----- errors -------------------------------------------------------------------------------- */
 
 void schema_set_error(schema_error_t *err, const char *ptr, size_t ptrlen, const char *fmt, ...)

@@ -30,15 +30,13 @@ typedef struct vctx {
     seg_t path[SCHEMA_MAX_DEPTH + 1];
 } vctx_t;
 
-/* A value to validate: a JSON value, or an object key (for propertyNames), which is a
- * string without a json_t of its own. */
-typedef struct val {
-    const json_t *j;
-    const char *s;
-    size_t n;
-} val_t;
+/* The value being validated is passed as (j, ks, kn): a JSON value j, or, when j is
+ * NULL, an object key ks[0..kn) for propertyNames — a string with no json_t of its
+ * own. Three scalars travel in registers, a struct would go through memory. */
+#define VAL const json_t *j, const char *ks, size_t kn
+#define JV(x) (x), NULL, 0
 
-static bool v_node(vctx_t *c, const node_t *n, val_t v);
+static bool v_node(vctx_t *c, const node_t *n, VAL);
 
 /* ----- violations ----------------------------------------------------------------------- */
 
@@ -49,17 +47,79 @@ static const char *const vtype_names[] = {
 
 const char *schema_vtype_name(schema_vtype_t t)
 {
-    return (unsigned)t < sizeof vtype_names / sizeof vtype_names[0] ? vtype_names[t] : "Schema-Mismatch";
+    return (unsigned)t < sizeof vtype_names / sizeof vtype_names[0] ? vtype_names[t]
+                                                                      : "Schema-Mismatch";
 }
 
-static void report(vctx_t *c, const node_t *n, const char *kw, schema_vtype_t type,
-                   const char *key, size_t keylen, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
+/* String storage of a result: blocks that are kept (and reused) across clears. */
+typedef struct sblock {
+    struct sblock *next;
+    size_t used, size;
+    char data[];
+} sblock_t;
 
-/* Records a violation at the current path (plus `key`, for required and
- * additionalProperties, which name the property itself). */
-static void report(vctx_t *c, const node_t *n, const char *kw, schema_vtype_t type,
-                   const char *key, size_t keylen, const char *fmt, ...)
+struct schema_strings {
+    sblock_t *head, *cur;
+};
+
+static char *str_alloc(schema_result_t *r, size_t n)
+{
+    struct schema_strings *ss = r->strings;
+    if (!ss) {
+        ss = r->strings = calloc(1, sizeof *ss);
+        if (!ss)
+            return NULL;
+    }
+    sblock_t *b = ss->cur, *last = NULL;
+    for (; b; last = b, b = b->next) {
+        if (b->size - b->used >= n) {
+            ss->cur = b;
+            char *p = b->data + b->used;
+            b->used += n;
+            return p;
+        }
+    }
+    size_t size = n > 4000 ? n : 4000;
+    b = malloc(sizeof *b + size);
+    if (!b)
+        return NULL;
+    *b = (sblock_t){NULL, n, size};
+    if (last)
+        last->next = b;
+    else
+        ss->head = b;
+    ss->cur = b;
+    return b->data;
+}
+
+static size_t seg_len(const char *k, size_t n)
+{
+    size_t len = 1 + n;
+    for (size_t i = 0; i < n; i++)
+        len += k[i] == '~' || k[i] == '/';
+    return len;
+}
+
+static char *put_seg(char *p, const char *k, size_t n)
+{
+    *p++ = '/';
+    for (size_t i = 0; i < n; i++) {
+        if (k[i] == '~' || k[i] == '/') {
+            *p++ = '~';
+            *p++ = k[i] == '~' ? '0' : '1';
+        } else {
+            *p++ = k[i];
+        }
+    }
+    return p;
+}
+
+/* Records a violation at the current instance path (plus `key`: required and
+ * additionalProperties name the property itself). The message is m1 m2[0..m2n) m3,
+ * mostly prepared at compile time; everything is copied into the result's storage. */
+static void report(vctx_t *c, const char *spath, const char *kw, schema_vtype_t type,
+                   const char *key, size_t keylen, const char *m1, const char *m2, size_t m2n,
+                   const char *m3)
 {
     if (!c->collect)
         return;
@@ -78,54 +138,71 @@ static void report(vctx_t *c, const node_t *n, const char *kw, schema_vtype_t ty
         r->items = items;
         r->cap = cap;
     }
-    sbuf_t path = {0}, sp = {0}, msg = {0};
-    sch_sb_putn(&path, "", 0);
-    for (unsigned i = 0; i < c->plen; i++) {
-        if (c->path[i].key)
-            sch_sb_pointer_seg(&path, c->path[i].key, c->path[i].n);
-        else
-            sch_sb_printf(&path, "/%zu", c->path[i].n);
-    }
-    if (key)
-        sch_sb_pointer_seg(&path, key, keylen);
-    sch_sb_puts(&sp, n->loc);
-    if (strcmp(kw, "false") != 0)
-        sch_sb_pointer_seg(&sp, kw, strlen(kw));
-    va_list ap;
-    va_start(ap, fmt);
-    char tmp[512];
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    sch_sb_puts(&msg, tmp);
-    if (path.failed || sp.failed || msg.failed) {
-        free(path.s);
-        free(sp.s);
-        free(msg.s);
+    char idx[24];
+    size_t plen = key ? seg_len(key, keylen) : 0;
+    for (unsigned i = 0; i < c->plen; i++)
+        plen += c->path[i].key ? seg_len(c->path[i].key, c->path[i].n)
+                               : (size_t)snprintf(idx, sizeof idx, "/%zu", c->path[i].n);
+    size_t l1 = strlen(m1), l3 = m3 ? strlen(m3) : 0, lsp = strlen(spath);
+    char *buf = str_alloc(r, plen + 1 + lsp + 1 + l1 + m2n + l3 + 1);
+    if (!buf) {
         r->truncated = true;
         return;
     }
-    r->items[r->count++] = (schema_violation_t){
-        .type = type, .keyword = kw, .path = path.s, .path_len = path.len,
-        .schema_path = sp.s, .message = msg.s};
+    char *p = buf;
+    for (unsigned i = 0; i < c->plen; i++) {
+        if (c->path[i].key)
+            p = put_seg(p, c->path[i].key, c->path[i].n);
+        else
+            p += sprintf(p, "/%zu", c->path[i].n);
+    }
+    if (key)
+        p = put_seg(p, key, keylen);
+    *p++ = '\0';
+    char *sp = memcpy(p, spath, lsp + 1);
+    char *msg = p + lsp + 1;
+    memcpy(msg, m1, l1);
+    if (m2n)
+        memcpy(msg + l1, m2, m2n);
+    if (l3)
+        memcpy(msg + l1 + m2n, m3, l3);
+    msg[l1 + m2n + l3] = '\0';
+    r->items[r->count++] = (schema_violation_t){.type = type, .keyword = kw, .path = buf,
+                                                .path_len = plen, .schema_path = sp,
+                                                .message = msg};
 }
+
+/* A violation whose message is fixed. */
+#define REPORT(c, k, type, msg) \
+    report(c, (k)->spath, sch_op_keyword[(k)->op], type, NULL, 0, msg, NULL, 0, NULL)
 
 void schema_result_clear(schema_result_t *r)
 {
-    for (size_t i = 0; i < r->count; i++) {
-        free(r->items[i].path);
-        free(r->items[i].schema_path);
-        free(r->items[i].message);
-    }
     r->count = 0;
     r->truncated = false;
+    if (r->strings) {
+        for (sblock_t *b = r->strings->head; b; b = b->next)
+            b->used = 0;
+        r->strings->cur = r->strings->head;
+    }
 }
 
 void schema_result_free(schema_result_t *r)
 {
-    schema_result_clear(r);
+    if (r->strings) {
+        sblock_t *b = r->strings->head;
+        while (b) {
+            sblock_t *next = b->next;
+            free(b);
+            b = next;
+        }
+        free(r->strings);
+        r->strings = NULL;
+    }
     free(r->items);
     r->items = NULL;
-    r->cap = 0;
+    r->count = r->cap = 0;
+    r->truncated = false;
 }
 
 json_t *schema_violation_json(const schema_violation_t *v)
@@ -148,11 +225,11 @@ json_t *schema_result_json(const schema_result_t *r)
 
 /* ----- helpers ------------------------------------------------------------------------------ */
 
-static int cat_of(val_t v)
+static int cat_of(const json_t *j)
 {
-    if (!v.j)
+    if (!j)
         return CAT_STR;
-    switch (json_typeof(v.j)) {
+    switch (json_typeof(j)) {
     case JSON_OBJECT:
         return CAT_OBJ;
     case JSON_ARRAY:
@@ -167,11 +244,11 @@ static int cat_of(val_t v)
     }
 }
 
-static uint32_t type_of(val_t v, int draft)
+static uint32_t type_of(const json_t *j, int draft)
 {
-    if (!v.j)
+    if (!j)
         return T_STR;
-    switch (json_typeof(v.j)) {
+    switch (json_typeof(j)) {
     case JSON_OBJECT:
         return T_OBJ;
     case JSON_ARRAY:
@@ -182,7 +259,7 @@ static uint32_t type_of(val_t v, int draft)
         return T_NUM | T_INT;
     case JSON_REAL:
         /* draft-06 made 1.0 an integer; draft-04 keeps it a number only */
-        return T_NUM | (draft >= SCHEMA_DRAFT6 && sch_num_is_integral(sch_num_of(v.j)) ? T_INT : 0);
+        return T_NUM | (draft >= SCHEMA_DRAFT6 && sch_num_is_integral(sch_num_of(j)) ? T_INT : 0);
     case JSON_TRUE:
     case JSON_FALSE:
         return T_BOOL;
@@ -191,29 +268,11 @@ static uint32_t type_of(val_t v, int draft)
     }
 }
 
-static void types_text(uint32_t mask, char *buf, size_t len)
+static const char *type_name(const json_t *j)
 {
-    static const char *const names[] = {"null", "boolean", "object", "array",
-                                        "number", "integer", "string"};
-    size_t k = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < 7; i++) {
-        if (!(mask & (1u << i)))
-            continue;
-        int w = snprintf(buf + k, len - k, "%s%s", k ? " or " : "", names[i]);
-        if (w < 0 || (size_t)w >= len - k)
-            break;
-        k += (size_t)w;
-    }
-    if (!k)
-        snprintf(buf, len, "nothing");
-}
-
-static const char *type_name(val_t v)
-{
-    if (!v.j)
+    if (!j)
         return "string";
-    switch (json_typeof(v.j)) {
+    switch (json_typeof(j)) {
     case JSON_OBJECT: return "object";
     case JSON_ARRAY: return "array";
     case JSON_STRING: return "string";
@@ -225,22 +284,22 @@ static const char *type_name(val_t v)
     }
 }
 
-static const char *str_of(val_t v, size_t *n)
+static const char *str_of(VAL, size_t *n)
 {
-    if (!v.j) {
-        *n = v.n;
-        return v.s;
+    if (!j) {
+        *n = kn;
+        return ks;
     }
-    *n = json_string_length(v.j);
-    return json_string_value(v.j);
+    *n = json_string_length(j);
+    return json_string_value(j);
 }
 
-static bool val_equal(val_t v, const json_t *e)
+static bool val_equal(VAL, const json_t *e)
 {
-    if (v.j)
-        return sch_json_equal(v.j, e);
-    return json_is_string(e) && json_string_length(e) == v.n &&
-           memcmp(json_string_value(e), v.s, v.n) == 0;
+    if (j)
+        return sch_json_equal(j, e);
+    return json_is_string(e) && json_string_length(e) == kn &&
+           memcmp(json_string_value(e), ks, kn) == 0;
 }
 
 /* Code points: UTF-8 bytes that do not continue a sequence. */
@@ -252,25 +311,11 @@ static size_t utf8_len(const char *s, size_t n)
     return k;
 }
 
-static void dump_short(const json_t *j, char *buf, size_t len)
-{
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!s) {
-        snprintf(buf, len, "(value)");
-        return;
-    }
-    if (strlen(s) >= len && len > 4)
-        snprintf(buf, len, "%.*s...", (int)(len - 4), s);
-    else
-        snprintf(buf, len, "%s", s);
-    free(s);
-}
-
-static bool quick(vctx_t *c, const node_t *n, val_t v)
+static bool quick(vctx_t *c, const node_t *n, VAL)
 {
     bool saved = c->collect;
     c->collect = false;
-    bool ok = v_node(c, n, v);
+    bool ok = v_node(c, n, j, ks, kn);
     c->collect = saved;
     return ok;
 }
@@ -281,8 +326,6 @@ static inline void push_key(vctx_t *c, const char *k, size_t n)
 }
 
 static inline void push_idx(vctx_t *c, size_t i) { c->path[c->plen++] = (seg_t){NULL, i}; }
-
-static inline val_t jv(const json_t *j) { return (val_t){j, NULL, 0}; }
 
 static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
 {
@@ -309,7 +352,7 @@ static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
 
 /* ----- keywords that need a few lines ----------------------------------------------------------- */
 
-static bool v_props(vctx_t *c, const node_t *n, const props_t *p, json_t *obj)
+static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
 {
     bool ok = true;
     if (!p->scan_keys && p->n <= json_object_size(obj)) {
@@ -319,7 +362,7 @@ static bool v_props(vctx_t *c, const node_t *n, const props_t *p, json_t *obj)
             if (!x)
                 continue;
             push_key(c, p->v[i].key.s, p->v[i].key.n);
-            bool r = v_node(c, p->v[i].node, jv(x));
+            bool r = v_node(c, p->v[i].node, JV(x));
             c->plen--;
             if (!r) {
                 ok = false;
@@ -338,7 +381,7 @@ static bool v_props(vctx_t *c, const node_t *n, const props_t *p, json_t *obj)
         const prop_t *pr = find_prop(p, k, kn);
         if (pr) {
             matched = true;
-            r = v_node(c, pr->node, jv(x));
+            r = v_node(c, pr->node, JV(x));
         }
         for (size_t i = 0; i < p->npat && (r || c->collect); i++) {
             int m = sch_re_match(&p->pat[i].re, k, kn);
@@ -347,24 +390,24 @@ static bool v_props(vctx_t *c, const node_t *n, const props_t *p, json_t *obj)
             matched = true;
             if (m < 0) {
                 c->plen--;
-                report(c, n, "patternProperties", SCHEMA_V_PATTERN_MISMATCH, k, kn,
-                       "pattern \"%s\" could not be evaluated on this name (match limit)",
-                       p->pat[i].src);
+                report(c, p->pat_spath, "patternProperties", SCHEMA_V_PATTERN_MISMATCH, k, kn,
+                       "a patternProperties pattern could not be evaluated on this name "
+                       "(match limit)", NULL, 0, NULL);
                 push_key(c, k, kn);
                 r = false;
-            } else if (!v_node(c, p->pat[i].node, jv(x))) {
+            } else if (!v_node(c, p->pat[i].node, JV(x))) {
                 r = false;
             }
         }
         c->plen--;
         if (!matched && (r || c->collect)) {
             if (p->add_false) {
-                report(c, n, "additionalProperties", SCHEMA_V_ADDITIONAL_PROPERTIES, k, kn,
-                       "property \"%.*s\" is not allowed", (int)kn, k);
+                report(c, p->add_spath, "additionalProperties", SCHEMA_V_ADDITIONAL_PROPERTIES, k,
+                       kn, "property \"", k, kn, "\" is not allowed");
                 r = false;
             } else if (p->add) {
                 push_key(c, k, kn);
-                if (!v_node(c, p->add, jv(x)))
+                if (!v_node(c, p->add, JV(x)))
                     r = false;
                 c->plen--;
             }
@@ -386,10 +429,10 @@ static bool find_duplicate(const json_t *arr, size_t *a, size_t *b)
     size_t n = json_array_size(arr);
     if (n <= 32) {
         for (size_t i = 0; i < n; i++)
-            for (size_t j = i + 1; j < n; j++)
-                if (sch_json_equal(json_array_get(arr, i), json_array_get(arr, j))) {
+            for (size_t k = i + 1; k < n; k++)
+                if (sch_json_equal(json_array_get(arr, i), json_array_get(arr, k))) {
                     *a = i;
-                    *b = j;
+                    *b = k;
                     return true;
                 }
         return false;
@@ -423,84 +466,55 @@ static bool find_duplicate(const json_t *arr, size_t *a, size_t *b)
     return found;
 }
 
-static bool v_limit(vctx_t *c, const node_t *n, const kw_t *k, num_t x)
+static bool limit_ok(const kw_t *k, num_t x)
 {
     int cmp = sch_num_cmp(x, k->u.lim.n);
-    bool ok;
-    const char *kw, *rel;
     switch (k->op) {
     case OP_MIN:
-        ok = k->u.lim.excl ? cmp > 0 : cmp >= 0;
-        kw = "minimum";
-        rel = k->u.lim.excl ? ">" : ">=";
-        break;
+        return k->u.lim.excl ? cmp > 0 : cmp >= 0;
     case OP_MAX:
-        ok = k->u.lim.excl ? cmp < 0 : cmp <= 0;
-        kw = "maximum";
-        rel = k->u.lim.excl ? "<" : "<=";
-        break;
+        return k->u.lim.excl ? cmp < 0 : cmp <= 0;
     case OP_XMIN:
-        ok = cmp > 0;
-        kw = "exclusiveMinimum";
-        rel = ">";
-        break;
+        return cmp > 0;
     default:
-        ok = cmp < 0;
-        kw = "exclusiveMaximum";
-        rel = "<";
-        break;
+        return cmp < 0;
     }
-    if (!ok) {
-        char b[40];
-        sch_num_format(k->u.lim.n, b, sizeof b);
-        report(c, n, kw, SCHEMA_V_RANGE_MISMATCH, NULL, 0, "must be %s %s", rel, b);
-    }
-    return ok;
 }
 
 /* ----- the interpreter ------------------------------------------------------------------------ */
 
-static bool exec(vctx_t *c, const node_t *n, const kw_t *k, val_t v)
+static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
 {
     switch ((enum op)k->op) {
     case OP_FALSE:
-        report(c, n, "false", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0, "no value is allowed here");
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, "no value is allowed here");
         return false;
     case OP_TYPE:
-        if (type_of(v, n->draft) & k->u.types)
+        if (type_of(j, n->draft) & k->u.types)
             return true;
         if (c->collect) {
-            char want[80];
-            types_text(k->u.types, want, sizeof want);
-            report(c, n, "type", SCHEMA_V_DATATYPE_MISMATCH, NULL, 0, "expected %s, got %s",
-                   want, type_name(v));
+            const char *t = type_name(j);
+            report(c, k->spath, "type", SCHEMA_V_DATATYPE_MISMATCH, NULL, 0, k->msg, ", got ", 6,
+                   t);
         }
         return false;
     case OP_ENUM:
         for (size_t i = 0; i < json_array_size(k->u.value); i++)
-            if (val_equal(v, json_array_get(k->u.value, i)))
+            if (val_equal(j, ks, kn, json_array_get(k->u.value, i)))
                 return true;
-        if (c->collect) {
-            char b[200];
-            dump_short(k->u.value, b, sizeof b);
-            report(c, n, "enum", SCHEMA_V_ENUM_MISMATCH, NULL, 0, "must be one of %s", b);
-        }
+        REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
         return false;
     case OP_CONST:
-        if (val_equal(v, k->u.value))
+        if (val_equal(j, ks, kn, k->u.value))
             return true;
-        if (c->collect) {
-            char b[200];
-            dump_short(k->u.value, b, sizeof b);
-            report(c, n, "const", SCHEMA_V_ENUM_MISMATCH, NULL, 0, "must be %s", b);
-        }
+        REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
         return false;
     case OP_REF:
-        return v_node(c, k->u.sub, v);
+        return v_node(c, k->u.sub, j, ks, kn);
     case OP_ALLOF: {
         bool ok = true;
         for (size_t i = 0; i < k->u.list.n; i++)
-            if (!v_node(c, k->u.list.v[i], v)) {
+            if (!v_node(c, k->u.list.v[i], j, ks, kn)) {
                 ok = false;
                 if (!c->collect)
                     break;
@@ -509,52 +523,49 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, val_t v)
     }
     case OP_ANYOF:
         for (size_t i = 0; i < k->u.list.n; i++)
-            if (quick(c, k->u.list.v[i], v))
+            if (quick(c, k->u.list.v[i], j, ks, kn))
                 return true;
-        report(c, n, "anyOf", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-               "must match at least one schema in anyOf");
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, "must match at least one schema in anyOf");
         return false;
     case OP_ONEOF: {
         size_t m = 0;
         for (size_t i = 0; i < k->u.list.n && m < 2; i++)
-            m += quick(c, k->u.list.v[i], v);
+            m += quick(c, k->u.list.v[i], j, ks, kn);
         if (m == 1)
             return true;
-        report(c, n, "oneOf", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH,
                m ? "must match exactly one schema in oneOf, but matches several"
                  : "must match exactly one schema in oneOf, but matches none");
         return false;
     }
     case OP_NOT:
-        if (!quick(c, k->u.sub, v))
+        if (!quick(c, k->u.sub, j, ks, kn))
             return true;
-        report(c, n, "not", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0, "must not match the schema in not");
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, "must not match the schema in not");
         return false;
     case OP_IF:
-        if (quick(c, k->u.cond.cond, v))
-            return k->u.cond.then ? v_node(c, k->u.cond.then, v) : true;
-        return k->u.cond.els ? v_node(c, k->u.cond.els, v) : true;
+        if (quick(c, k->u.cond.cond, j, ks, kn))
+            return k->u.cond.then ? v_node(c, k->u.cond.then, j, ks, kn) : true;
+        return k->u.cond.els ? v_node(c, k->u.cond.els, j, ks, kn) : true;
 
     case OP_MIN:
     case OP_MAX:
     case OP_XMIN:
     case OP_XMAX:
-        return v_limit(c, n, k, sch_num_of(v.j));
-    case OP_MULOF:
-        if (sch_num_multiple_of(sch_num_of(v.j), k->u.lim.n))
+        if (limit_ok(k, sch_num_of(j)))
             return true;
-        if (c->collect) {
-            char b[40];
-            sch_num_format(k->u.lim.n, b, sizeof b);
-            report(c, n, "multipleOf", SCHEMA_V_RANGE_MISMATCH, NULL, 0,
-                   "must be a multiple of %s", b);
-        }
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
+        return false;
+    case OP_MULOF:
+        if (sch_num_multiple_of(sch_num_of(j), k->u.lim.n))
+            return true;
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
 
     case OP_MINLEN:
     case OP_MAXLEN: {
         size_t len;
-        const char *s = str_of(v, &len);
+        const char *s = str_of(j, ks, kn, &len);
         /* a code point takes 1 to 4 bytes: the byte length often decides alone */
         size_t cps = (k->op == OP_MAXLEN && len <= k->u.count) ||
                              (k->op == OP_MINLEN && len / 4 >= k->u.count)
@@ -562,41 +573,33 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, val_t v)
                          : utf8_len(s, len);
         if (k->op == OP_MINLEN ? cps >= k->u.count : cps <= k->u.count)
             return true;
-        report(c, n, k->op == OP_MINLEN ? "minLength" : "maxLength", SCHEMA_V_RANGE_MISMATCH,
-               NULL, 0, "must be at %s %zu characters long",
-               k->op == OP_MINLEN ? "least" : "most", k->u.count);
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     }
     case OP_PATTERN: {
         size_t len;
-        const char *s = str_of(v, &len);
+        const char *s = str_of(j, ks, kn, &len);
         int m = sch_re_match(k->u.pat.re, s, len);
         if (m == 1)
             return true;
-        if (m == 0)
-            report(c, n, "pattern", SCHEMA_V_PATTERN_MISMATCH, NULL, 0,
-                   "must match pattern \"%s\"", k->u.pat.src);
-        else
-            report(c, n, "pattern", SCHEMA_V_PATTERN_MISMATCH, NULL, 0,
-                   "pattern \"%s\" could not be evaluated on this value (match limit)",
-                   k->u.pat.src);
+        REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH,
+               m == 0 ? k->msg : "the pattern could not be evaluated on this value (match limit)");
         return false;
     }
     case OP_FORMAT: {
         size_t len;
-        const char *s = str_of(v, &len);
+        const char *s = str_of(j, ks, kn, &len);
         if (sch_format_check(k->u.format, s, len))
             return true;
-        report(c, n, "format", SCHEMA_V_PATTERN_MISMATCH, NULL, 0, "must be a valid %s",
-               sch_format_name(k->u.format));
+        REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH, k->msg);
         return false;
     }
 
     case OP_ITEMS: {
         bool ok = true;
-        for (size_t i = 0; i < json_array_size(v.j); i++) {
+        for (size_t i = 0; i < json_array_size(j); i++) {
             push_idx(c, i);
-            bool r = v_node(c, k->u.sub, jv(json_array_get(v.j, i)));
+            bool r = v_node(c, k->u.sub, JV(json_array_get(j, i)));
             c->plen--;
             if (!r) {
                 ok = false;
@@ -608,13 +611,13 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, val_t v)
     }
     case OP_TUPLE: {
         bool ok = true;
-        size_t len = json_array_size(v.j);
+        size_t len = json_array_size(j);
         for (size_t i = 0; i < len; i++) {
             const node_t *sub = i < k->u.tuple.n ? k->u.tuple.v[i] : k->u.tuple.add;
             if (!sub)
                 continue;
             push_idx(c, i);
-            bool r = v_node(c, sub, jv(json_array_get(v.j, i)));
+            bool r = v_node(c, sub, JV(json_array_get(j, i)));
             c->plen--;
             if (!r) {
                 ok = false;
@@ -623,104 +626,102 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, val_t v)
             }
         }
         if (k->u.tuple.add_false && len > k->u.tuple.n) {
-            report(c, n, "additionalItems", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-                   "must have at most %zu items", k->u.tuple.n);
+            report(c, k->u.tuple.add_spath, "additionalItems", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
+                   k->u.tuple.add_msg, NULL, 0, NULL);
             ok = false;
         }
         return ok;
     }
     case OP_MINITEMS:
-        if (json_array_size(v.j) >= k->u.count)
+        if (json_array_size(j) >= k->u.count)
             return true;
-        report(c, n, "minItems", SCHEMA_V_RANGE_MISMATCH, NULL, 0, "must have at least %zu items",
-               k->u.count);
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     case OP_MAXITEMS:
-        if (json_array_size(v.j) <= k->u.count)
+        if (json_array_size(j) <= k->u.count)
             return true;
-        report(c, n, "maxItems", SCHEMA_V_RANGE_MISMATCH, NULL, 0, "must have at most %zu items",
-               k->u.count);
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     case OP_UNIQUE: {
         size_t a, b;
-        if (!find_duplicate(v.j, &a, &b))
+        if (!find_duplicate(j, &a, &b))
             return true;
-        report(c, n, "uniqueItems", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-               "items %zu and %zu are equal", a, b);
+        if (c->collect) {
+            char m[80];
+            snprintf(m, sizeof m, "must not contain equal items (items %zu and %zu)", a, b);
+            REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, m);
+        }
         return false;
     }
     case OP_CONTAINS:
-        for (size_t i = 0; i < json_array_size(v.j); i++)
-            if (quick(c, k->u.sub, jv(json_array_get(v.j, i))))
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (quick(c, k->u.sub, JV(json_array_get(j, i))))
                 return true;
-        report(c, n, "contains", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH,
                "must contain an item that matches the contains schema");
         return false;
 
     case OP_PROPS:
-        return v_props(c, n, k->u.props, (json_t *)v.j);
+        return v_props(c, k->u.props, (json_t *)j);
     case OP_REQUIRED: {
         bool ok = true;
         for (size_t i = 0; i < k->u.req.n; i++) {
             const skey_t *r = &k->u.req.v[i];
-            if (json_object_getn(v.j, r->s, r->n))
+            if (json_object_getn(j, r->s, r->n))
                 continue;
             ok = false;
             if (!c->collect)
                 break;
-            report(c, n, "required", SCHEMA_V_REQUIRED_MISSING, r->s, r->n,
-                   "required property \"%.*s\" is missing", (int)r->n, r->s);
+            report(c, k->spath, "required", SCHEMA_V_REQUIRED_MISSING, r->s, r->n,
+                   "required property \"", r->s, r->n, "\" is missing");
         }
         return ok;
     }
     case OP_MINPROPS:
-        if (json_object_size(v.j) >= k->u.count)
+        if (json_object_size(j) >= k->u.count)
             return true;
-        report(c, n, "minProperties", SCHEMA_V_RANGE_MISMATCH, NULL, 0,
-               "must have at least %zu properties", k->u.count);
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     case OP_MAXPROPS:
-        if (json_object_size(v.j) <= k->u.count)
+        if (json_object_size(j) <= k->u.count)
             return true;
-        report(c, n, "maxProperties", SCHEMA_V_RANGE_MISMATCH, NULL, 0,
-               "must have at most %zu properties", k->u.count);
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     case OP_DEPS: {
         bool ok = true;
         for (size_t i = 0; i < k->u.deps.n && (ok || c->collect); i++) {
             const dep_t *d = &k->u.deps.v[i];
-            if (!json_object_getn(v.j, d->key.s, d->key.n))
+            if (!json_object_getn(j, d->key.s, d->key.n))
                 continue;
             if (d->node) {
-                ok &= v_node(c, d->node, v);
+                ok &= v_node(c, d->node, j, ks, kn);
                 continue;
             }
             for (size_t r = 0; r < d->nreq; r++) {
-                if (json_object_getn(v.j, d->req[r].s, d->req[r].n))
+                if (json_object_getn(j, d->req[r].s, d->req[r].n))
                     continue;
                 ok = false;
                 if (!c->collect)
                     break;
-                report(c, n, "dependencies", SCHEMA_V_REQUIRED_MISSING, d->req[r].s, d->req[r].n,
-                       "property \"%.*s\" is required when \"%.*s\" is present", (int)d->req[r].n,
-                       d->req[r].s, (int)d->key.n, d->key.s);
+                report(c, k->spath, "dependencies", SCHEMA_V_REQUIRED_MISSING, d->req[r].s,
+                       d->req[r].n, "property \"", d->req[r].s, d->req[r].n, d->msg);
             }
         }
         return ok;
     }
     case OP_PROPNAMES: {
         bool ok = true;
-        json_t *obj = (json_t *)v.j;
+        json_t *obj = (json_t *)j;
         for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
             const char *key = json_object_iter_key(it);
-            size_t kn = json_object_iter_key_len(it);
-            if (quick(c, k->u.sub, (val_t){NULL, key, kn}))
+            size_t keyn = json_object_iter_key_len(it);
+            if (quick(c, k->u.sub, NULL, key, keyn))
                 continue;
             ok = false;
             if (!c->collect)
                 break;
-            report(c, n, "propertyNames", SCHEMA_V_SCHEMA_MISMATCH, key, kn,
-                   "property name \"%.*s\" does not match propertyNames", (int)kn, key);
+            report(c, k->spath, "propertyNames", SCHEMA_V_SCHEMA_MISMATCH, key, keyn,
+                   "property name \"", key, keyn, "\" does not match propertyNames");
         }
         return ok;
     }
@@ -728,11 +729,11 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, val_t v)
     return true;
 }
 
-static bool run(vctx_t *c, const node_t *n, int cat, val_t v)
+static bool run(vctx_t *c, const node_t *n, int cat, VAL)
 {
     bool ok = true;
     for (unsigned i = n->cat[cat]; i < n->cat[cat + 1]; i++)
-        if (!exec(c, n, &n->ops[i], v)) {
+        if (!exec(c, n, &n->ops[i], j, ks, kn)) {
             ok = false;
             if (!c->collect)
                 break;
@@ -740,18 +741,18 @@ static bool run(vctx_t *c, const node_t *n, int cat, val_t v)
     return ok;
 }
 
-static bool v_node(vctx_t *c, const node_t *n, val_t v)
+static bool v_node(vctx_t *c, const node_t *n, VAL)
 {
     if (c->depth >= SCHEMA_MAX_DEPTH) {
-        report(c, n, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-               "validation nested deeper than %d schemas", SCHEMA_MAX_DEPTH);
+        report(c, n->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
+               "validation nested too deep (a recursive schema on a deep value)", NULL, 0, NULL);
         return false;
     }
     c->depth++;
-    bool ok = run(c, n, CAT_ANY, v);
-    int cat = cat_of(v);
+    bool ok = run(c, n, CAT_ANY, j, ks, kn);
+    int cat = cat_of(j);
     if (cat != CAT_ANY && (ok || c->collect))
-        ok &= run(c, n, cat, v);
+        ok &= run(c, n, cat, j, ks, kn);
     c->depth--;
     return ok;
 }
@@ -763,5 +764,5 @@ bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t 
     c.collect = res != NULL;
     c.depth = 0;
     c.plen = 0;
-    return v_node(&c, s->root, jv(instance));
+    return v_node(&c, s->root, JV(instance));
 }

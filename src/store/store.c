@@ -387,30 +387,6 @@ int store_user_get(txn *t, const char *id, user_row *out)
     return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
 }
 
-int store_member_add(txn *t, const char *ws_slug, const char *user_id, const char *role)
-{
-    const char *p[] = {ws_slug, user_id, role};
-    return run(t, "INSERT INTO workspace_members (workspace, user_id, role) VALUES (?, ?, ?) "
-                  "ON CONFLICT (workspace, user_id) DO UPDATE SET role = excluded.role", 3, p, NULL, NULL, NULL);
-}
-
-typedef struct member_iter { int (*fn)(void *, const char *, const char *); void *ctx; } member_iter;
-
-static int member_each(void *ctx, int n, char *const *v, const size_t *l)
-{
-    (void)n, (void)l;
-    member_iter *it = ctx;
-    return it->fn(it->ctx, v[0], v[1]);
-}
-
-int store_member_list(txn *t, const char *user_id, int (*fn)(void *, const char *, const char *), void *ctx)
-{
-    member_iter it = {fn, ctx};
-    const char *p[] = {user_id};
-    return run(t, "SELECT workspace, role FROM workspace_members WHERE user_id = ? ORDER BY workspace", 1, p,
-               member_each, &it, NULL);
-}
-
 /* ---- access tokens ---- */
 
 void token_row_clear(token_row *r)
@@ -513,11 +489,11 @@ int store_token_delete(txn *t, long long id)
 
 void res_row_clear(res_row *r)
 {
-    free(r->name), free(r->workspace), free(r->parent), free(r->kind), free(r->id), free(r->body);
+    free(r->name), free(r->workspace), free(r->parent), free(r->kind), free(r->id), free(r->body), free(r->ref);
     memset(r, 0, sizeof *r);
 }
 
-#define RES_COLS "SELECT name, workspace, parent, kind, id, body, version, create_time, update_time FROM resources "
+#define RES_COLS "SELECT name, workspace, parent, kind, id, body, version, create_time, update_time, ref FROM resources "
 
 static void res_fill(res_row *r, char *const *v)
 {
@@ -530,6 +506,7 @@ static void res_fill(res_row *r, char *const *v)
     r->version = atoll(v[6]);
     copy(r->create_time, sizeof r->create_time, v[7]);
     copy(r->update_time, sizeof r->update_time, v[8]);
+    r->ref = dup_or_null(v[9]);
 }
 
 static int res_one(void *ctx, int n, char *const *v, const size_t *l)
@@ -562,9 +539,9 @@ int store_res_insert(txn *t, const res_row *r)
     char ver[24];
     snprintf(ver, sizeof ver, "%lld", r->version);
     const char *p[] = {r->name, r->workspace, r->parent, r->kind, r->id, r->body, ver,
-                       r->create_time, r->update_time};
-    return run(t, "INSERT INTO resources (name, workspace, parent, kind, id, body, version, create_time, update_time) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", 9, p, NULL, NULL, NULL);
+                       r->create_time, r->update_time, r->ref};
+    return run(t, "INSERT INTO resources (name, workspace, parent, kind, id, body, version, create_time, update_time, ref) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 10, p, NULL, NULL, NULL);
 }
 
 int store_res_update(txn *t, const res_row *r, long long expect_version)
@@ -631,6 +608,65 @@ int store_res_count(txn *t, const char *parent, const char *kind)
     const char *p[] = {parent, kind};
     int rc = run(t, "SELECT COUNT(*) FROM resources WHERE parent = ? AND kind = ?", 2, p, count_row, &n, NULL);
     return rc ? rc : n;
+}
+
+int store_res_list_ref(txn *t, const char *kind, const char *ref, int (*fn)(void *, res_row *), void *ctx)
+{
+    res_iter it = {fn, ctx};
+    const char *p[] = {kind, ref};
+    return run(t, RES_COLS "WHERE kind = ? AND ref = ? ORDER BY name", 2, p, res_each, &it, NULL);
+}
+
+int store_res_list_ws(txn *t, const char *workspace, const char *kind, const char *after, int limit,
+                      int (*fn)(void *, res_row *), void *ctx)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    res_iter it = {fn, ctx};
+    const char *p[] = {workspace, kind, after ? after : "", lim};
+    return run(t, RES_COLS "WHERE workspace = ? AND kind = ? AND name > ? ORDER BY workspace, kind, name LIMIT ?",
+               4, p, res_each, &it, NULL);
+}
+
+/* ---- audit trail ---- */
+
+int store_audit_add(txn *t, const audit_row *a)
+{
+    char ms[24];
+    snprintf(ms, sizeof ms, "%lld", a->time_ms);
+    const char *p[] = {a->workspace, a->time, ms, a->actor, a->access_token, a->action, a->resource,
+                       a->before, a->after, a->request_id};
+    return run(t, "INSERT INTO audit_events (workspace, time, time_ms, actor, access_token, action, resource, "
+                  "before, after, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 10, p, NULL, NULL, NULL);
+}
+
+typedef struct audit_iter { int (*fn)(void *, const audit_row *); void *ctx; } audit_iter;
+
+static int audit_each(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    audit_iter *it = ctx;
+    audit_row a = {.id = atoll(v[0]), .workspace = v[1], .time = v[2], .time_ms = atoll(v[3]), .actor = v[4],
+                   .access_token = v[5], .action = v[6], .resource = v[7], .before = v[8], .after = v[9],
+                   .request_id = v[10]};
+    return it->fn(it->ctx, &a);
+}
+
+int store_audit_list(txn *t, const char *workspace, long long before_id, const char *prefix, long long start_ms,
+                     long long end_ms, int limit, int (*fn)(void *, const audit_row *), void *ctx)
+{
+    char b[24], s0[24], e0[24], lim[16], plen[24];
+    snprintf(b, sizeof b, "%lld", before_id > 0 ? before_id : (long long)9e18);
+    snprintf(s0, sizeof s0, "%lld", start_ms);
+    snprintf(e0, sizeof e0, "%lld", end_ms > 0 ? end_ms : (long long)9e18);
+    snprintf(lim, sizeof lim, "%d", limit);
+    snprintf(plen, sizeof plen, "%zu", prefix ? strlen(prefix) : 0);
+    audit_iter it = {fn, ctx};
+    const char *p[] = {workspace, b, s0, e0, plen, prefix ? prefix : "", lim};
+    return run(t, "SELECT id, workspace, time, time_ms, actor, access_token, action, resource, before, after, request_id "
+                  "FROM audit_events WHERE workspace = ? AND id < ? AND time_ms >= ? AND time_ms < ? "
+                  "AND substr(resource, 1, CAST(? AS INTEGER)) = ? ORDER BY id DESC LIMIT ?",
+               7, p, audit_each, &it, NULL);
 }
 
 /* ---- idempotency ---- */

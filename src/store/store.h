@@ -70,11 +70,6 @@ int store_user_create(txn *t, const user_row *u);
 int store_user_by_email(txn *t, const char *email, user_row *out);
 int store_user_get(txn *t, const char *id, user_row *out);
 
-/* Workspace membership (the owner role for now; IAM policies build on it). */
-int store_member_add(txn *t, const char *ws_slug, const char *user_id, const char *role);
-/* Calls fn(ctx, ws_slug, role) for each workspace the user belongs to. */
-int store_member_list(txn *t, const char *user_id, int (*fn)(void *, const char *, const char *), void *ctx);
-
 /* ---- access tokens (only keyed hashes are stored) ---- */
 typedef struct token_row {
     long long id;
@@ -96,6 +91,7 @@ int store_token_delete(txn *t, long long id);
 /* ---- generic resources (the engine's one table) ---- */
 typedef struct res_row {
     char *name, *workspace, *parent, *kind, *id, *body;
+    char *ref;           /* optional secondary key a kind may set (a policy's subject, …) */
     long long version;
     char create_time[32], update_time[32];
 } res_row;
@@ -112,6 +108,23 @@ int store_res_delete_tree(txn *t, const char *name);
 int store_res_list(txn *t, const char *parent, const char *kind, const char *after, int limit,
                    int (*fn)(void *, res_row *), void *ctx);
 int store_res_count(txn *t, const char *parent, const char *kind);
+/* Every resource of a kind with this secondary key (e.g. all policies of one subject). */
+int store_res_list_ref(txn *t, const char *kind, const char *ref, int (*fn)(void *, res_row *), void *ctx);
+/* Every resource of a kind in a workspace, by name, after `after`. */
+int store_res_list_ws(txn *t, const char *workspace, const char *kind, const char *after, int limit,
+                      int (*fn)(void *, res_row *), void *ctx);
+
+/* ---- audit trail ---- */
+typedef struct audit_row {
+    long long id;
+    const char *workspace, *time, *actor, *access_token, *action, *resource, *before, *after, *request_id;
+    long long time_ms;
+} audit_row;
+int store_audit_add(txn *t, const audit_row *a);
+/* Newest first: id < before_id (0 = from the newest), optional resource prefix and
+ * [start_ms, end_ms) window (0 = unbounded). */
+int store_audit_list(txn *t, const char *workspace, long long before_id, const char *prefix, long long start_ms,
+                     long long end_ms, int limit, int (*fn)(void *, const audit_row *), void *ctx);
 
 /* ---- idempotency keys ---- */
 int store_idem_get(txn *t, const char *key, char *req_hash, int *status, char **body, long long *create_ms);
