@@ -26,6 +26,7 @@ static const char usage[] =
     "  token revoke ID\n"
     "  user create --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n"
     "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
+    "  routes                              the route table as JSON (method, path, action)\n"
     "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
     "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
 
@@ -372,6 +373,19 @@ int main(int argc, char **argv)
         return cmd_token(argc - 2, argv + 2);
     if (!strcmp(argv[1], "user"))
         return cmd_user(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "routes")) {
+        /* The route table is the source of truth for docs and the access-matrix test. */
+        static const char *const actions[] = {"public", "token_create", "read", "write"};
+        json_t *arr = json_array();
+        for (size_t i = 0; i < api_nroutes; i++)
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "method", api_routes[i].method, "path",
+                                                 api_routes[i].pattern, "action", actions[api_routes[i].action]));
+        char *s = json_dumps(arr, JSON_INDENT(1));
+        puts(s);
+        free(s);
+        json_decref(arr);
+        return 0;
+    }
     if (!strcmp(argv[1], "schema") && argc >= 3 && !strcmp(argv[2], "validate"))
         return schema_cli_validate(argc - 3, argv + 3);
     fprintf(stderr, "manifold: unknown command '%s'\n%s", argv[1], usage);
