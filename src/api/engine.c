@@ -441,6 +441,8 @@ void engine_create(call *c)
     }
     if (store_commit(&t) != ST_OK)
         fail_store(c, ST_ERROR, k->name);
+    else if (k->after_commit)
+        k->after_commit(c);
     goto out;
 rollback:
     store_rollback(&t);
@@ -644,6 +646,8 @@ void engine_delete(call *c)
         fail_store(c, ST_ERROR, k->name);
         goto out;
     }
+    if (k->after_commit)
+        k->after_commit(c);
     buf_puts(&c->resp->body, "{}");
     goto out;
 rollback:

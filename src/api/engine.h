@@ -46,6 +46,8 @@ struct kind {
     /* The parent is not a stored resource (policies live under built-in roles): checks it
      * instead of the generic existence check. */
     bool (*parent_ok)(call *c, const char *parent);
+    /* Runs after a create or delete has committed (e.g. drop cached policies). */
+    void (*after_commit)(call *c);
     /* The secondary key stored with the row (store_res_list_ref), or NULL. */
     const char *(*ref)(json_t *body);
 };

@@ -311,6 +311,14 @@ static json_t *policy_render(call *c, const res_row *r, json_t *body)
 
 static const char *policy_ref(json_t *body) { return json_string_value(json_object_get(body, "subject")); }
 
+/* A granted or removed policy takes effect at once on this process (other processes
+ * re-read within a second). */
+static void policy_committed(call *c)
+{
+    (void)c;
+    auth_forget_all();
+}
+
 const kind kind_policy = {
     .name = "policy",
     .collection = "policies",
@@ -323,6 +331,7 @@ const kind kind_policy = {
     .render = policy_render,
     .parent_ok = policy_parent_ok,
     .ref = policy_ref,
+    .after_commit = policy_committed,
 };
 
 int iam_grant(txn *t, const char *ws_slug, const char *role, const char *subject, const char *resource)

@@ -52,6 +52,8 @@ void token_hash(const char *token, size_t len, char out[65]);
 int auth_bearer(store *st, const char *token, size_t len, principal *p);
 /* Drops a token from this process's cache at once (revocation). */
 void auth_forget(long long token_id);
+/* Drops every cached token (policies changed): the next request of each re-reads. */
+void auth_forget_all(void);
 /* Fills a principal from a stored row (used by the cache and by token creation). */
 void principal_from_row(principal *p, const token_row *r);
 bool principal_has_ws(const principal *p, const char *slug);

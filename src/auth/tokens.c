@@ -191,6 +191,13 @@ static void cache_remove_locked(const unsigned char h[32])
     }
 }
 
+void auth_forget_all(void)
+{
+    pthread_rwlock_wrlock(&cache.lock);
+    cache_clear_locked();
+    pthread_rwlock_unlock(&cache.lock);
+}
+
 void auth_forget(long long token_id)
 {
     pthread_rwlock_wrlock(&cache.lock);
