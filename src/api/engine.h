@@ -94,6 +94,6 @@ int iam_accept_invites(txn *t, const char *email, const char *user_id, int *acce
 /* Records one mutation in the audit trail, in the caller's transaction. before/after are
  * rendered resources (secrets already masked) or NULL. */
 bool audit(call *c, txn *t, const char *action, const char *resource, json_t *before, json_t *after);
-void h_roles_list(call *), h_users_list(call *), h_audit_list(call *);
+void h_roles_list(call *), h_users_list(call *), h_user_delete(call *), h_audit_list(call *);
 
 #endif

@@ -563,3 +563,47 @@ void h_users_list(call *c)
         free(s.ids[i]);
     free(s.ids);
 }
+
+/* DELETE /v1beta/workspaces/{ws}/users/{user} (inferred): removes the user from the
+ * workspace — every policy they hold in it — so their tokens lose all access at once. */
+typedef struct del_ctx { const char *ws; char **names; int n, cap; } del_ctx;
+
+static int collect_policy(void *ctx, res_row *r)
+{
+    del_ctx *d = ctx;
+    if (strcmp(r->workspace, d->ws))
+        return 0;
+    if (d->n == d->cap)
+        d->names = realloc(d->names, (size_t)(d->cap = d->cap ? d->cap * 2 : 8) * sizeof *d->names);
+    d->names[d->n++] = strdup(r->name);
+    return 0;
+}
+
+void h_user_delete(call *c)
+{
+    char subject[96];
+    snprintf(subject, sizeof subject, "users/%s", call_param(c, "user"));
+    del_ctx d = {.ws = c->ws.slug};
+    txn t;
+    if (store_begin(c->api->st, &t, true) != ST_OK)
+        return (void)fail_store(c, ST_ERROR, "user");
+    int rc = store_res_list_ref(&t, "policy", subject, collect_policy, &d);
+    if (rc == ST_OK && d.n == 0)
+        rc = ST_NOT_FOUND;
+    for (int i = 0; i < d.n && rc == ST_OK; i++) {
+        rc = store_res_delete(&t, d.names[i]);
+        if (rc == ST_OK && !audit(c, &t, "policy.delete", d.names[i], NULL, NULL))
+            rc = ST_ERROR;
+    }
+    if (rc == ST_OK && store_commit(&t) == ST_OK) {
+        auth_forget_all();
+        buf_puts(&c->resp->body, "{}");
+    } else {
+        store_rollback(&t);
+        if (!c->failed)
+            fail_store(c, rc == ST_OK ? ST_ERROR : rc, "user");
+    }
+    for (int i = 0; i < d.n; i++)
+        free(d.names[i]);
+    free(d.names);
+}

@@ -63,6 +63,7 @@ route api_routes[] = {
     K("POST", "/v1beta/workspaces/{ws}/invites", ACT_WRITE, engine_create, kind_invite),
     K("DELETE", "/v1beta/workspaces/{ws}/invites/{invite}", ACT_WRITE, engine_delete, kind_invite),
     R("GET", "/v1beta/workspaces/{ws}/users", ACT_READ, h_users_list),
+    R("DELETE", "/v1beta/workspaces/{ws}/users/{user}", ACT_WRITE, h_user_delete),
     R("GET", "/v1beta/workspaces/{ws}/audit-events", ACT_READ, h_audit_list),
 
     /* §9 tracking plans, source connections, and :validate (beyond Segment) */
