@@ -22,7 +22,12 @@ static const char *const dest_paths[] = {"enabled", "config", "connection_mode",
 
 static const cat_item *catalog_of(call *c, const char *name)
 {
-    return catalog_find(&c->api->cat->destinations, strrchr(name, '/') + 1);
+    /* Only the last segment of the catalog name names a destination: accepting an alias
+     * (the docs slug "customer-io" of catalog/destinations/customer.io) would let one source
+     * hold two destinations of the same catalog destination under different names. */
+    const char *key = strrchr(name, '/') + 1;
+    const cat_item *it = catalog_find(&c->api->cat->destinations, key);
+    return it && !strcmp(it->key, key) ? it : NULL;
 }
 
 static json_t *setting_of(const cat_item *it, const char *key)
@@ -266,11 +271,18 @@ static json_t *zero_of_type(const char *type)
     return json_string("");
 }
 
-static json_t *secret_version(const json_t *v)
+/* A keyed hash of the setting's full name and its value: stable while the value stays, and
+ * different for the same value in another setting, so that whoever can set a secret on one
+ * destination cannot confirm guesses of another destination's secret by comparing versions. */
+static json_t *secret_version(const char *setting_name, const json_t *v)
 {
     char *s = json_to_string(v);
+    buf b = {0};
+    buf_append(&b, setting_name, strlen(setting_name) + 1);
+    buf_append(&b, s, strlen(s));
     unsigned char mac[12];
-    auth_mac(s, strlen(s), mac);
+    auth_mac(b.data, b.len, mac);
+    buf_free(&b);
     free(s);
     char hex[25];
     sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
@@ -304,14 +316,14 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
         const char *dn = json_string_value(json_object_get(s, "display_name"));
         json_t *e = json_pack("{s:s, s:s, s:O}", "name", buf_cstr(&n), "display_name", dn ? dn : "",
                               "value", v ? v : json_null());
-        buf_free(&n);
         json_decref(zero);
         if (type && !strcmp(type, "password")) {
             json_t *stored = json_object_get(cfg, key);
             json_object_set_new(e, "value", json_string(stored ? SECRET_MASK : ""));
             if (stored)
-                json_object_set_new(e, "secret_version", secret_version(stored));
+                json_object_set_new(e, "secret_version", secret_version(buf_cstr(&n), stored));
         }
+        buf_free(&n);
         json_object_set_new(e, "type", json_string(type ? type : "mixed"));
         json_array_append_new(list, e);
     }
