@@ -543,10 +543,45 @@ static bool compile_re(comp_t *c, re_t *re, const char *src, size_t len, const w
 
 static int prop_cmp(const void *a, const void *b)
 {
-    const prop_t *x = a, *y = b;
+    const prop_t *x = *(prop_t *const *)a, *y = *(prop_t *const *)b;
     if (x->key.n != y->key.n)
         return x->key.n < y->key.n ? -1 : 1;
     return memcmp(x->key.s, y->key.s, x->key.n);
+}
+
+/* Finds a multiplier that gives every property name its own slot, so that matching an
+ * instance key costs one hash and one memcmp. Without one, lookups binary-search. */
+static void build_prop_hash(comp_t *c, props_t *p)
+{
+    static const uint32_t muls[] = {0x01000193u, 0x2545F491u, 0x9E3779B9u, 0x85EBCA6Bu,
+                                    0xC2B2AE35u, 0x27D4EB2Fu, 0x165667B1u, 0xD3A2646Bu};
+    if (p->n == 0 || p->n > 4096)
+        return;
+    for (size_t m = 4; m <= 16 * p->n + 16 && m <= 65536; m *= 2) {
+        if (m < 2 * p->n)
+            continue;
+        uint16_t *tab = sch_arena_alloc(&c->s->arena, m * sizeof *tab);
+        if (!tab) {
+            oom(c);
+            return;
+        }
+        for (size_t t = 0; t < sizeof muls / sizeof muls[0]; t++) {
+            memset(tab, 0, m * sizeof *tab);
+            size_t i;
+            for (i = 0; i < p->n; i++) {
+                uint32_t h = sch_prop_hash(p->v[i].key.s, p->v[i].key.n, muls[t]) & (uint32_t)(m - 1);
+                if (tab[h])
+                    break;
+                tab[h] = (uint16_t)(i + 1);
+            }
+            if (i == p->n) {
+                p->ph = tab;
+                p->ph_mask = (uint32_t)(m - 1);
+                p->ph_mul = muls[t];
+                return;
+            }
+        }
+    }
 }
 
 static props_t *compile_props(comp_t *c, json_t *j, const where_t *w, int depth)
@@ -578,8 +613,17 @@ static props_t *compile_props(comp_t *c, json_t *j, const where_t *w, int depth)
                              p->v[i].key.n, -1, depth);
         if (c->failed)
             return NULL;
+        /* the child is complete here (only $ref targets are compiled later) */
+        p->v[i].trivial = p->v[i].node->cat[CAT_N] == 0;
+        p->v[i].leaf = p->v[i].node->leaf;
     }
-    qsort(p->v, p->n, sizeof *p->v, prop_cmp);
+    build_prop_hash(c, p);
+    p->sorted = sch_arena_alloc(&c->s->arena, (p->n ? p->n : 1) * sizeof *p->sorted);
+    if (!p->sorted)
+        return NULL;
+    for (i = 0; i < p->n; i++)
+        p->sorted[i] = &p->v[i];
+    qsort(p->sorted, p->n, sizeof *p->sorted, prop_cmp);
     i = 0;
     for (void *it = pp ? json_object_iter(pp) : NULL; it; it = json_object_iter_next(pp, it), i++) {
         const char *key = json_object_iter_key(it);
@@ -601,6 +645,13 @@ static props_t *compile_props(comp_t *c, json_t *j, const where_t *w, int depth)
     }
     p->scan_keys = p->npat > 0 || p->add_false || p->add;
     return p;
+}
+
+static void count_lookups(props_t *p)
+{
+    p->nlook = 0;
+    for (size_t i = 0; i < p->n; i++)
+        p->nlook += !p->v[i].trivial || p->v[i].required;
 }
 
 static node_t **compile_list(comp_t *c, json_t *v, const where_t *w, const char *k, size_t *n,
@@ -903,6 +954,7 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
                 oom(c);
             return 0;
         }
+        count_lookups(k.u.props);
         ops[n++] = k;
     }
     if ((v = json_object_get(j, "required"))) {
@@ -910,6 +962,24 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         const char *aptr = ptr_join(c, w->ptr, "required", 8, NULL, 0, -1);
         if (!aptr || !compile_keys(c, v, w, aptr, &k.u.req.v, &k.u.req.n))
             return 0;
+        /* A required key that "properties" also names is checked by the lookup that
+         * finds its value: one hash lookup instead of two. */
+        props_t *p = n && ops[n - 1].op == OP_PROPS ? ops[n - 1].u.props : NULL;
+        size_t keep = 0;
+        for (size_t i = 0; i < k.u.req.n; i++) {
+            skey_t key = k.u.req.v[i];
+            prop_t *pr = NULL;
+            for (size_t x = 0; p && x < p->n && !pr; x++)
+                if (p->v[x].key.n == key.n && memcmp(p->v[x].key.s, key.s, key.n) == 0)
+                    pr = &p->v[x];
+            if (!pr)
+                k.u.req.v[keep++] = key;
+            else if (!pr->required && (pr->required = true))
+                p->nreq++;
+        }
+        k.u.req.n = keep;
+        if (p)
+            count_lookups(p);
         if (k.u.req.n)
             ops[n++] = k;
     }
@@ -1051,12 +1121,15 @@ static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth)
                 node->ops[k++] = ops[i];
     }
     node->cat[CAT_N] = (uint16_t)k;
+    if (k == 1 && node->ops[0].op == OP_TYPE)
+        node->leaf = node->ops[0].u.types;
     for (size_t i = 0; i < k; i++) {
         kw_t *op = &node->ops[i];
         op->spath = op->op == OP_FALSE ? node->loc : kw_loc(c, node, sch_op_keyword[op->op]);
         if (op->op == OP_PROPS) {
             op->u.props->add_spath = kw_loc(c, node, "additionalProperties");
             op->u.props->pat_spath = kw_loc(c, node, "patternProperties");
+            op->u.props->req_spath = kw_loc(c, node, "required");
         } else if (op->op == OP_TUPLE) {
             op->u.tuple.add_spath = kw_loc(c, node, "additionalItems");
         }

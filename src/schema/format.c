@@ -446,9 +446,15 @@ static bool hostname(const char *s, size_t n, bool idn)
             if (alen > 63)
                 return false;
         }
-        bool rtl;
-        bidi_ok &= bidi_rule(lab, nl, &rtl);
-        any_rtl |= rtl;
+        if (lab == cps && ascii) {
+            /* an ASCII label is never right-to-left; under a Bidi domain it must
+             * start with a letter (RFC 5893 rule 1; its other rules hold for it) */
+            bidi_ok &= alpha((char)cps[0]);
+        } else {
+            bool rtl;
+            bidi_ok &= bidi_rule(lab, nl, &rtl);
+            any_rtl |= rtl;
+        }
         total += alen + 1;
         if (!sep)
             break;
@@ -509,23 +515,39 @@ static bool email(const char *s, size_t n, bool idn)
 
 /* ----- URIs and IRIs (RFC 3986, RFC 3987) -------------------------------------------------------- */
 
-static bool unreserved(unsigned char c, bool iri)
-{
-    return alpha((char)c) || dig((char)c) || c == '-' || c == '.' || c == '_' || c == '~' ||
-           (iri && c >= 0x80);
-}
-static bool subdelim(unsigned char c) { return c && strchr("!$&'()*+,;=", c) != NULL; }
+/* Character classes of RFC 3986, one table lookup per character. */
+enum { C_BASE = 1, C_COLON = 2, C_AT = 4, C_SLASH = 8, C_QUERY = 16 };
 
-/* Checks s[0..n) is made of unreserved, sub-delims, pct-encoded and `extra`. */
-static bool chars_ok(const char *s, size_t n, const char *extra, bool iri)
+static unsigned uri_class(unsigned char c)
+{
+    if (alpha((char)c) || dig((char)c))
+        return C_BASE;
+    switch (c) {
+    case '-': case '.': case '_': case '~': /* unreserved */
+    case '!': case '$': case '&': case '\'': case '(': case ')': /* sub-delims */
+    case '*': case '+': case ',': case ';': case '=':
+        return C_BASE;
+    case ':': return C_COLON;
+    case '@': return C_AT;
+    case '/': return C_SLASH;
+    case '?': return C_QUERY;
+    default: return 0;
+    }
+}
+
+/* s[0..n) is made of unreserved, sub-delims, pct-encoded and the `extra` classes
+ * (and, for IRIs, any non-ASCII character). */
+static bool chars_ok(const char *s, size_t n, unsigned extra, bool iri)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (uri_class(c) & (C_BASE | extra))
+            continue;
         if (c == '%') {
-            if (i + 2 >= n + 0 || !hexd(s[i + 1]) || !hexd(s[i + 2]))
+            if (i + 2 >= n || !hexd(s[i + 1]) || !hexd(s[i + 2]))
                 return false;
             i += 2;
-        } else if (!unreserved(c, iri) && !subdelim(c) && !(c && strchr(extra, c))) {
+        } else if (!(iri && c >= 0x80)) {
             return false;
         }
     }
@@ -536,7 +558,7 @@ static bool authority(const char *s, size_t n, bool iri)
 {
     const char *at = memchr(s, '@', n);
     if (at) {
-        if (!chars_ok(s, (size_t)(at - s), ":", iri))
+        if (!chars_ok(s, (size_t)(at - s), C_COLON, iri))
             return false;
         n -= (size_t)(at - s) + 1;
         s = at + 1;
@@ -553,7 +575,7 @@ static bool authority(const char *s, size_t n, bool iri)
             while (k < hl && hexd(h[k]))
                 k++;
             if (k == 1 || k >= hl || h[k] != '.' || k + 1 == hl ||
-                !chars_ok(h + k + 1, hl - k - 1, ":", false))
+                !chars_ok(h + k + 1, hl - k - 1, C_COLON, false))
                 return false;
         } else if (!ipv6(h, hl)) {
             return false;
@@ -563,7 +585,7 @@ static bool authority(const char *s, size_t n, bool iri)
         hn = 0;
         while (hn < n && s[hn] != ':')
             hn++;
-        if (!chars_ok(s, hn, "", iri))
+        if (!chars_ok(s, hn, 0, iri))
             return false;
     }
     if (hn < n) {
@@ -613,18 +635,18 @@ static bool uri(const char *s, size_t n, bool absolute, bool iri)
             if (p[k++] == ':')
                 return false;
     }
-    if (!chars_ok(p, pn, ":@/", iri))
+    if (!chars_ok(p, pn, C_COLON | C_AT | C_SLASH, iri))
         return false;
     if (end < n && s[end] == '?') {
         size_t q = end + 1;
         end = q;
         while (end < n && s[end] != '#')
             end++;
-        if (!chars_ok(s + q, end - q, ":@/?", iri))
+        if (!chars_ok(s + q, end - q, C_COLON | C_AT | C_SLASH | C_QUERY, iri))
             return false;
     }
     if (end < n && s[end] == '#') {
-        if (!chars_ok(s + end + 1, n - end - 1, ":@/?", iri))
+        if (!chars_ok(s + end + 1, n - end - 1, C_COLON | C_AT | C_SLASH | C_QUERY, iri))
             return false;
     }
     return true;

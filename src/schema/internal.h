@@ -123,6 +123,9 @@ typedef struct key {
 typedef struct prop {
     skey_t key;
     node_t *node;
+    bool required; /* also listed in "required": checked by the same lookup */
+    bool trivial;  /* node accepts everything: no need to even look */
+    uint32_t leaf; /* node is a lone "type": T_* mask checked inline */
 } prop_t;
 
 typedef struct pprop {
@@ -132,13 +135,17 @@ typedef struct pprop {
 } pprop_t;
 
 typedef struct props {
-    prop_t *v; /* sorted by (length, bytes) for binary search */
-    size_t n;
+    prop_t *v;       /* in schema order */
+    prop_t **sorted; /* by (length, bytes), for binary search */
+    size_t n, nreq;  /* nreq: how many have .required */
+    size_t nlook;    /* how many need a lookup: not trivial, or required */
+    uint16_t *ph;    /* perfect hash of the names (slot -> index + 1), or NULL */
+    uint32_t ph_mask, ph_mul;
     pprop_t *pat;
     size_t npat;
     node_t *add;    /* additionalProperties schema, or NULL */
     bool add_false; /* additionalProperties: false */
-    const char *add_spath, *pat_spath;
+    const char *add_spath, *pat_spath, *req_spath;
     bool scan_keys; /* must walk the instance's keys (patterns or additional present) */
 } props_t;
 
@@ -195,10 +202,11 @@ typedef struct kw {
 } kw_t;
 
 struct node {
-    kw_t *ops;
+    kw_t *ops; /* no instructions (an empty schema, true): always valid */
     uint16_t cat[CAT_N + 1]; /* ops[cat[c] .. cat[c+1]) apply to category c */
     uint8_t draft;
-    uint8_t mark; /* cycle check */
+    uint8_t mark;     /* cycle check */
+    uint32_t leaf;    /* the program is one "type" instruction: its T_* mask */
     const char *loc; /* "#/json/pointer" in the root document, "uri#/pointer" elsewhere */
 };
 
@@ -217,6 +225,13 @@ extern const char *const sch_op_keyword[];
 
 /* "string or null" for a T_* mask */
 void sch_types_text(uint32_t mask, char *buf, size_t len);
+
+/* The perfect hash of property names used by props_t.ph. */
+static inline uint32_t sch_prop_hash(const char *k, size_t n, uint32_t mul)
+{
+    uint32_t first = n ? (unsigned char)k[0] : 0, last = n ? (unsigned char)k[n - 1] : 0;
+    return (uint32_t)n * 0x9E3779B1u + first * mul + last * (mul >> 7 | 1);
+}
 
 /* Deep equality with JSON Schema semantics: 1 == 1.0, objects unordered. */
 bool sch_json_equal(const json_t *a, const json_t *b);

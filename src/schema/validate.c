@@ -114,6 +114,20 @@ static char *put_seg(char *p, const char *k, size_t n)
     return p;
 }
 
+/* "/123" into p (which has room for 21 bytes); returns the length */
+static size_t put_index(char *p, size_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    p[0] = '/';
+    for (size_t i = 0; i < n; i++)
+        p[1 + i] = tmp[n - 1 - i];
+    return n + 1;
+}
+
 /* Records a violation at the current instance path (plus `key`: required and
  * additionalProperties name the property itself). The message is m1 m2[0..m2n) m3,
  * mostly prepared at compile time; everything is copied into the result's storage. */
@@ -142,7 +156,7 @@ static void report(vctx_t *c, const char *spath, const char *kw, schema_vtype_t 
     size_t plen = key ? seg_len(key, keylen) : 0;
     for (unsigned i = 0; i < c->plen; i++)
         plen += c->path[i].key ? seg_len(c->path[i].key, c->path[i].n)
-                               : (size_t)snprintf(idx, sizeof idx, "/%zu", c->path[i].n);
+                               : put_index(idx, c->path[i].n);
     size_t l1 = strlen(m1), l3 = m3 ? strlen(m3) : 0, lsp = strlen(spath);
     char *buf = str_alloc(r, plen + 1 + lsp + 1 + l1 + m2n + l3 + 1);
     if (!buf) {
@@ -154,7 +168,7 @@ static void report(vctx_t *c, const char *spath, const char *kw, schema_vtype_t 
         if (c->path[i].key)
             p = put_seg(p, c->path[i].key, c->path[i].n);
         else
-            p += sprintf(p, "/%zu", c->path[i].n);
+            p += put_index(p, c->path[i].n);
     }
     if (key)
         p = put_seg(p, key, keylen);
@@ -227,45 +241,26 @@ json_t *schema_result_json(const schema_result_t *r)
 
 static int cat_of(const json_t *j)
 {
-    if (!j)
-        return CAT_STR;
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return CAT_OBJ;
-    case JSON_ARRAY:
-        return CAT_ARR;
-    case JSON_STRING:
-        return CAT_STR;
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return CAT_NUM;
-    default:
-        return CAT_ANY;
-    }
+    static const uint8_t cat[] = {[JSON_OBJECT] = CAT_OBJ, [JSON_ARRAY] = CAT_ARR,
+                                  [JSON_STRING] = CAT_STR, [JSON_INTEGER] = CAT_NUM,
+                                  [JSON_REAL] = CAT_NUM,   [JSON_TRUE] = CAT_ANY,
+                                  [JSON_FALSE] = CAT_ANY,  [JSON_NULL] = CAT_ANY};
+    return j ? cat[json_typeof(j)] : CAT_STR;
 }
 
 static uint32_t type_of(const json_t *j, int draft)
 {
+    static const uint32_t bits[] = {[JSON_OBJECT] = T_OBJ,         [JSON_ARRAY] = T_ARR,
+                                    [JSON_STRING] = T_STR,         [JSON_INTEGER] = T_NUM | T_INT,
+                                    [JSON_REAL] = T_NUM,           [JSON_TRUE] = T_BOOL,
+                                    [JSON_FALSE] = T_BOOL,         [JSON_NULL] = T_NULL};
     if (!j)
         return T_STR;
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return T_OBJ;
-    case JSON_ARRAY:
-        return T_ARR;
-    case JSON_STRING:
-        return T_STR;
-    case JSON_INTEGER:
-        return T_NUM | T_INT;
-    case JSON_REAL:
-        /* draft-06 made 1.0 an integer; draft-04 keeps it a number only */
-        return T_NUM | (draft >= SCHEMA_DRAFT6 && sch_num_is_integral(sch_num_of(j)) ? T_INT : 0);
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return T_BOOL;
-    default:
-        return T_NULL;
-    }
+    uint32_t b = bits[json_typeof(j)];
+    /* draft-06 made 1.0 an integer; draft-04 keeps it a number only */
+    if (b == T_NUM && draft >= SCHEMA_DRAFT6 && sch_num_is_integral(sch_num_of(j)))
+        b |= T_INT;
+    return b;
 }
 
 static const char *type_name(const json_t *j)
@@ -329,6 +324,11 @@ static inline void push_idx(vctx_t *c, size_t i) { c->path[c->plen++] = (seg_t){
 
 static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
 {
+    if (p->ph) {
+        uint16_t slot = p->ph[sch_prop_hash(k, n, p->ph_mul) & p->ph_mask];
+        const prop_t *pr = slot ? &p->v[slot - 1] : NULL;
+        return pr && pr->key.n == n && memcmp(pr->key.s, k, n) == 0 ? pr : NULL;
+    }
     if (p->n <= 8) {
         for (size_t i = 0; i < p->n; i++)
             if (p->v[i].key.n == n && memcmp(p->v[i].key.s, k, n) == 0)
@@ -338,10 +338,10 @@ static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
     size_t lo = 0, hi = p->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        const skey_t *m = &p->v[mid].key;
+        const skey_t *m = &p->sorted[mid]->key;
         int cmp = m->n != n ? (m->n < n ? -1 : 1) : memcmp(m->s, k, n);
         if (cmp == 0)
-            return &p->v[mid];
+            return p->sorted[mid];
         if (cmp < 0)
             lo = mid + 1;
         else
@@ -350,20 +350,42 @@ static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
     return NULL;
 }
 
-/* ----- keywords that need a few lines ----------------------------------------------------------- */
+static inline bool trivial(const node_t *n) { return n->cat[CAT_N] == 0; }
 
+static void report_missing(vctx_t *c, const props_t *p, const prop_t *pr)
+{
+    report(c, p->req_spath, "required", SCHEMA_V_REQUIRED_MISSING, pr->key.s, pr->key.n,
+           "required property \"", pr->key.s, pr->key.n, "\" is missing");
+}
+
+/* properties + patternProperties + additionalProperties, and the "required" keys that
+ * "properties" names. */
 static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
 {
     bool ok = true;
-    if (!p->scan_keys && p->n <= json_object_size(obj)) {
-        /* only "properties": look each one up (hash lookups, no key walk) */
+    /* Only "properties": either look up the names that matter (a hash lookup each in
+     * jansson) or walk the instance's keys (cheaper per key, but every key is visited),
+     * whichever visits fewer. An empty schema ({} or true) needs no lookup unless the
+     * key is also required. */
+    if (!p->scan_keys && json_object_size(obj) > p->nlook + p->nlook / 2) {
         for (size_t i = 0; i < p->n; i++) {
-            const json_t *x = json_object_getn(obj, p->v[i].key.s, p->v[i].key.n);
-            if (!x)
+            const prop_t *pr = &p->v[i];
+            if (pr->trivial && !pr->required)
                 continue;
-            push_key(c, p->v[i].key.s, p->v[i].key.n);
-            bool r = v_node(c, p->v[i].node, JV(x));
-            c->plen--;
+            const json_t *x = json_object_getn(obj, pr->key.s, pr->key.n);
+            bool r = true;
+            if (!x) {
+                if (!pr->required)
+                    continue;
+                report_missing(c, p, pr);
+                r = false;
+            } else if (pr->leaf && (type_of(x, pr->node->draft) & pr->leaf)) {
+                continue; /* a lone "type" that holds: no call needed */
+            } else if (!pr->trivial) {
+                push_key(c, pr->key.s, pr->key.n);
+                r = v_node(c, pr->node, JV(x));
+                c->plen--;
+            }
             if (!r) {
                 ok = false;
                 if (!c->collect)
@@ -372,6 +394,7 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
         }
         return ok;
     }
+    size_t found_req = 0;
     for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
         const char *k = json_object_iter_key(it);
         size_t kn = json_object_iter_key_len(it);
@@ -381,7 +404,9 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
         const prop_t *pr = find_prop(p, k, kn);
         if (pr) {
             matched = true;
-            r = v_node(c, pr->node, JV(x));
+            found_req += pr->required;
+            if (!pr->trivial && !(pr->leaf && (type_of(x, pr->node->draft) & pr->leaf)))
+                r = v_node(c, pr->node, JV(x));
         }
         for (size_t i = 0; i < p->npat && (r || c->collect); i++) {
             int m = sch_re_match(&p->pat[i].re, k, kn);
@@ -417,6 +442,12 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
             if (!c->collect)
                 return false;
         }
+    }
+    if (found_req < p->nreq) { /* some required key is missing: find which */
+        ok = false;
+        for (size_t i = 0; i < p->n && c->collect; i++)
+            if (p->v[i].required && !json_object_getn(obj, p->v[i].key.s, p->v[i].key.n))
+                report_missing(c, p, &p->v[i]);
     }
     return ok;
 }
@@ -481,6 +512,24 @@ static bool limit_ok(const kw_t *k, num_t x)
     }
 }
 
+/* Kept out of exec(): its buffer would enlarge exec's stack frame on every call. */
+static __attribute__((noinline)) void report_duplicate(vctx_t *c, const kw_t *k, size_t a,
+                                                       size_t b)
+{
+    if (!c->collect)
+        return;
+    char m[80];
+    snprintf(m, sizeof m, "must not contain equal items (items %zu and %zu)", a, b);
+    REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, m);
+}
+
+static __attribute__((noinline)) void report_type(vctx_t *c, const kw_t *k, const json_t *j)
+{
+    if (c->collect)
+        report(c, k->spath, "type", SCHEMA_V_DATATYPE_MISMATCH, NULL, 0, k->msg, ", got ", 6,
+               type_name(j));
+}
+
 /* ----- the interpreter ------------------------------------------------------------------------ */
 
 static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
@@ -492,11 +541,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
     case OP_TYPE:
         if (type_of(j, n->draft) & k->u.types)
             return true;
-        if (c->collect) {
-            const char *t = type_name(j);
-            report(c, k->spath, "type", SCHEMA_V_DATATYPE_MISMATCH, NULL, 0, k->msg, ", got ", 6,
-                   t);
-        }
+        report_type(c, k, j);
         return false;
     case OP_ENUM:
         for (size_t i = 0; i < json_array_size(k->u.value); i++)
@@ -597,7 +642,10 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
 
     case OP_ITEMS: {
         bool ok = true;
+        const node_t *sub = k->u.sub;
         for (size_t i = 0; i < json_array_size(j); i++) {
+            if (sub->leaf && (type_of(json_array_get(j, i), sub->draft) & sub->leaf))
+                continue;
             push_idx(c, i);
             bool r = v_node(c, k->u.sub, JV(json_array_get(j, i)));
             c->plen--;
@@ -646,11 +694,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
         size_t a, b;
         if (!find_duplicate(j, &a, &b))
             return true;
-        if (c->collect) {
-            char m[80];
-            snprintf(m, sizeof m, "must not contain equal items (items %zu and %zu)", a, b);
-            REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, m);
-        }
+        report_duplicate(c, k, a, b);
         return false;
     }
     case OP_CONTAINS:
@@ -732,7 +776,18 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
 static bool run(vctx_t *c, const node_t *n, int cat, VAL)
 {
     bool ok = true;
-    for (unsigned i = n->cat[cat]; i < n->cat[cat + 1]; i++)
+    unsigned i = n->cat[cat], end = n->cat[cat + 1];
+    /* "type" comes first in most programs: test it without a call */
+    if (i < end && n->ops[i].op == OP_TYPE) {
+        if (!(type_of(j, n->draft) & n->ops[i].u.types)) {
+            report_type(c, &n->ops[i], j);
+            ok = false;
+            if (!c->collect)
+                return false;
+        }
+        i++;
+    }
+    for (; i < end; i++)
         if (!exec(c, n, &n->ops[i], j, ks, kn)) {
             ok = false;
             if (!c->collect)
@@ -743,6 +798,8 @@ static bool run(vctx_t *c, const node_t *n, int cat, VAL)
 
 static bool v_node(vctx_t *c, const node_t *n, VAL)
 {
+    if (trivial(n))
+        return true;
     if (c->depth >= SCHEMA_MAX_DEPTH) {
         report(c, n->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
                "validation nested too deep (a recursive schema on a deep value)", NULL, 0, NULL);

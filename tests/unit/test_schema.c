@@ -540,15 +540,23 @@ static void test_validation_allocates_nothing(void **state)
     json_t *ok = parse("{\"properties\": {\"order_id\": \"A1\", \"total\": 3, \"currency\": \"EUR\","
                        " \"items\": [{\"sku\": \"x\"}]}}");
     json_t *ok2 = parse("{\"abc\": \"x@example.com\", \"def\": 1}");
+    json_t *bad = parse("{\"properties\": {\"order_id\": 1, \"total\": \"x\", \"currency\": \"e\","
+                        " \"items\": [{}, {}, {}], \"extra\": true}}");
     schema_result_t r = {0};
     assert_true(schema_validate(s, ok, &r)); /* first call: per-thread regex match data */
     assert_true(schema_validate(s2, ok2, &r));
+    assert_false(schema_validate(s, bad, &r)); /* grows the result's buffers once */
+    assert_int_equal(r.count, 8);
+    schema_result_clear(&r);
     __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
     n_alloc = 0;
     for (int i = 0; i < 100; i++) {
         schema_validate(s, ok, &r);
         schema_validate(s, ok, NULL);
         schema_validate(s2, ok2, &r);
+        /* a reused result records violations without allocating either */
+        schema_validate(s, bad, &r);
+        schema_result_clear(&r);
     }
     long seen = n_alloc;
     __sanitizer_install_malloc_and_free_hooks(NULL, NULL);
@@ -556,6 +564,7 @@ static void test_validation_allocates_nothing(void **state)
     schema_result_free(&r);
     json_decref(ok);
     json_decref(ok2);
+    json_decref(bad);
     schema_free(s);
     schema_free(s2);
 #else
@@ -615,6 +624,8 @@ static int run_cli(const char *schema_text, const char *input, char *out, size_t
     int in[2], outp[2];
     assert_int_equal(pipe(in), 0);
     assert_int_equal(pipe(outp), 0);
+    fflush(stdout); /* or the child would flush the parent's buffered output too */
+    fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(in[0], 0);
