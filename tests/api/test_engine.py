@@ -336,6 +336,25 @@ def test_failed_create_does_not_consume_an_idempotency_key(srv):
     assert_ok(srv.get(src_path(slug)))
 
 
+def test_idempotency_keys_expire_after_24_hours(srv):
+    """Within 24 h the key is bound to its first request (a different body is 422); after
+    that it is free again. The stored key's age is moved straight in the database."""
+    import time as _t
+    key = "idem-" + uniq("")
+    a, b, c = uniq(), uniq(), uniq()
+    assert_ok(srv.post(SOURCES, json=source_body(a), headers={"Idempotency-Key": key}))
+    now_ms = int(_t.time() * 1000)
+    srv.db.execute("UPDATE idempotency SET create_ms = ?", (str(now_ms - 23 * 3600 * 1000),))
+    assert srv.post(SOURCES, json=source_body(b), headers={"Idempotency-Key": key}).status_code == 422
+    assert_error(srv.get(src_path(b)), 404, 5)
+    srv.db.execute("UPDATE idempotency SET create_ms = ?", (str(now_ms - 25 * 3600 * 1000),))
+    r = srv.post(SOURCES, json=source_body(c), headers={"Idempotency-Key": key})
+    assert assert_ok(r)["name"] == src_name(c)
+    # …and the same key now replays the new first response.
+    r2 = srv.post(SOURCES, json=source_body(c), headers={"Idempotency-Key": key})
+    assert r2.status_code == 200 and r2.text == r.text
+
+
 @pytest.mark.parametrize("key", ["", "k" * 256])
 def test_bad_idempotency_key_is_400(srv, key):
     slug = uniq()
@@ -524,3 +543,33 @@ def test_creates_racing_a_source_delete_leave_no_orphans(srv):
         create_source(srv, slug)
         assert assert_ok(srv.get(dst_coll(slug)))["destinations"] == [], f"round {rnd}"
         assert srv.delete(src_path(slug)).json() == {}
+
+
+def test_if_match_delete_racing_an_update_cannot_both_succeed(srv, src):
+    """An update and a delete sent with the same If-Match: whichever goes first, the other
+    saw a changed (or gone) resource, so they cannot both answer 200."""
+    both = []
+    for rnd in range(25):
+        d = "google-analytics"
+        create_dest(srv, src, d)
+        tag = etag(srv.get(dst_path(src, d)))
+        barrier = threading.Barrier(2)
+
+        def update():
+            barrier.wait()
+            return dpatch(srv, src, d, {"enabled": True}, ["enabled"], headers={"If-Match": tag})
+
+        def delete():
+            barrier.wait()
+            return srv.delete(dst_path(src, d), headers={"If-Match": tag})
+
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            fu, fd = ex.submit(update), ex.submit(delete)
+            u, dl = fu.result(), fd.result()
+        assert u.status_code in (200, 404, 412), u.text
+        assert dl.status_code in (200, 412), dl.text
+        if u.status_code == 200 and dl.status_code == 200:
+            both.append(rnd)
+        if dl.status_code != 200:
+            assert srv.delete(dst_path(src, d)).json() == {}
+    assert both == [], f"update and delete with the same If-Match both succeeded in rounds {both}"
