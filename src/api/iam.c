@@ -566,15 +566,22 @@ void h_users_list(call *c)
 
 /* DELETE /v1beta/workspaces/{ws}/users/{user} (inferred): removes the user from the
  * workspace — every policy they hold in it — so their tokens lose all access at once. */
-typedef struct del_ctx { const char *ws; char **names; int n, cap; } del_ctx;
+typedef struct del_ctx { const char *ws; char **names; json_t **before; int n, cap; } del_ctx;
 
 static int collect_policy(void *ctx, res_row *r)
 {
     del_ctx *d = ctx;
     if (strcmp(r->workspace, d->ws))
         return 0;
-    if (d->n == d->cap)
-        d->names = realloc(d->names, (size_t)(d->cap = d->cap ? d->cap * 2 : 8) * sizeof *d->names);
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 8;
+        d->names = realloc(d->names, (size_t)d->cap * sizeof *d->names);
+        d->before = realloc(d->before, (size_t)d->cap * sizeof *d->before);
+    }
+    /* The audit entry shows the removed policy, as a DELETE of the policy would. */
+    json_t *body = json_loads(r->body, 0, NULL);
+    d->before[d->n] = body ? policy_render(NULL, r, body) : NULL;
+    json_decref(body);
     d->names[d->n++] = strdup(r->name);
     return 0;
 }
@@ -592,7 +599,7 @@ void h_user_delete(call *c)
         rc = ST_NOT_FOUND;
     for (int i = 0; i < d.n && rc == ST_OK; i++) {
         rc = store_res_delete(&t, d.names[i]);
-        if (rc == ST_OK && !audit(c, &t, "policy.delete", d.names[i], NULL, NULL))
+        if (rc == ST_OK && !audit(c, &t, "policy.delete", d.names[i], d.before[i], NULL))
             rc = ST_ERROR;
     }
     if (rc == ST_OK && store_commit(&t) == ST_OK) {
@@ -603,7 +610,10 @@ void h_user_delete(call *c)
         if (!c->failed)
             fail_store(c, rc == ST_OK ? ST_ERROR : rc, "user");
     }
-    for (int i = 0; i < d.n; i++)
+    for (int i = 0; i < d.n; i++) {
         free(d.names[i]);
+        json_decref(d.before[i]);
+    }
     free(d.names);
+    free(d.before);
 }
