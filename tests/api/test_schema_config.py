@@ -141,7 +141,7 @@ def test_bad_values_are_400(srv, src, field, value):
 
 @pytest.mark.parametrize("field", SC_FORWARDING)
 def test_forwarding_to_unknown_source_is_400(srv, src, field):
-    for target in ["no-such-source-" + uniq(""), "UPPER", "a/b", "../" + src, "x" * 120]:
+    for target in ["no-such-source-" + uniq(""), "UPPER", "a/b", "../" + src, "x" * 120, src]:
         assert_error(sc_patch(srv, src, {field: target}, [field]), 400, 3)
     assert assert_ok(srv.get(sc_path(src))) == sc_defaults(src)
 
