@@ -464,6 +464,14 @@ static int accept_one(void *ctx, res_row *r)
 {
     accept_ctx *a = ctx;
     json_t *body = json_loads(r->body, 0, NULL);
+    /* An invite past its expire_time (or without a readable one) grants nothing; it stays
+     * listed until an owner deletes it. */
+    const char *exp = json_string_value(json_object_get(body, "expire_time"));
+    long long exp_ms = exp ? parse_time(exp) : -1;
+    if (exp_ms < 0 || exp_ms <= now_ms()) {
+        json_decref(body);
+        return 0;
+    }
     size_t i;
     json_t *p;
     char subject[64];

@@ -581,3 +581,45 @@ def test_tracking_plan_admin_on_one_plan(srv):
     assert_denied(srv.get(f"{WSP}/tracking-plans", token=t))
     assert_denied(srv.delete(plan_path(theirs), token=t))
     assert_ok(srv.delete(plan_path(mine), token=t))
+
+
+# ---- edges ------------------------------------------------------------------------------------
+
+def test_expired_invite_grants_nothing(srv):
+    """An invite carries an expire_time; once it has passed, registering the e-mail must not
+    turn the invite into policies. (The expiry is moved into the past in the database: there
+    is no API to age an invite.)"""
+    email = f"{uniq('late')}@example.com"
+    inv = mk_invite(srv, email, role="source-admin", resource=WS_NAME)
+    srv.db.execute("UPDATE resources SET body = replace(body, ?, ?) WHERE name = ?",
+                   (inv["expire_time"], "2020-01-01T00:00:00Z", inv["name"]))
+    assert [i["expire_time"] for i in invites(srv) if i["name"] == inv["name"]] == ["2020-01-01T00:00:00Z"]
+    u = new_user(srv, role="none", email=email)
+    granted = [p for p in policies_of(srv) if p["subject"] == u.name]
+    assert granted == [], f"an invite that expired in 2020 was accepted: {granted}"
+    assert_denied(basic_token_request(srv, u.email, u.password))
+
+
+def test_workspace_list_shows_only_readable_workspaces(srv):
+    """GET /v1beta/workspaces must not show a workspace that GET /v1beta/workspaces/{ws}
+    refuses: a user whose policies were all deleted still holds a token naming the
+    workspace, but may no longer see it."""
+    u = new_user(srv, role="none")
+    p = grant(srv, "source-read-only", u, src_name("js"))
+    who = user_principal(srv, "fading", u)
+    assert [w["name"] for w in assert_ok(srv.get("/v1beta/workspaces", token=who.token))["workspaces"]] == [WS_NAME]
+    assert_ok(srv.delete("/v1beta/" + p["name"]))
+    assert_denied(srv.get(WSP, token=who.token))
+    listed = assert_ok(srv.get("/v1beta/workspaces", token=who.token))
+    assert listed == {"workspaces": [], "next_page_token": ""}, listed
+
+
+def test_user_with_many_policies_keeps_them_all(srv):
+    """Forty per-source policies (a Source Read-only on each of 40 sources) all count."""
+    slugs = [mk_source(srv, f"many{i:02d}") for i in range(40)]
+    u = new_user(srv, role="none")
+    for s in slugs:
+        grant(srv, "source-read-only", u, src_name(s))
+    who = user_principal(srv, "many", u)
+    refused = [s for s in slugs if srv.get(src_path(s), token=who.token).status_code != 200]
+    assert not refused, f"{len(refused)} of 40 granted sources refused: {refused}"
