@@ -10,12 +10,22 @@
 static const char *const filter_fields[] = {"name", "if", "actions", "title", "description", "enabled", NULL};
 static const char *const filter_paths[] = {"if", "actions", "title", "description", "enabled", NULL};
 
+/* Characters (code points) in a UTF-8 string: jansson only holds valid UTF-8, so every
+ * byte that is not a continuation byte starts one. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 /* Checks the whole stored form and canonicalises its actions (blocklist → blacklist …). */
 static bool filter_validate(call *c, json_t *body, const char *name)
 {
     (void)name;
     const char *title = json_string_value(json_object_get(body, "title"));
-    if (!title || !*title || strlen(title) > 64)
+    if (!title || !*title || utf8_chars(title) > 64) /* 64 characters, the UI limit (§10) */
         return fail(c, 400, CODE_INVALID, "filter.title is required (1 to 64 characters)");
     json_t *d = json_object_get(body, "description");
     if (d && (!json_is_string(d) || json_string_length(d) > 1024))
