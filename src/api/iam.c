@@ -193,13 +193,16 @@ void h_audit_list(call *c)
         return (void)fail(c, 400, CODE_INVALID, "start_time must be an RFC 3339 time");
     if (et && (end = parse_time(et)) < 0)
         return (void)fail(c, 400, CODE_INVALID, "end_time must be an RFC 3339 time");
+    /* end_time is exclusive: a window that ends at or before its start holds nothing (and
+     * end_time 1970-01-01T00:00:00Z must not read as "no end"). */
+    bool empty = et && end <= start;
     buf out = {0};
     audit_ctx l = {.b = &out, .want = p.size};
     buf_puts(&out, "{\"audit_events\":[");
     txn t;
     store_begin(c->api->st, &t, false);
-    int rc = store_audit_list(&t, c->ws.slug, before, req_query(c->req, "resource"), start, end, p.size + 1,
-                              audit_one, &l);
+    int rc = store_audit_list(&t, c->ws.slug, before, req_query(c->req, "resource"), start, end,
+                              empty ? 0 : p.size + 1, audit_one, &l);
     store_end(&t);
     if (rc != ST_OK) {
         buf_free(&out);

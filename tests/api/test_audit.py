@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import assert_error, assert_ok
+from conftest import BACKEND, assert_error, assert_ok
 from helpers_iam import (FILTER, SECRET_DEST, SECRET_KEY, WS_NAME, WSP, admin_principal, assert_denied,
                          audit_events, audit_page, audit_path, basic_token_request, check_event_shape,
                          dests_without_required, dst_name, dst_path, events_since, grant, has_route,
@@ -501,3 +501,107 @@ def test_every_response_has_a_request_id(srv):
         assert rid, (method, path, r.status_code, dict(r.headers))
         assert rid not in seen
         seen.add(rid)
+
+
+def test_client_request_id_is_not_trusted(srv):
+    """The server makes the request id; one sent by the client is neither echoed nor
+    recorded (it could collide with, or impersonate, another request's)."""
+    last = latest_event_id(srv)
+    slug = uniq("rid")
+    r = srv.post(f"{WSP}/sources", headers={"X-Request-Id": "forged-request-id"},
+                 json={"source": {"name": src_name(slug), "catalog_name": "catalog/sources/javascript"}})
+    assert_ok(r)
+    assert r.headers["X-Request-Id"] != "forged-request-id"
+    evs = events_since(srv, last)
+    assert [e["request_id"] for e in evs] == [r.headers["X-Request-Id"]]
+
+
+@pytest.mark.parametrize("end", ["1970-01-01T00:00:00Z", "2000-01-01T00:00:00Z", "1970-01-01T00:00:00.001Z"])
+def test_end_time_before_every_event_gives_nothing(srv, end):
+    mk_source(srv)
+    assert audit_events(srv, end_time=end) == []
+
+
+def test_start_time_after_end_time_gives_nothing(srv):
+    mk_source(srv)
+    assert audit_events(srv, start_time="2001-01-01T00:00:00Z", end_time="2000-01-01T00:00:00Z") == []
+    assert audit_events(srv, start_time="2999-01-01T00:00:00Z") == []
+
+
+# ---- one transaction --------------------------------------------------------------------------
+
+def refuse_audit_rows(db):
+    """From now on the database refuses every new audit row."""
+    if BACKEND == "sqlite":
+        db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events "
+                   "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    else:
+        db.execute("CREATE FUNCTION refuse_audit() RETURNS trigger AS $f$ BEGIN "
+                   "RAISE EXCEPTION 'refused'; END $f$ LANGUAGE plpgsql")
+        db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events "
+                   "FOR EACH ROW EXECUTE FUNCTION refuse_audit()")
+
+
+def test_a_mutation_whose_audit_row_fails_does_not_happen(start_server):
+    """The change and its audit entry are one transaction: when the audit row cannot be
+    written, the call fails and the change is rolled back."""
+    s = start_server("--rate-limit", "0")
+    # things to act on, made before the database starts refusing audit rows
+    mk_source(s, "keep")
+    mk_dest(s, "keep", D1)
+    f = mk_filter(s, "keep", D1)
+    pid = plan_id(mk_plan(s, "kept plan"))
+    mk_source(s, "conn")
+    assert_ok(s.post(plan_path(pid) + "/source-connections", json={"source_name": src_name("conn")}))
+    u = new_user(s, role="none")
+    pol = grant(s, "source-admin", u, src_name("keep"))
+    inv = mk_invite(s, "kept@example.com")
+    tok = assert_ok(s.post("/v1beta/access-tokens", json=token_body(description="kept token")))
+
+    def state():
+        return {
+            "sources": list_all(s, f"{WSP}/sources", "sources"),
+            "dest": assert_ok(s.get(dst_path("keep", D1))),
+            "filters": list_all(s, dst_path("keep", D1) + "/filters", "filters"),
+            "plans": list_all(s, f"{WSP}/tracking-plans", "tracking_plans"),
+            "conns": list_all(s, plan_path(pid) + "/source-connections", "connections"),
+            "policies": list_all(s, policies_path("-"), "policies"),
+            "invites": list_all(s, f"{WSP}/invites", "invites"),
+            "tokens": list_all(s, "/v1beta/access-tokens", "access_tokens"),
+            "audit": list_all(s, audit_path(), "audit_events", page_size=100),
+        }
+    before = state()
+    refuse_audit_rows(s.db)
+    calls = [
+        ("POST", f"{WSP}/sources", {"source": {"name": src_name("new"), "catalog_name": "catalog/sources/javascript"}}),
+        ("DELETE", src_path("keep"), None),
+        ("PATCH", src_path("keep") + "/schema-config", patch_body(
+            "schema_config", {"allow_unplanned_track_events": False}, ["schema_config.allow_unplanned_track_events"])),
+        ("POST", src_path("keep") + "/destinations", {"destination": {"name": dst_name("keep", D2)}}),
+        ("PATCH", dst_path("keep", D1), patch_body("destination", {"enabled": True}, ["destination.enabled"])),
+        ("DELETE", dst_path("keep", D1), None),
+        ("POST", dst_path("keep", D1) + "/filters", {"filter": FILTER}),
+        ("PATCH", "/v1beta/" + f["name"], patch_body("filter", {"title": "changed"}, ["title"])),
+        ("DELETE", "/v1beta/" + f["name"], None),
+        ("POST", f"{WSP}/tracking-plans", {"tracking_plan": {"display_name": "new plan"}}),
+        ("PUT", plan_path(pid), patch_body("tracking_plan", {"display_name": "changed"}, ["tracking_plan.display_name"])),
+        ("DELETE", plan_path(pid), None),
+        ("POST", plan_path(pid) + "/source-connections", {"source_name": src_name("keep")}),
+        ("POST", plan_path(pid) + "/source-connections:batchCreateConnections", {"source_names": [src_name("keep")]}),
+        ("DELETE", plan_path(pid) + "/source-connections/conn", None),
+        ("POST", policies_path("source-read-only"), {"policy": {"subject": u.name, "resource": WS_NAME}}),
+        ("DELETE", "/v1beta/" + pol["name"], None),
+        ("POST", f"{WSP}/invites", {"invite": {"email": "new@example.com", "policies": inv["policies"]}}),
+        ("DELETE", "/v1beta/" + inv["name"], None),
+        ("POST", "/v1beta/access-tokens", token_body(description="never")),
+        ("DELETE", "/v1beta/" + tok["name"], None),
+    ]
+    if has_route("DELETE", "/v1beta/workspaces/{ws}/users/{user}"):
+        calls.append(("DELETE", f"{WSP}/users/{u.id}", None))
+    for method, path, body in calls:
+        r = s.request(method, path, **({"json": body} if body is not None else {}))
+        # 5xx; SQLite reports a trigger's RAISE as a constraint error, so a 409 is possible
+        assert r.status_code >= 400, (method, path, r.status_code, r.text)
+        assert set(r.json()) == {"error", "code"}, r.text
+    assert state() == before
+    assert_ok(s.get(WSP, token=tok["token"]))
