@@ -3,7 +3,7 @@
  *   fql_bench FILTERS.tsv EVENTS.jsonl SECONDS
  *
  * Compiles every filter once, parses every event once, then for each filter
- * evaluates it against all events in a loop for SECONDS of wall time. Prints
+ * evaluates it against all events in a loop for SECONDS of CPU time. Prints
  * one line per filter: name, evaluations/second, matching events (a
  * cross-check that both engines agree). The JS twin is tsub_bench.js. */
 #include <stdio.h>
@@ -13,10 +13,12 @@
 
 #include "fql/fql.h"
 
+/* CPU time of this process, not wall time: the machine may be shared, and a
+ * descheduled benchmark would otherwise look slow. tsub_bench.js does the same. */
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -88,6 +90,8 @@ int main(int argc, char **argv)
             evals += 16 * nev;
             t = now();
         } while (t - t0 < budget);
+        if (sink < 0) /* keeps the evaluations observable to the optimiser */
+            return 3;
         printf("%s\t%.0f\t%zu\n", line, (double)evals / (t - t0), matches);
         fflush(stdout);
         fql_free(p);

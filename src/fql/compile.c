@@ -34,7 +34,7 @@ typedef struct cc {
     size_t *cfixarg;  /* pool offset (FIX_STR) or first element (FIX_LIST) */
     size_t nconsts, constcap;
     fql_path *paths;
-    size_t npaths, pathcap;
+    size_t npaths;
 } cc;
 
 static void oom(cc *c)
@@ -105,12 +105,88 @@ static uint32_t add_list(cc *c, const fql_node *list)
     return k;
 }
 
-static uint32_t add_path(cc *c, const fql_node *n)
+/* ---- path interning -----------------------------------------------------
+ * Every path and each of its prefixes becomes one entry of the path table,
+ * deduplicated by (parent entry, segment bytes) through a small hash table.
+ * Entries that at least two path occurrences go through get a cache slot (up
+ * to FQL_PATH_SLOTS), so `event = 'a' or event = 'b'` and `context.page.path`
+ * + `context.page.url` share lookups at run time. */
+
+typedef struct pentry {
+    int32_t parent;
+    uint32_t seg;     /* index of this entry's last segment in ast->segs */
+    uint32_t through; /* path occurrences that pass through or end here */
+} pentry;
+
+static uint64_t seg_hash(int32_t parent, const char *key, size_t len)
 {
-    if (!grow(c, (void **)&c->paths, &c->pathcap, c->npaths, sizeof *c->paths))
-        return 0;
-    c->paths[c->npaths] = (fql_path){n->seg0, n->nseg};
-    return (uint32_t)c->npaths++;
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uint32_t)parent;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+    return h;
+}
+
+static bool intern_paths(cc *c)
+{
+    fql_ast *a = c->ast;
+    size_t nseg = a->nsegs ? a->nsegs : 1, cap = 16;
+    while (cap < 2 * nseg)
+        cap *= 2;
+    int32_t *table = malloc(cap * sizeof *table);
+    pentry *ent = malloc(nseg * sizeof *ent);
+    c->paths = calloc(nseg, sizeof *c->paths);
+    if (!table || !ent || !c->paths) {
+        free(table);
+        free(ent);
+        oom(c);
+        return false;
+    }
+    memset(table, 0xff, cap * sizeof *table); /* -1 = empty */
+    size_t n = 0;
+    for (size_t i = 0; i < a->nnodes; i++) {
+        fql_node *node = &a->nodes[i];
+        if (node->kind != N_PATH)
+            continue;
+        int32_t parent = -1;
+        for (uint32_t s = node->seg0; s < node->seg0 + node->nseg; s++) {
+            const fql_seg *sg = &a->segs[s];
+            const char *key = a->pool + sg->off;
+            size_t h = (size_t)seg_hash(parent, key, sg->len) & (cap - 1);
+            int32_t found = -1;
+            for (; table[h] >= 0; h = (h + 1) & (cap - 1)) {
+                const pentry *e = &ent[table[h]];
+                const fql_seg *es = &a->segs[e->seg];
+                if (e->parent == parent && es->len == sg->len &&
+                    !memcmp(a->pool + es->off, key, sg->len)) {
+                    found = table[h];
+                    break;
+                }
+            }
+            if (found < 0) {
+                found = (int32_t)n;
+                ent[n] = (pentry){parent, s, 0};
+                /* The entry's segments: the first occurrence's prefix. */
+                c->paths[n] = (fql_path){node->seg0, s - node->seg0 + 1, -1, -1};
+                table[h] = found;
+                n++;
+            }
+            ent[found].through++;
+            parent = found;
+        }
+        node->pathid = (uint32_t)parent;
+    }
+    int32_t slots = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (ent[k].through >= 2 && slots < FQL_PATH_SLOTS)
+            c->paths[k].slot = slots++;
+        /* parents are created before children, so their bases are final */
+        int32_t p = ent[k].parent;
+        c->paths[k].base = p < 0 ? -1 : c->paths[p].slot >= 0 ? p : c->paths[p].base;
+    }
+    c->npaths = n;
+    free(table);
+    free(ent);
+    return true;
 }
 
 /* Operand-stack slots needed to evaluate node `i`. */
@@ -163,7 +239,7 @@ static void gen(cc *c, int32_t i)
         emit(c, OP_CONST, 0, add_list(c, n));
         return;
     case N_PATH:
-        emit(c, OP_PATH, 0, add_path(c, n));
+        emit(c, OP_PATH, 0, n->pathid);
         return;
     case N_NOT:
         gen(c, n->kid);
@@ -202,7 +278,7 @@ static void gen(cc *c, int32_t i)
             const fql_node *pn = l->kind == N_PATH ? l : r, *kn = l->kind == N_PATH ? r : l;
             uint32_t k = kn->kind == N_LIST ? add_list(c, kn) : add_const(c, kn);
             if (k < UINT16_MAX) {
-                emit(c, OP_EQ_PC, (uint16_t)k, add_path(c, pn));
+                emit(c, OP_EQ_PC, (uint16_t)k, pn->pathid);
                 if (n->op == TK_NE)
                     emit(c, OP_NOT, 0, 0);
                 return;
@@ -254,6 +330,42 @@ static void gen(cc *c, int32_t i)
 
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
+/* A string of the pool (a path segment or a string constant) and its owner. */
+typedef struct pitem {
+    size_t off, len;
+    fql_seg *seg;      /* or */
+    fql_value *cst;
+} pitem;
+
+static int pitem_cmp(const void *x, const void *y)
+{
+    const pitem *a = x, *b = y;
+    return (a->off > b->off) - (a->off < b->off);
+}
+
+/* Copies the pool strings into the program, none starting in the last 64
+ * bytes of a memory page. Why: jansson compares our path keys with memcmp, and
+ * glibc's vectorised memcmp takes a much slower path when an operand lies
+ * within one vector of a page end — measured at 3x for a whole filter whose
+ * only key landed there. The padding costs at most 64 bytes per page. */
+static void place_pool(const fql_ast *a, char *pool, size_t room, pitem *items, size_t n)
+{
+    qsort(items, n, sizeof *items, pitem_cmp);
+    size_t cur = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t need = items[i].len + 1;
+        size_t pageoff = ((uintptr_t)(pool + cur)) & 4095;
+        if (pageoff > 4096 - 64 && cur + (4096 - pageoff) + need <= room)
+            cur += 4096 - pageoff;
+        memcpy(pool + cur, a->pool + items[i].off, need);
+        if (items[i].seg)
+            items[i].seg->key = pool + cur;
+        else
+            items[i].cst->u.s = pool + cur;
+        cur += need;
+    }
+}
+
 /* Packs everything into one block and fixes up the internal pointers. */
 static fql_program *finish(cc *c, bool all, unsigned max_stack)
 {
@@ -263,9 +375,12 @@ static fql_program *finish(cc *c, bool all, unsigned max_stack)
     size_t o_paths = o_segs + align8(a->nsegs * sizeof(fql_seg));
     size_t o_code = o_paths + align8(c->npaths * sizeof(fql_path));
     size_t o_pool = o_code + align8(c->ncode * sizeof(fql_insn));
-    size_t total = o_pool + a->poolsz + 1;
-    char *block = calloc(1, total);
-    if (!block) {
+    size_t room = a->poolsz + 64 * (a->poolsz / 2048 + 4);
+    char *block = calloc(1, o_pool + room + 1);
+    pitem *items = malloc((a->nsegs + c->nconsts + 1) * sizeof *items);
+    if (!block || !items) {
+        free(block);
+        free(items);
         oom(c);
         return NULL;
     }
@@ -281,16 +396,17 @@ static fql_program *finish(cc *c, bool all, unsigned max_stack)
         memcpy(block + o_paths, c->paths, c->npaths * sizeof(fql_path));
     if (c->ncode)
         memcpy(block + o_code, c->code, c->ncode * sizeof(fql_insn));
-    if (a->poolsz)
-        memcpy(pool, a->pool, a->poolsz);
+    size_t n = 0;
     for (size_t k = 0; k < c->nconsts; k++) {
         if (c->cfix[k] == FIX_STR)
-            consts[k].u.s = pool + c->cfixarg[k];
+            items[n++] = (pitem){c->cfixarg[k], consts[k].len, NULL, &consts[k]};
         else if (c->cfix[k] == FIX_LIST)
             consts[k].u.lit = consts + c->cfixarg[k];
     }
     for (size_t k = 0; k < a->nsegs; k++)
-        segs[k].key = pool + segs[k].off;
+        items[n++] = (pitem){segs[k].off, segs[k].len, &segs[k], NULL};
+    place_pool(a, pool, room, items, n);
+    free(items);
     p->consts = consts;
     p->segs = segs;
     p->paths = (const fql_path *)(block + o_paths);
@@ -334,7 +450,7 @@ fql_program *fql_compile(const char *src, size_t len, fql_error *err)
             fql__error_at(err, src, len, ast.nodes[ast.root].pos, "expression too complex",
                           "nest fewer comparisons and function calls");
             c.failed = true;
-        } else {
+        } else if (intern_paths(&c)) {
             gen(&c, ast.root);
             emit(&c, OP_RET, 0, 0);
         }
@@ -393,6 +509,8 @@ static void dump_path(FILE *f, const fql_program *p, uint32_t idx)
         fql__snippet(buf, sizeof buf, seg->key, seg->len, 64);
         fputs(buf, f);
     }
+    if (path->slot >= 0)
+        fprintf(f, " [memo %d]", path->slot); /* looked up once per evaluation */
 }
 
 char *fql_program_dump(const fql_program *p)

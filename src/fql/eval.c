@@ -31,10 +31,8 @@ static inline void from_json(const json_t *j, fql_value *v)
     }
 }
 
-static const json_t *resolve(const fql_program *p, uint32_t idx, const json_t *cur)
+static inline const json_t *walk(const fql_seg *seg, const fql_seg *end, const json_t *cur)
 {
-    const fql_path *path = &p->paths[idx];
-    const fql_seg *seg = &p->segs[path->seg0], *end = seg + path->nseg;
     for (; seg < end && cur; seg++) {
         if (json_is_object(cur))
             cur = json_object_getn(cur, seg->key, seg->len);
@@ -44,6 +42,53 @@ static const json_t *resolve(const fql_program *p, uint32_t idx, const json_t *c
             return NULL; /* walking through a scalar: missing, i.e. null */
     }
     return cur;
+}
+
+/* Per-evaluation memo of shared paths (see fql_path): lives on the C stack. */
+typedef struct path_cache {
+    uint64_t valid;
+    const json_t *v[FQL_PATH_SLOTS];
+} path_cache;
+
+static const json_t *resolve_cached(const fql_program *p, uint32_t idx, const json_t *event,
+                                    path_cache *pc)
+{
+    const fql_path *pa = &p->paths[idx];
+    if (pa->slot >= 0 && (pc->valid >> pa->slot & 1))
+        return pc->v[pa->slot];
+    /* Climb to the nearest prefix already resolved (or the event), then walk
+     * back down, filling the slots on the way. The chain only holds slotted
+     * entries, so it is at most FQL_PATH_SLOTS long. */
+    int32_t chain[FQL_PATH_SLOTS], n = 0, b = pa->base;
+    while (b >= 0 && !(pc->valid >> p->paths[b].slot & 1)) {
+        chain[n++] = b;
+        b = p->paths[b].base;
+    }
+    const json_t *cur = b >= 0 ? pc->v[p->paths[b].slot] : event;
+    uint32_t depth = b >= 0 ? p->paths[b].nseg : 0;
+    const fql_seg *segs = p->segs;
+    while (n-- > 0) {
+        const fql_path *c = &p->paths[chain[n]];
+        cur = walk(segs + c->seg0 + depth, segs + c->seg0 + c->nseg, cur);
+        depth = c->nseg;
+        pc->v[c->slot] = cur;
+        pc->valid |= 1ull << c->slot;
+    }
+    cur = walk(segs + pa->seg0 + depth, segs + pa->seg0 + pa->nseg, cur);
+    if (pa->slot >= 0) {
+        pc->v[pa->slot] = cur;
+        pc->valid |= 1ull << pa->slot;
+    }
+    return cur;
+}
+
+static inline __attribute__((always_inline)) const json_t *
+resolve(const fql_program *p, uint32_t idx, const json_t *event, path_cache *pc)
+{
+    const fql_path *pa = &p->paths[idx];
+    if ((pa->base & pa->slot) < 0) /* both -1: not shared, straight from the event */
+        return walk(p->segs + pa->seg0, p->segs + pa->seg0 + pa->nseg, event);
+    return resolve_cached(p, idx, event, pc);
 }
 
 static size_t list_len(const fql_value *v)
@@ -235,6 +280,8 @@ int fql_eval(const fql_program *p, const json_t *event)
         return 1;
     fql_value st[FQL_MAX_STACK];
     fql_value *sp = st; /* next free slot */
+    path_cache cache;
+    cache.valid = 0;
     const fql_insn *code = p->code, *pc = code;
     for (;;) {
         const fql_insn in = *pc++;
@@ -243,12 +290,23 @@ int fql_eval(const fql_program *p, const json_t *event)
             *sp++ = p->consts[in.arg];
             break;
         case OP_PATH:
-            from_json(resolve(p, in.arg, event), sp++);
+            from_json(resolve(p, in.arg, event, &cache), sp++);
             break;
         case OP_EQ_PC: {
-            fql_value v;
-            from_json(resolve(p, in.arg, event), &v);
-            set_bool(sp++, equal(&v, &p->consts[in.aux]));
+            const json_t *j = resolve(p, in.arg, event, &cache);
+            const fql_value *k = &p->consts[in.aux];
+            bool r;
+            if (j && json_is_string(j) && k->type == T_STR) { /* the usual case, direct */
+                size_t n = json_string_length(j);
+                r = n == k->len && memcmp(json_string_value(j), k->u.s, n) == 0;
+            } else {
+                fql_value v;
+                from_json(j, &v);
+                r = equal(&v, k);
+            }
+            if (pc->op == OP_RET) /* a lone comparison: skip the stack round trip */
+                return r;
+            set_bool(sp++, r);
             break;
         }
         case OP_EQ: case OP_NE: case OP_LT: case OP_LE: case OP_GT: case OP_GE:

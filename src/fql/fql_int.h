@@ -150,6 +150,7 @@ typedef struct fql_node {
     fql_value val;       /* N_CONST */
     size_t str_off;      /* N_CONST string: offset into the pool */
     uint32_t seg0, nseg; /* N_PATH: range in the segment table */
+    uint32_t pathid;     /* N_PATH: index in the program's path table */
 } fql_node;
 
 typedef struct fql_seg {
@@ -199,7 +200,17 @@ typedef struct fql_insn {
     uint32_t arg;
 } fql_insn;
 
-typedef struct fql_path { uint32_t seg0, nseg; } fql_path;
+/* A path, or a shared prefix of paths: segs[seg0 .. seg0+nseg). Paths used
+ * more than once in a program (or sharing a prefix, like context.page.path and
+ * context.page.url) get a cache slot, so one evaluation looks each up only
+ * once: `base` is the nearest proper prefix with a slot (-1: start from the
+ * event), `slot` this path's own slot (-1: none). */
+#define FQL_PATH_SLOTS 64
+typedef struct fql_path {
+    uint32_t seg0, nseg;
+    int32_t base;
+    int32_t slot;
+} fql_path;
 
 struct fql_program {
     const fql_insn *code;

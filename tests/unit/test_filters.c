@@ -571,6 +571,16 @@ static void test_preview_errors(void **s)
     assert_null(preview("{\"if\":\"all\",\"actions\":[{\"type\":\"drop_event\"}]}",
                         "{\"a\":\"\\ud800\"}", &err));
     assert_non_null(strstr(err.message, "input: invalid JSON:"));
+    /* invalid UTF-8 in the input: the message itself must stay valid UTF-8 */
+    json_t *bad = json_pack("{s:o,s:o}", "filter",
+                            js("{\"if\":\"all\",\"actions\":[{\"type\":\"drop_event\"}]}"),
+                            "input", json_stringn_nocheck("{\"a\":\"\xff\xfe\"}", 10));
+    assert_null(dest_filter_preview(bad, &err));
+    json_t *msg = json_string(err.message);
+    assert_non_null(msg);
+    assert_non_null(strstr(err.message, "input: invalid JSON:"));
+    json_decref(msg);
+    json_decref(bad);
     assert_null(preview("7", "{}", &err));
     assert_string_equal(err.message, "filter: must be an object");
 

@@ -444,6 +444,39 @@ static void test_eval_keys_with_nul_and_unicode(void **state)
     json_decref(ev);
 }
 
+/* Shared paths are looked up once per evaluation (fql_path slots); results
+ * must be the same as without sharing, including past the 64 slots. */
+static void test_shared_paths(void **state)
+{
+    (void)state;
+    const char *f = "context.page.path = '/a' and context.page.url = 'u' and "
+                    "context.library.name = 'x' and typeof(context) = 'object'";
+    assert_int_equal(eval_on(f, "{\"context\":{\"page\":{\"path\":\"/a\",\"url\":\"u\"},"
+                                "\"library\":{\"name\":\"x\"}}}"), 1);
+    assert_int_equal(eval_on(f, "{\"context\":{\"page\":{\"path\":\"/a\",\"url\":\"v\"},"
+                                "\"library\":{\"name\":\"x\"}}}"), 0);
+    assert_int_equal(eval_on("a.b.c = null and a.b.d = null and a.b = null and a = null", "{}"), 1);
+    assert_int_equal(eval_on("a.b.c = 1 or a.b.d = 2 or a.e = 3", "{\"a\":{\"b\":5,\"e\":3}}"), 1);
+    assert_int_equal(eval_on("l.\\1.x = 2 and l.\\0.x = 1 and l.\\1 = l.\\1",
+                             "{\"l\":[{\"x\":1},{\"x\":2}]}"), 1);
+    /* 80 distinct paths, each used twice: more than the slots */
+    char *src = malloc(8000);
+    size_t o = 0;
+    for (int i = 0; i < 80; i++)
+        o += (size_t)sprintf(src + o, "%sp%d.v = 0 or p%d.v = 1", i ? " or " : "", i, i);
+    assert_int_equal(eval_on(src, "{\"p79\":{\"v\":1}}"), 1);
+    assert_int_equal(eval_on(src, "{\"p0\":{\"v\":0}}"), 1);
+    assert_int_equal(eval_on(src, "{\"p40\":{\"v\":1}}"), 1);
+    assert_int_equal(eval_on(src, "{\"p40\":{\"v\":2},\"p80\":{\"v\":1}}"), 0);
+    free(src);
+    /* the dump shows the fused lookups */
+    fql_program *p = fql_compile("event = 'a' or event = 'b'", 26, NULL);
+    char *d = fql_program_dump(p);
+    assert_non_null(strstr(d, "1 paths"));
+    free(d);
+    fql_free(p);
+}
+
 static void test_program_api(void **state)
 {
     (void)state;
@@ -526,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_eval_semantics),
         cmocka_unit_test(test_eval_keys_with_nul_and_unicode),
+        cmocka_unit_test(test_shared_paths),
         cmocka_unit_test(test_program_api),
         cmocka_unit_test(test_eval_allocates_nothing),
         cmocka_unit_test(test_deep_event_equality_bounded),
