@@ -452,3 +452,45 @@ def test_no_token_is_401(srv):
     _, dpath = new_dest(srv)
     assert_error(srv.get(filters_path(dpath), token=None), 401, 16)
     assert_error(srv.post(filters_path(dpath), json={"filter": filter_obj()}, token=None), 401, 16)
+
+
+def test_filters_stay_in_their_workspace(start_server):
+    s = start_server("--rate-limit", "0")
+    s.add_workspace("otherws", "oth1234567")
+    t2 = s.create_token(workspace="otherws")
+    src, dpath = new_dest(s)
+    f = create_filter(s, dpath)
+    other = dpath.replace(f"/workspaces/{WS}/", "/workspaces/otherws/")
+    assert_error(s.get(filters_path(other), token=t2), 404, 5)
+    assert_error(s.get(filters_path(other) + "/" + filter_id(f), token=t2), 404, 5)
+    assert_error(s.post(filters_path(other), json={"filter": filter_obj()}, token=t2), 404, 5)
+    assert_error(s.get(fpath_of(f), token=t2), 403, 7)
+    assert_error(s.delete(fpath_of(f), token=t2), 403, 7)
+    assert assert_ok(s.get(fpath_of(f))) == f
+    # Reached through the workspace id, the filter keeps its slug-form name.
+    ws_id = assert_ok(s.get(WS_PATH))["id"]
+    by_id = dpath.replace(f"/workspaces/{WS}/", f"/workspaces/{ws_id}/")
+    assert assert_ok(s.get(filters_path(by_id) + "/" + filter_id(f))) == f
+
+
+def test_limit_holds_under_concurrent_creates(start_server):
+    """The 10-per-destination limit must hold when creates race: with 8 filters stored and
+    16 creates at once, exactly 2 succeed. (Count-then-insert without a lock lets a
+    PostgreSQL server store 11 or more.)"""
+    import concurrent.futures
+    s = start_server("--rate-limit", "0")
+    stored = []
+    for trial in range(8):
+        _, dpath = new_dest(s)
+        for i in range(8):
+            create_filter(s, dpath, title=f"f{i}")
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            rs = list(ex.map(lambda i: s.post(filters_path(dpath), json={"filter": filter_obj(title=f"c{i}")}),
+                             range(16)))
+        ok = sum(r.status_code == 200 for r in rs)
+        for r in rs:
+            if r.status_code != 200:
+                assert_error(r, 400, 3)
+        n = len(list_all(s, filters_path(dpath), "filters", page_size=100)[0])
+        stored.append((ok, n))
+    assert all(x == (2, 10) for x in stored), f"(successful creates, filters stored) per trial: {stored}"

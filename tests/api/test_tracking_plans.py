@@ -599,3 +599,49 @@ def test_connections_need_write_scope_to_change(srv):
                                  json={"source_names": [src_name(slugs[1])]}, token=rt))
     assert_insufficient(srv.delete(conn_path(pid) + "/" + slugs[0], token=rt))
     assert [c["source_name"] for c in conns(srv, pid, token=rt)] == [src_name(slugs[0])]
+
+
+# ---- workspaces ------------------------------------------------------------------------------
+
+def test_plans_and_connections_stay_in_their_workspace(start_server):
+    s = start_server("--rate-limit", "0")
+    s.add_workspace("otherws", "oth1234567")
+    t2 = s.create_token(workspace="otherws")
+    other = "/v1beta/workspaces/otherws/tracking-plans"
+    p = create_plan(s, "Mine", full_rules())
+    pid = plan_id(p)
+    # Not visible from the other workspace, and its token has no access to this one.
+    assert_error(s.get(f"{other}/{pid}", token=t2), 404, 5)
+    assert assert_ok(s.get(other, token=t2)) == {"tracking_plans": [], "next_page_token": ""}
+    assert_error(s.post(f"{other}/{pid}:validate", json={"events": []}, token=t2), 404, 5)
+    assert_error(s.get(plan_path(pid), token=t2), 403, 7)
+    # A plan of the other workspace cannot take this workspace's source.
+    q = assert_ok(s.post(other, json={"tracking_plan": {"display_name": "Theirs"}}, token=t2))
+    assert q["name"].startswith("workspaces/otherws/tracking-plans/rs_")
+    (slug,) = new_sources(s, 1)
+    assert_error(s.post(f"{other}/{plan_id(q)}/source-connections", json={"source_name": src_name(slug)}, token=t2),
+                 400, 3)
+    assert_ok(connect(s, pid, slug))
+    # The same plan reached through the workspace id answers the slug form.
+    ws_id = assert_ok(s.get(WS_PATH))["id"]
+    b = assert_ok(s.get(f"/v1beta/workspaces/{ws_id}/tracking-plans/{pid}"))
+    assert b == assert_ok(s.get(plan_path(pid)))
+    c = assert_ok(s.get(f"/v1beta/workspaces/{ws_id}/tracking-plans/{pid}/source-connections"))
+    assert c["connections"] == [{"source_name": src_name(slug), "tracking_plan_id": pid}]
+
+
+def test_one_plan_per_source_under_concurrent_connects(start_server):
+    """Eight plans race to connect the same source: exactly one wins, the others get 409/6."""
+    import concurrent.futures
+    s = start_server("--rate-limit", "0")
+    for trial in range(4):
+        pids = [plan_id(create_plan(s)) for _ in range(8)]
+        (slug,) = new_sources(s, 1)
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            rs = list(ex.map(lambda pid: connect(s, pid, slug), pids))
+        won = [pid for pid, r in zip(pids, rs) if r.status_code == 200]
+        assert len(won) == 1, [(r.status_code, r.text) for r in rs]
+        for r in rs:
+            if r.status_code != 200:
+                assert_error(r, 409, 6)
+        assert [len(conns(s, pid)) for pid in pids] == [1 if pid == won[0] else 0 for pid in pids]
