@@ -645,3 +645,72 @@ def test_one_plan_per_source_under_concurrent_connects(start_server):
             if r.status_code != 200:
                 assert_error(r, 409, 6)
         assert [len(conns(s, pid)) for pid in pids] == [1 if pid == won[0] else 0 for pid in pids]
+
+
+def test_connect_racing_a_plan_delete_leaves_no_orphan(start_server):
+    """Connects racing the deletion of their plan: whatever the order, afterwards every
+    source is free to join another plan (a connection committed into a plan that is being
+    deleted must not leave the source marked as connected to a plan that no longer exists)."""
+    import concurrent.futures
+    s = start_server("--rate-limit", "0")
+    stuck = []
+    for trial in range(25):
+        pid = plan_id(create_plan(s))
+        slugs = new_sources(s, 3)
+        jobs = [lambda sl=sl: connect(s, pid, sl) for sl in slugs[:2]] + [lambda: s.delete(plan_path(pid))] + \
+               [lambda: connect(s, pid, slugs[2])]
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            rs = list(ex.map(lambda f: f(), jobs))
+        for r in rs:
+            if r.status_code != 200:
+                assert_error(r, 404, 5)
+        assert_error(s.get(plan_path(pid)), 404, 5)
+        q = plan_id(create_plan(s))
+        for sl in slugs:
+            r = connect(s, q, sl)
+            if r.status_code != 200:
+                stuck.append((trial, [x.status_code for x in rs], r.status_code, r.text))
+    assert not stuck, stuck
+
+
+def test_connect_racing_a_source_delete_leaves_no_orphan(start_server):
+    """A connect racing the deletion of its source: afterwards the plan lists no connection
+    for a source that does not exist, and a new source with that slug is free."""
+    import concurrent.futures
+    s = start_server("--rate-limit", "0")
+    bad = []
+    for trial in range(25):
+        pid = plan_id(create_plan(s))
+        (slug,) = new_sources(s, 1)
+        jobs = [lambda: connect(s, pid, slug), lambda: s.delete(src_path(slug))]
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            rs = list(ex.map(lambda f: f(), jobs))
+        assert rs[1].status_code == 200, rs[1].text
+        if rs[0].status_code != 200:
+            assert_error(rs[0], 404, 5)
+        listed = [c["source_name"] for c in conns(s, pid)]
+        create_source(s, slug)
+        q = plan_id(create_plan(s))
+        r = connect(s, q, slug)
+        if listed or r.status_code != 200:
+            bad.append((trial, rs[0].status_code, listed, r.status_code, r.text))
+    assert not bad, bad
+
+
+def test_concurrent_sub_path_updates_all_survive(start_server):
+    """PATCHes of different rules.* sub-paths at once: each one answered 200 is in the result."""
+    import concurrent.futures
+    s = start_server("--rate-limit", "0")
+    vals = {"events": [event_rule("E", {})], "global": {"type": "object"},
+            "identify": {"type": "object", "title": "i"}, "group": {"type": "object", "title": "g"}}
+    for trial in range(6):
+        pid = plan_id(create_plan(s, "L", {"events": []}))
+
+        def go(part):
+            return update(s, pid, {"rules": {part: vals[part]}}, [f"tracking_plan.rules.{part}"], "PATCH")
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            rs = dict(zip(vals, ex.map(go, list(vals))))
+        final = assert_ok(s.get(plan_path(pid)))["rules"]
+        for part, r in rs.items():
+            assert r.status_code == 200, r.text
+            assert final[part] == vals[part], (part, final)
