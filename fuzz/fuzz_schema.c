@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 &je);
     if (!schema)
         return 0;
-    size_t used = je.position <= len ? (size_t)je.position : len;
+    size_t used = je.position > 0 && (size_t)je.position <= len ? (size_t)je.position : len;
     json_t *inst = json_loadb(text + used, len - used, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!inst)
         inst = json_object();
@@ -80,6 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 !r.items[i].schema_path || r.items[i].path[0] != (r.items[i].path_len ? '/' : '\0'))
                 abort();
         json_t *out = schema_result_json(&r);
+        if (!out)
+            abort(); /* every string of a violation must be valid UTF-8 */
         free(json_dumps(out, JSON_COMPACT));
         json_decref(out);
         schema_result_free(&r);

@@ -16,8 +16,13 @@ mkdir -p build/bench
 cc -O2 -Isrc "$here/schema_bench.c" -o build/bench/schema_bench build/libmanifold.a \
     $(pkg-config --cflags --libs jansson libpcre2-8) -lpthread -lm
 
-build/bench/schema_bench "$here/data" > build/bench/schema_manifold.txt
-node "$here/bench.js" "$here/data" > build/bench/schema_ajv.txt
+# Three alternating rounds; the table keeps each side's best (the machine may be busy).
+: > build/bench/schema_manifold.txt
+: > build/bench/schema_ajv.txt
+for round in 1 2 3; do
+    build/bench/schema_bench "$here/data" >> build/bench/schema_manifold.txt
+    node "$here/bench.js" "$here/data" >> build/bench/schema_ajv.txt
+done
 
 echo "ajv $(node -p "require('$here/node_modules/ajv/package.json').version")," \
      "ajv-draft-04 $(node -p "require('$here/node_modules/ajv-draft-04/package.json').version")," \
@@ -27,7 +32,8 @@ echo
 awk '
 FNR == 1 { side++ }
 $1 == "class" { cls[side, $2] = $3; plans[$2] = 1 }
-$1 == "time"  { key = $2 " " $3; n[key] = $4; ns[side, key] = $5; viol[side, key] = $6
+$1 == "time"  { key = $2 " " $3; n[key] = $4; viol[side, key] = $6
+                if (!((side, key) in ns) || $5 < ns[side, key]) ns[side, key] = $5
                 if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
 END {
     print "| plan | set | checks | violations | Manifold ns/check | ajv ns/check | ajv / Manifold |"

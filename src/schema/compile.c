@@ -91,24 +91,35 @@ static void fail(comp_t *c, const where_t *w, const char *kw, const char *fmt, .
 
 static void oom(comp_t *c) { fail(c, NULL, NULL, "out of memory"); }
 
-/* A violation message built once, at compile time. */
-static const char *amsg(comp_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Cuts s to at most n bytes and ends it with "...", never inside a UTF-8 sequence
+ * (the message becomes a JSON string, which must be valid UTF-8). Returns the length. */
+static size_t shorten(char *s, size_t n)
+{
+    while (n > 0 && ((unsigned char)s[n - 1] & 0xC0) == 0x80)
+        n--;
+    if (n > 0 && (unsigned char)s[n - 1] >= 0xC0)
+        n--;
+    memcpy(s + n, "...", 4);
+    return n + 3;
+}
 
-static const char *amsg(comp_t *c, const char *fmt, ...)
+/* A violation message built once, at compile time. */
+static str_t amsg(comp_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static str_t amsg(comp_t *c, const char *fmt, ...)
 {
     char buf[320];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    int r = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof buf) /* long enum lists and patterns are shortened */
-        memcpy(buf + sizeof buf - 4, "...", 4), n = sizeof buf - 1;
-    const char *m = sch_arena_strndup(&c->s->arena, buf, (size_t)n);
+    size_t n = r < 0 ? 0 : (size_t)r;
+    if (n >= sizeof buf) /* long enum lists and patterns */
+        n = shorten(buf, sizeof buf - 4);
+    const char *m = sch_arena_strndup(&c->s->arena, buf, n);
     if (!m)
         oom(c);
-    return m;
+    return (str_t){m ? m : "", m ? (uint32_t)n : 0};
 }
 
 /* A value as compact JSON, for messages. */
@@ -116,8 +127,8 @@ static void dump_short(const json_t *j, char *buf, size_t len)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
     snprintf(buf, len, "%s", s ? s : "(value)");
-    if (s && strlen(s) >= len && len > 4)
-        memcpy(buf + len - 4, "...", 4);
+    if (s && strlen(s) >= len)
+        shorten(buf, len - 4);
     free(s);
 }
 
@@ -616,6 +627,7 @@ static props_t *compile_props(comp_t *c, json_t *j, const where_t *w, int depth)
         /* the child is complete here (only $ref targets are compiled later) */
         p->v[i].trivial = p->v[i].node->cat[CAT_N] == 0;
         p->v[i].leaf = p->v[i].node->leaf;
+        p->v[i].draft = p->v[i].node->draft;
     }
     build_prop_hash(c, p);
     p->sorted = sch_arena_alloc(&c->s->arena, (p->n ? p->n : 1) * sizeof *p->sorted);
@@ -1024,16 +1036,17 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
 }
 
 /* "<node location>/<keyword>" */
-static const char *kw_loc(comp_t *c, const node_t *node, const char *kw)
+static str_t kw_loc(comp_t *c, const node_t *node, const char *kw)
 {
     sbuf_t b = {0};
-    sch_sb_puts(&b, node->loc);
+    sch_sb_putn(&b, node->loc.s, node->loc.n);
     sch_sb_pointer_seg(&b, kw, strlen(kw));
     const char *r = b.failed ? NULL : sch_arena_strndup(&c->s->arena, b.s, b.len);
+    str_t out = {r ? r : "", r ? (uint32_t)b.len : 0};
     free(b.s);
     if (!r)
         oom(c);
-    return r;
+    return out;
 }
 
 static node_t *new_node(comp_t *c, const where_t *w)
@@ -1049,9 +1062,10 @@ static node_t *new_node(comp_t *c, const where_t *w)
         sch_sb_puts(&b, c->docbase[w->doc]);
     sch_sb_putc(&b, '#');
     sch_sb_puts(&b, w->ptr);
-    node->loc = b.failed ? NULL : sch_arena_strndup(&c->s->arena, b.s, b.len);
+    const char *loc = b.failed ? NULL : sch_arena_strndup(&c->s->arena, b.s, b.len);
+    node->loc = (str_t){loc, (uint32_t)b.len};
     free(b.s);
-    if (!node->loc) {
+    if (!loc) {
         oom(c);
         return NULL;
     }
@@ -1121,8 +1135,10 @@ static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth)
                 node->ops[k++] = ops[i];
     }
     node->cat[CAT_N] = (uint16_t)k;
-    if (k == 1 && node->ops[0].op == OP_TYPE)
-        node->leaf = node->ops[0].u.types;
+    if (k >= 1 && node->ops[0].op == OP_TYPE)
+        node->types = node->ops[0].u.types;
+    if (k == 1 && node->types)
+        node->leaf = node->types;
     for (size_t i = 0; i < k; i++) {
         kw_t *op = &node->ops[i];
         op->spath = op->op == OP_FALSE ? node->loc : kw_loc(c, node, sch_op_keyword[op->op]);
@@ -1220,12 +1236,12 @@ static void check_cycles(comp_t *c, node_t *root)
         }
         if (m->mark == 1) {
             /* loc is "#/ptr" or "uri#/ptr" */
-            const char *hash = strchr(f->n->loc, '#');
+            const char *hash = strchr(f->n->loc.s, '#');
             where_t w = {.ptr = hash ? hash + 1 : "", .doc = 0};
             fail(c, &w, kw,
                  "circular reference: the schema applies itself to the same value without "
                  "descending into it (%s)",
-                 f->n->loc);
+                 f->n->loc.s);
             break;
         }
         if (m->mark == 0) {

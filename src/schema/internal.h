@@ -115,6 +115,13 @@ enum {
 
 typedef struct node node_t;
 
+/* A string with its length, for the violation texts prepared at compile time. */
+typedef struct str {
+    const char *s;
+    uint32_t n;
+} str_t;
+#define STR_LIT(x) ((str_t){"" x, sizeof(x) - 1})
+
 typedef struct key {
     const char *s;
     size_t n;
@@ -126,6 +133,7 @@ typedef struct prop {
     bool required; /* also listed in "required": checked by the same lookup */
     bool trivial;  /* node accepts everything: no need to even look */
     uint32_t leaf; /* node is a lone "type": T_* mask checked inline */
+    uint8_t draft; /* the node's */
 } prop_t;
 
 typedef struct pprop {
@@ -145,7 +153,7 @@ typedef struct props {
     size_t npat;
     node_t *add;    /* additionalProperties schema, or NULL */
     bool add_false; /* additionalProperties: false */
-    const char *add_spath, *pat_spath, *req_spath;
+    str_t add_spath, pat_spath, req_spath;
     bool scan_keys; /* must walk the instance's keys (patterns or additional present) */
 } props_t;
 
@@ -154,13 +162,13 @@ typedef struct dep {
     node_t *node;  /* schema form, or NULL */
     skey_t *req;   /* property-list form */
     size_t nreq;
-    const char *msg; /* "\" is required when \"<key>\" is present" */
+    str_t msg; /* "\" is required when \"<key>\" is present" */
 } dep_t;
 
 typedef struct kw {
     uint8_t op;
-    const char *spath; /* keyword location, for violations */
-    const char *msg;   /* the message, or its fixed part; built at compile time */
+    str_t spath; /* keyword location, for violations */
+    str_t msg;   /* the message, or its fixed part; built at compile time */
     union {
         uint32_t types;      /* OP_TYPE */
         const json_t *value; /* OP_ENUM (an array), OP_CONST */
@@ -187,7 +195,7 @@ typedef struct kw {
             size_t n;
             node_t *add;
             bool add_false;
-            const char *add_spath, *add_msg;
+            str_t add_spath, add_msg;
         } tuple; /* OP_TUPLE */
         props_t *props;
         struct {
@@ -207,7 +215,8 @@ struct node {
     uint8_t draft;
     uint8_t mark;     /* cycle check */
     uint32_t leaf;    /* the program is one "type" instruction: its T_* mask */
-    const char *loc; /* "#/json/pointer" in the root document, "uri#/pointer" elsewhere */
+    uint32_t types;   /* ops[0] is "type" (checked from here, ops untouched): its mask */
+    str_t loc; /* "#/json/pointer" in the root document, "uri#/pointer" elsewhere */
 };
 
 struct schema {

@@ -92,18 +92,40 @@ static char *str_alloc(schema_result_t *r, size_t n)
     return b->data;
 }
 
-static size_t seg_len(const char *k, size_t n)
+/* JSON pointer escaping (~ -> ~0, / -> ~1) eight bytes at a time: most keys have
+ * neither character, and then each word is one test and one store. */
+static inline bool has_special(uint64_t x)
 {
-    size_t len = 1 + n;
-    for (size_t i = 0; i < n; i++)
-        len += k[i] == '~' || k[i] == '/';
-    return len;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t a = x ^ (ones * '~'), b = x ^ (ones * '/');
+    return (((a - ones) & ~a) | ((b - ones) & ~b)) & highs;
 }
+
+/* Gives back the last n bytes of the latest str_alloc. */
+static void str_unalloc(schema_result_t *r, size_t n) { r->strings->cur->used -= n; }
 
 static char *put_seg(char *p, const char *k, size_t n)
 {
     *p++ = '/';
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, k + i, 8);
+        if (!has_special(x)) {
+            memcpy(p, &x, 8);
+            p += 8;
+            continue;
+        }
+        for (size_t e = i + 8; i < e; i++)
+            if (k[i] == '~' || k[i] == '/') {
+                *p++ = '~';
+                *p++ = k[i] == '~' ? '0' : '1';
+            } else {
+                *p++ = k[i];
+            }
+        i -= 8;
+    }
+    for (; i < n; i++) {
         if (k[i] == '~' || k[i] == '/') {
             *p++ = '~';
             *p++ = k[i] == '~' ? '0' : '1';
@@ -131,9 +153,9 @@ static size_t put_index(char *p, size_t v)
 /* Records a violation at the current instance path (plus `key`: required and
  * additionalProperties name the property itself). The message is m1 m2[0..m2n) m3,
  * mostly prepared at compile time; everything is copied into the result's storage. */
-static void report(vctx_t *c, const char *spath, const char *kw, schema_vtype_t type,
-                   const char *key, size_t keylen, const char *m1, const char *m2, size_t m2n,
-                   const char *m3)
+static void report(vctx_t *c, str_t spath, const char *kw, schema_vtype_t type,
+                   const char *key, size_t keylen, str_t m1, const char *m2, size_t m2n,
+                   str_t m3)
 {
     if (!c->collect)
         return;
@@ -152,13 +174,14 @@ static void report(vctx_t *c, const char *spath, const char *kw, schema_vtype_t 
         r->items = items;
         r->cap = cap;
     }
-    char idx[24];
-    size_t plen = key ? seg_len(key, keylen) : 0;
+    /* One block per violation: path, keyword location and message. The path is
+     * written in place, into room for its worst case (every byte escaped, 20 digits an
+     * index), and the unused rest is handed back. */
+    size_t worst = key ? 2 * keylen + 1 : 0;
     for (unsigned i = 0; i < c->plen; i++)
-        plen += c->path[i].key ? seg_len(c->path[i].key, c->path[i].n)
-                               : put_index(idx, c->path[i].n);
-    size_t l1 = strlen(m1), l3 = m3 ? strlen(m3) : 0, lsp = strlen(spath);
-    char *buf = str_alloc(r, plen + 1 + lsp + 1 + l1 + m2n + l3 + 1);
+        worst += c->path[i].key ? 2 * c->path[i].n + 1 : 21;
+    size_t rest = 1 + spath.n + 1 + m1.n + m2n + m3.n + 1;
+    char *buf = str_alloc(r, worst + rest);
     if (!buf) {
         r->truncated = true;
         return;
@@ -172,15 +195,19 @@ static void report(vctx_t *c, const char *spath, const char *kw, schema_vtype_t 
     }
     if (key)
         p = put_seg(p, key, keylen);
+    size_t plen = (size_t)(p - buf);
     *p++ = '\0';
-    char *sp = memcpy(p, spath, lsp + 1);
-    char *msg = p + lsp + 1;
-    memcpy(msg, m1, l1);
+    char *sp = p;
+    memcpy(sp, spath.s, spath.n);
+    sp[spath.n] = '\0';
+    char *msg = sp + spath.n + 1;
+    memcpy(msg, m1.s, m1.n);
     if (m2n)
-        memcpy(msg + l1, m2, m2n);
-    if (l3)
-        memcpy(msg + l1 + m2n, m3, l3);
-    msg[l1 + m2n + l3] = '\0';
+        memcpy(msg + m1.n, m2, m2n);
+    if (m3.n)
+        memcpy(msg + m1.n + m2n, m3.s, m3.n);
+    msg[m1.n + m2n + m3.n] = '\0';
+    str_unalloc(r, worst - plen);
     r->items[r->count++] = (schema_violation_t){.type = type, .keyword = kw, .path = buf,
                                                 .path_len = plen, .schema_path = sp,
                                                 .message = msg};
@@ -188,7 +215,7 @@ static void report(vctx_t *c, const char *spath, const char *kw, schema_vtype_t 
 
 /* A violation whose message is fixed. */
 #define REPORT(c, k, type, msg) \
-    report(c, (k)->spath, sch_op_keyword[(k)->op], type, NULL, 0, msg, NULL, 0, NULL)
+    report(c, (k)->spath, sch_op_keyword[(k)->op], type, NULL, 0, msg, NULL, 0, STR_LIT(""))
 
 void schema_result_clear(schema_result_t *r)
 {
@@ -263,19 +290,19 @@ static uint32_t type_of(const json_t *j, int draft)
     return b;
 }
 
-static const char *type_name(const json_t *j)
+static str_t type_name(const json_t *j)
 {
     if (!j)
-        return "string";
+        return STR_LIT("string");
     switch (json_typeof(j)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "number";
+    case JSON_OBJECT: return STR_LIT("object");
+    case JSON_ARRAY: return STR_LIT("array");
+    case JSON_STRING: return STR_LIT("string");
+    case JSON_INTEGER: return STR_LIT("integer");
+    case JSON_REAL: return STR_LIT("number");
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
+    case JSON_FALSE: return STR_LIT("boolean");
+    default: return STR_LIT("null");
     }
 }
 
@@ -322,16 +349,34 @@ static inline void push_key(vctx_t *c, const char *k, size_t n)
 
 static inline void push_idx(vctx_t *c, size_t i) { c->path[c->plen++] = (seg_t){NULL, i}; }
 
+static inline bool trivial(const node_t *n) { return n->cat[CAT_N] == 0; }
+
+/* Compares short keys without a call to memcmp. */
+static inline bool key_eq(const char *a, const char *b, size_t n)
+{
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return false;
+    }
+    while (n--)
+        if (*a++ != *b++)
+            return false;
+    return true;
+}
+
 static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
 {
     if (p->ph) {
         uint16_t slot = p->ph[sch_prop_hash(k, n, p->ph_mul) & p->ph_mask];
         const prop_t *pr = slot ? &p->v[slot - 1] : NULL;
-        return pr && pr->key.n == n && memcmp(pr->key.s, k, n) == 0 ? pr : NULL;
+        return pr && pr->key.n == n && key_eq(pr->key.s, k, n) ? pr : NULL;
     }
     if (p->n <= 8) {
         for (size_t i = 0; i < p->n; i++)
-            if (p->v[i].key.n == n && memcmp(p->v[i].key.s, k, n) == 0)
+            if (p->v[i].key.n == n && key_eq(p->v[i].key.s, k, n))
                 return &p->v[i];
         return NULL;
     }
@@ -350,12 +395,12 @@ static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
     return NULL;
 }
 
-static inline bool trivial(const node_t *n) { return n->cat[CAT_N] == 0; }
+
 
 static void report_missing(vctx_t *c, const props_t *p, const prop_t *pr)
 {
     report(c, p->req_spath, "required", SCHEMA_V_REQUIRED_MISSING, pr->key.s, pr->key.n,
-           "required property \"", pr->key.s, pr->key.n, "\" is missing");
+           STR_LIT("required property \""), pr->key.s, pr->key.n, STR_LIT("\" is missing"));
 }
 
 /* properties + patternProperties + additionalProperties, and the "required" keys that
@@ -379,7 +424,7 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
                     continue;
                 report_missing(c, p, pr);
                 r = false;
-            } else if (pr->leaf && (type_of(x, pr->node->draft) & pr->leaf)) {
+            } else if (pr->leaf && (type_of(x, pr->draft) & pr->leaf)) {
                 continue; /* a lone "type" that holds: no call needed */
             } else if (!pr->trivial) {
                 push_key(c, pr->key.s, pr->key.n);
@@ -405,7 +450,7 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
         if (pr) {
             matched = true;
             found_req += pr->required;
-            if (!pr->trivial && !(pr->leaf && (type_of(x, pr->node->draft) & pr->leaf)))
+            if (!pr->trivial && !(pr->leaf && (type_of(x, pr->draft) & pr->leaf)))
                 r = v_node(c, pr->node, JV(x));
         }
         for (size_t i = 0; i < p->npat && (r || c->collect); i++) {
@@ -416,8 +461,9 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
             if (m < 0) {
                 c->plen--;
                 report(c, p->pat_spath, "patternProperties", SCHEMA_V_PATTERN_MISMATCH, k, kn,
-                       "a patternProperties pattern could not be evaluated on this name "
-                       "(match limit)", NULL, 0, NULL);
+                       STR_LIT("a patternProperties pattern could not be evaluated on this "
+                               "name (match limit)"),
+                       NULL, 0, STR_LIT(""));
                 push_key(c, k, kn);
                 r = false;
             } else if (!v_node(c, p->pat[i].node, JV(x))) {
@@ -428,7 +474,7 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
         if (!matched && (r || c->collect)) {
             if (p->add_false) {
                 report(c, p->add_spath, "additionalProperties", SCHEMA_V_ADDITIONAL_PROPERTIES, k,
-                       kn, "property \"", k, kn, "\" is not allowed");
+                       kn, STR_LIT("property \""), k, kn, STR_LIT("\" is not allowed"));
                 r = false;
             } else if (p->add) {
                 push_key(c, k, kn);
@@ -519,8 +565,8 @@ static __attribute__((noinline)) void report_duplicate(vctx_t *c, const kw_t *k,
     if (!c->collect)
         return;
     char m[80];
-    snprintf(m, sizeof m, "must not contain equal items (items %zu and %zu)", a, b);
-    REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, m);
+    int len = snprintf(m, sizeof m, "must not contain equal items (items %zu and %zu)", a, b);
+    REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, ((str_t){m, len > 0 ? (uint32_t)len : 0}));
 }
 
 static __attribute__((noinline)) void report_type(vctx_t *c, const kw_t *k, const json_t *j)
@@ -536,7 +582,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
 {
     switch ((enum op)k->op) {
     case OP_FALSE:
-        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, "no value is allowed here");
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, STR_LIT("no value is allowed here"));
         return false;
     case OP_TYPE:
         if (type_of(j, n->draft) & k->u.types)
@@ -570,7 +616,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
         for (size_t i = 0; i < k->u.list.n; i++)
             if (quick(c, k->u.list.v[i], j, ks, kn))
                 return true;
-        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, "must match at least one schema in anyOf");
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, STR_LIT("must match at least one schema in anyOf"));
         return false;
     case OP_ONEOF: {
         size_t m = 0;
@@ -579,14 +625,14 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
         if (m == 1)
             return true;
         REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH,
-               m ? "must match exactly one schema in oneOf, but matches several"
-                 : "must match exactly one schema in oneOf, but matches none");
+               m ? STR_LIT("must match exactly one schema in oneOf, but matches several")
+                 : STR_LIT("must match exactly one schema in oneOf, but matches none"));
         return false;
     }
     case OP_NOT:
         if (!quick(c, k->u.sub, j, ks, kn))
             return true;
-        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, "must not match the schema in not");
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, STR_LIT("must not match the schema in not"));
         return false;
     case OP_IF:
         if (quick(c, k->u.cond.cond, j, ks, kn))
@@ -628,7 +674,8 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
         if (m == 1)
             return true;
         REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH,
-               m == 0 ? k->msg : "the pattern could not be evaluated on this value (match limit)");
+               m == 0 ? k->msg
+                      : STR_LIT("the pattern could not be evaluated on this value (match limit)"));
         return false;
     }
     case OP_FORMAT: {
@@ -675,7 +722,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
         }
         if (k->u.tuple.add_false && len > k->u.tuple.n) {
             report(c, k->u.tuple.add_spath, "additionalItems", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-                   k->u.tuple.add_msg, NULL, 0, NULL);
+                   k->u.tuple.add_msg, NULL, 0, STR_LIT(""));
             ok = false;
         }
         return ok;
@@ -702,7 +749,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
             if (quick(c, k->u.sub, JV(json_array_get(j, i))))
                 return true;
         REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH,
-               "must contain an item that matches the contains schema");
+               STR_LIT("must contain an item that matches the contains schema"));
         return false;
 
     case OP_PROPS:
@@ -717,7 +764,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
             if (!c->collect)
                 break;
             report(c, k->spath, "required", SCHEMA_V_REQUIRED_MISSING, r->s, r->n,
-                   "required property \"", r->s, r->n, "\" is missing");
+                   STR_LIT("required property \""), r->s, r->n, STR_LIT("\" is missing"));
         }
         return ok;
     }
@@ -748,7 +795,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
                 if (!c->collect)
                     break;
                 report(c, k->spath, "dependencies", SCHEMA_V_REQUIRED_MISSING, d->req[r].s,
-                       d->req[r].n, "property \"", d->req[r].s, d->req[r].n, d->msg);
+                       d->req[r].n, STR_LIT("property \""), d->req[r].s, d->req[r].n, d->msg);
             }
         }
         return ok;
@@ -765,7 +812,8 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
             if (!c->collect)
                 break;
             report(c, k->spath, "propertyNames", SCHEMA_V_SCHEMA_MISMATCH, key, keyn,
-                   "property name \"", key, keyn, "\" does not match propertyNames");
+                   STR_LIT("property name \""), key, keyn,
+                   STR_LIT("\" does not match propertyNames"));
         }
         return ok;
     }
@@ -773,20 +821,9 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
     return true;
 }
 
-static bool run(vctx_t *c, const node_t *n, int cat, VAL)
+static bool run(vctx_t *c, const node_t *n, unsigned i, unsigned end, VAL)
 {
     bool ok = true;
-    unsigned i = n->cat[cat], end = n->cat[cat + 1];
-    /* "type" comes first in most programs: test it without a call */
-    if (i < end && n->ops[i].op == OP_TYPE) {
-        if (!(type_of(j, n->draft) & n->ops[i].u.types)) {
-            report_type(c, &n->ops[i], j);
-            ok = false;
-            if (!c->collect)
-                return false;
-        }
-        i++;
-    }
     for (; i < end; i++)
         if (!exec(c, n, &n->ops[i], j, ks, kn)) {
             ok = false;
@@ -802,14 +839,26 @@ static bool v_node(vctx_t *c, const node_t *n, VAL)
         return true;
     if (c->depth >= SCHEMA_MAX_DEPTH) {
         report(c, n->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-               "validation nested too deep (a recursive schema on a deep value)", NULL, 0, NULL);
+               STR_LIT("validation nested too deep (a recursive schema on a deep value)"), NULL,
+               0, STR_LIT(""));
         return false;
     }
+    bool ok = true;
+    unsigned first = n->cat[CAT_ANY];
+    if (n->types) { /* "type" first, from the node itself: most programs start so */
+        first++;
+        if (!(type_of(j, n->draft) & n->types)) {
+            report_type(c, &n->ops[0], j);
+            if (!c->collect)
+                return false;
+            ok = false;
+        }
+    }
     c->depth++;
-    bool ok = run(c, n, CAT_ANY, j, ks, kn);
+    ok &= run(c, n, first, n->cat[CAT_ANY + 1], j, ks, kn);
     int cat = cat_of(j);
     if (cat != CAT_ANY && (ok || c->collect))
-        ok &= run(c, n, cat, j, ks, kn);
+        ok &= run(c, n, n->cat[cat], n->cat[cat + 1], j, ks, kn);
     c->depth--;
     return ok;
 }

@@ -180,6 +180,42 @@ static void test_violation_details(void **state)
     schema_result_free(&r);
     json_decref(j);
     schema_free(s);
+
+    /* escaping works across the 8-byte chunks the path writer uses */
+    s = compile("{\"additionalProperties\": false}");
+    expect_violations(s, "{\"abcdefgh/ijklmnop~qrstuvwxyz/\": 1, \"0123456789abcdef\": 2}",
+                      "Additional-Properties /abcdefgh~1ijklmnop~0qrstuvwxyz~1 additionalProperties\n"
+                      "Additional-Properties /0123456789abcdef additionalProperties\n");
+    schema_free(s);
+}
+
+static void test_long_messages_stay_utf8(void **state)
+{
+    (void)state;
+    /* a long enum of multi-byte strings: its message is shortened on a character
+     * boundary, so the violation still converts to JSON */
+    char schema[4096] = "{\"enum\": [";
+    for (int i = 0; i < 60; i++)
+        strcat(schema, i ? ", \"\u00e9\u00e9\u00e9\"" : "\"\u00e9\u00e9\u00e9\"");
+    strcat(schema, "], \"pattern\": \"^");
+    for (int i = 0; i < 200; i++)
+        strcat(schema, "\u00e9");
+    strcat(schema, "$\"}");
+    for (int shift = 0; shift < 3; shift++) {
+        schema_t *s = compile(schema);
+        json_t *j = parse("\"x\"");
+        schema_result_t r = {0};
+        assert_false(schema_validate(s, j, &r));
+        assert_int_equal(r.count, 2);
+        json_t *out = schema_result_json(&r);
+        assert_non_null(out);
+        json_decref(out);
+        schema_result_free(&r);
+        json_decref(j);
+        schema_free(s);
+        memmove(schema + 12, schema + 11, strlen(schema + 11) + 1); /* shift by one byte */
+        schema[11] = ' ';
+    }
 }
 
 static void test_all_failing_keywords_collected(void **state)
@@ -682,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_violation_types_and_paths),
         cmocka_unit_test(test_violation_details),
         cmocka_unit_test(test_all_failing_keywords_collected),
+        cmocka_unit_test(test_long_messages_stay_utf8),
         cmocka_unit_test(test_object_keywords),
         cmocka_unit_test(test_array_keywords),
         cmocka_unit_test(test_result_limit),
