@@ -623,3 +623,31 @@ def test_user_with_many_policies_keeps_them_all(srv):
     who = user_principal(srv, "many", u)
     refused = [s for s in slugs if srv.get(src_path(s), token=who.token).status_code != 200]
     assert not refused, f"{len(refused)} of 40 granted sources refused: {refused}"
+
+
+def test_concurrent_invites_for_one_email_make_one_invite(srv):
+    """Racing requests for the same address: exactly one invite, every other answer 409/6."""
+    import concurrent.futures
+    for k in range(8):
+        email = f"{uniq('race')}@example.com"
+        body = {"invite": {"email": email, "policies": [{"role": "source-read-only", "resource": WS_NAME}]}}
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            rs = list(ex.map(lambda _: srv.post(f"{WSP}/invites", json=body), range(16)))
+        codes = sorted(r.status_code for r in rs)
+        assert codes == [200] + [409] * 15, codes
+        for r in rs[1:]:
+            if r.status_code == 409:
+                assert r.json()["code"] == 6
+        assert len([i for i in invites(srv) if i["email"] == email]) == 1
+
+
+def test_invite_can_be_reissued_after_acceptance_or_deletion(srv):
+    """The one-invite-per-address rule holds only while the invite is open."""
+    email = f"{uniq('again')}@example.com"
+    assert_ok(srv.delete("/v1beta/" + mk_invite(srv, email)["name"]))
+    mk_invite(srv, email, role="source-read-only", resource=src_name("js"))
+    u = new_user(srv, role="none", email=email)
+    assert [p["resource"] for p in policies_of(srv) if p["subject"] == u.name] == [src_name("js")]
+    # the address is free again: a new invite (e.g. for more access) can be made
+    inv = mk_invite(srv, email, role="source-read-only", resource=src_name("ios"))
+    assert_ok(srv.delete("/v1beta/" + inv["name"]))
