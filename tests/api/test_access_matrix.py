@@ -543,3 +543,30 @@ def test_other_workspace_token_is_denied_even_for_unknown_workspaces(mx):
     for ws in (WS, "no-such-workspace"):
         assert_error(srv.get(f"/v1beta/workspaces/{ws}/sources", token=who.token), 403, 7)
     assert_error(srv.get("/v1beta/workspaces/no-such-workspace/sources", token=mx.p["src_ro"].token), 403, 7)
+
+
+@pytest.mark.parametrize("path", [
+    "/v1beta/workspaces/myworkspace/sources/js/../ios",
+    "/v1beta/workspaces/myworkspace/sources/./ios",
+    "/v1beta/workspaces/myworkspace/sources//ios",
+    "/v1beta/workspaces/myworkspace/sources/js/%2e%2e/ios",
+    "/v1beta/workspaces/myworkspace/sources/js%2F..%2Fios",
+    "/v1beta/workspaces/myworkspace/sources/js%2fdestinations",
+    "/v1beta/workspaces/myworkspace/sources/JS",
+    "/v1beta/workspaces/myworkspace/sources/ios%00js",
+    "/v1beta/workspaces/MYWORKSPACE/sources/js",
+    "/v1beta/workspaces/myworkspace/./sources/ios",
+    "/v1beta/workspaces/myworkspace/sources/js/..",
+    "/v1beta/workspaces/myworkspace/sources/js/../../workspaces/myworkspace/roles",
+    "/v1beta/workspaces/myworkspace/sources/js/destinations/../../ios",
+])
+def test_path_tricks_do_not_widen_a_policy(mx, path):
+    """The source admin of js gets nothing of ios (or of IAM) by dressing up the path: the
+    answer is an error, never a 200."""
+    from conftest import raw_request
+    who = mx.p["src_admin"]
+    req = (f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {who.token}\r\n"
+           f"Connection: close\r\n\r\n").encode()
+    r = raw_request(mx.srv.port, req)
+    assert r is not None and r.status in (400, 403, 404), (path, r and r.status, r and r.body[:200])
+    assert r.json()["code"] == {400: 3, 403: 7, 404: 5}[r.status]
