@@ -532,3 +532,24 @@ def test_edge_case_payloads_never_fail_the_server(srv):
                 assert out == want2, (i, fql)
             else:
                 assert out == want, (i, fql, b["output"][:300])
+
+
+def test_large_event_preview_is_not_quadratic(srv):
+    """A 64 KB event whose pretty form has 32,005 lines. Dropping it makes the diff trivial
+    (every line '-', then '+null'), and blacklisting one key changes one line; neither may
+    cost seconds of CPU (preview needs only read scope). The bound is generous for an
+    ASan build: a linear diff takes well under a second here."""
+    import time
+    ev = '{"x":1,"a":[' + ",".join(["0"] * 32000) + "]}"
+    assert len(ev) < 65536
+    for act in ([{"type": "drop_event"}], [{"type": "blacklist_fields", "fields": {"": {"fields": ["x"]}}}]):
+        t0 = time.monotonic()
+        b = preview_ok(srv, "all", act, ev)
+        took = time.monotonic() - t0
+        if act[0]["type"] == "drop_event":
+            assert b["output"] == "null"
+            assert b["diff"].endswith("\n-}\n+null") and b["diff"].count("\n") == 32005
+        else:
+            assert json.loads(b["output"]) == {"a": [0] * 32000}
+        print(f"{act[0]['type']}: {took:.2f} s")
+        assert took < 5, f"{act[0]['type']}: preview took {took:.1f} s"
