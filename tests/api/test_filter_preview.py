@@ -538,7 +538,8 @@ def test_large_event_preview_is_not_quadratic(srv):
     """A 64 KB event whose pretty form has 32,005 lines. Dropping it makes the diff trivial
     (every line '-', then '+null'), and blacklisting one key changes one line; neither may
     cost seconds of CPU (preview needs only read scope). The bound is generous for an
-    ASan build: a linear diff takes well under a second here."""
+    ASan build on a loaded machine: the one-line change (same parse, same pretty-printing,
+    a diff with D = 2) takes about 0.1 s."""
     import time
     ev = '{"x":1,"a":[' + ",".join(["0"] * 32000) + "]}"
     assert len(ev) < 65536
@@ -552,4 +553,4 @@ def test_large_event_preview_is_not_quadratic(srv):
         else:
             assert json.loads(b["output"]) == {"a": [0] * 32000}
         print(f"{act[0]['type']}: {took:.2f} s")
-        assert took < 5, f"{act[0]['type']}: preview took {took:.1f} s"
+        assert took < 2, f"{act[0]['type']}: preview took {took:.1f} s"
