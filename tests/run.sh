@@ -171,7 +171,7 @@ run_pytest() { # run_pytest BACKEND [env assignments...]
     # PYTEST_ARGS is split like a shell command line (quotes allowed): a developer knob.
     eval "extra=(${PYTEST_ARGS:-})"
     env "$@" MANIFOLD_TEST_BACKEND="$backend" MANIFOLD_TEST_BIN="$BIN" \
-        timeout 5400 "$PY" -m pytest -p no:cacheprovider -q -rfE --color=no \
+        timeout 5400 "$PY" -m pytest -p no:cacheprovider -q -rfE --color=no --continue-on-collection-errors \
         --basetemp="$base" --junitxml="$junit" "${extra[@]}" tests/api </dev/null
     rc=$?
     local counts p f s
@@ -207,7 +207,8 @@ start_postgres() {
         return 1
     fi
     PG_CTL="$PGBIN/pg_ctl"
-    PGTMP=$(mktemp -d "${TMPDIR:-/tmp}/manifold-pg.XXXXXX") || return 1
+    # Under /tmp, not $TMPDIR: the postgres user must reach it, and socket paths are short.
+    PGTMP=$(mktemp -d /tmp/manifold-pg.XXXXXX) || return 1
     mkdir -p "$PGTMP/sock"
     if [ "$(id -u)" -eq 0 ]; then
         # PostgreSQL refuses to run as root: use the postgres system user (or our own).

@@ -90,10 +90,16 @@ static void cat_list_page(call *c, const cat_list *l, const char *key)
     page p;
     if (!page_parse(c, &p))
         return;
-    size_t off = 0;
+    /* The payload names its list ("sources:20"), so a token from one list is refused on
+     * another instead of being read as an offset there. */
+    size_t off = 0, kl = strlen(key);
     if (p.after[0]) {
         char *end;
-        unsigned long v = strtoul(p.after, &end, 10);
+        if (strncmp(p.after, key, kl) || p.after[kl] != ':' || p.after[kl + 1] < '0' || p.after[kl + 1] > '9') {
+            fail(c, 400, CODE_INVALID, "invalid page_token");
+            return;
+        }
+        unsigned long v = strtoul(p.after + kl + 1, &end, 10);
         if (*end) {
             fail(c, 400, CODE_INVALID, "invalid page_token");
             return;
@@ -111,9 +117,9 @@ static void cat_list_page(call *c, const cat_list *l, const char *key)
         buf_append(b, l->items[i].json, l->items[i].json_len);
     }
     buf_putc(b, ']');
-    char next[24] = "";
+    char next[64] = "";
     if (end < l->n)
-        snprintf(next, sizeof next, "%zu", end);
+        snprintf(next, sizeof next, "%s:%zu", key, end);
     page_token_write(b, next);
     buf_putc(b, '}');
 }

@@ -194,10 +194,15 @@ void h_token_list(call *c)
     page p;
     if (!page_parse(c, &p))
         return;
+    /* The payload names its list ("access-tokens:41"): a token of another list is refused. */
     long long after = 0;
     if (p.after[0]) {
         char *end;
-        after = strtoll(p.after, &end, 10);
+        if (strncmp(p.after, "access-tokens:", 14) || p.after[14] < '0' || p.after[14] > '9') {
+            fail(c, 400, CODE_INVALID, "invalid page_token");
+            return;
+        }
+        after = strtoll(p.after + 14, &end, 10);
         if (*end) {
             fail(c, 400, CODE_INVALID, "invalid page_token");
             return;
@@ -225,9 +230,9 @@ void h_token_list(call *c)
     buf_puts(b, "{\"access_tokens\":");
     json_write(b, l.arr);
     json_decref(l.arr);
-    char next[24] = "";
+    char next[48] = "";
     if (l.more)
-        snprintf(next, sizeof next, "%lld", l.last_shown);
+        snprintf(next, sizeof next, "access-tokens:%lld", l.last_shown);
     page_token_write(b, next);
     buf_putc(b, '}');
 }

@@ -11,6 +11,7 @@ Environment (set by tests/run.sh; the defaults suit a developer running pytest b
 Every server's exit status must be 0 after SIGTERM and its stderr must hold no sanitizer
 report; so must the stderr of every admin command (`manifold token ...`) a test runs.
 """
+import ctypes
 import json
 import os
 import pathlib
@@ -46,6 +47,15 @@ if BACKEND not in ("sqlite", "postgres"):
     raise RuntimeError(f"MANIFOLD_TEST_BACKEND must be sqlite or postgres, not {BACKEND!r}")
 if BACKEND == "postgres" and not PG_ADMIN_URL:
     raise RuntimeError("MANIFOLD_TEST_BACKEND=postgres needs MANIFOLD_TEST_PG")
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL when pytest goes away (a killed or timed-out
+    run must not leave servers behind)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort, Linux only
+        pass
 
 
 def sanitizer_lines(text):
@@ -150,7 +160,8 @@ class Server:
                    "--catalog", CATALOG, "--key-file", self.key_file] + self.args
             self.err = open(self.stderr_path, "ab")
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=self.err)
+                                         stdout=subprocess.DEVNULL, stderr=self.err,
+                                         preexec_fn=_die_with_parent)
             deadline = time.monotonic() + START_TIMEOUT
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:

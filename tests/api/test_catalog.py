@@ -115,6 +115,17 @@ def test_page_token_with_spliced_payload(server):
         assert_error(server.get("/v1beta/catalog/sources", params={"page_token": t}), 400, 3)
 
 
+def test_page_token_of_another_list_is_refused(server):
+    src = first_token(server, "sources")
+    dst = first_token(server, "destinations")
+    assert_error(server.get("/v1beta/catalog/destinations", params={"page_token": src}), 400, 3)
+    assert_error(server.get("/v1beta/catalog/sources", params={"page_token": dst}), 400, 3)
+    tok = assert_ok(server.get("/v1beta/access-tokens", params={"page_size": 1}))["next_page_token"]
+    if tok:
+        assert_error(server.get("/v1beta/catalog/sources", params={"page_token": tok}), 400, 3)
+    assert_error(server.get("/v1beta/access-tokens", params={"page_token": src}), 400, 3)
+
+
 def test_page_token_resumes(server):
     t1 = first_token(server, "destinations", 25)
     a = assert_ok(server.get("/v1beta/catalog/destinations", params={"page_size": 25, "page_token": t1}))

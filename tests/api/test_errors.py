@@ -114,19 +114,27 @@ def test_success_bodies_never_have_error_key(srv):
 
 
 def burst(srv, token, n):
+    """n requests back to back on one connection; returns (responses, seconds taken)."""
     s = requests.Session()
     s.headers["Authorization"] = "Bearer " + token
-    return [s.get(srv.url("/v1beta/workspaces")) for _ in range(n)]
+    t0 = time.monotonic()
+    rs = [s.get(srv.url("/v1beta/workspaces")) for _ in range(n)]
+    return rs, time.monotonic() - t0
+
+
+def allowed_max(rate, seconds):
+    """Most requests a token bucket of `rate` (burst `rate`) lets through in `seconds`."""
+    return rate + int(seconds * rate) + 1
 
 
 def test_rate_limit_burst(start_server):
     s = start_server("--rate-limit", "5")
-    rs = burst(s, s.token, 12)
+    rs, took = burst(s, s.token, 30)
     ok = [r for r in rs if r.status_code == 200]
     limited = [r for r in rs if r.status_code == 429]
     assert len(ok) + len(limited) == len(rs), [r.status_code for r in rs]
-    assert 5 <= len(ok) <= 7, [r.status_code for r in rs]  # a burst of 5, refilled at 5/s
-    assert limited
+    assert 5 <= len(ok) <= allowed_max(5, took), ([r.status_code for r in rs], took)
+    assert rs[0].status_code == 200 and limited
     for r in ok:
         assert r.headers["X-RateLimit-Limit"] == "5"
         assert 0 <= int(r.headers["X-RateLimit-Remaining"]) <= 4
@@ -137,15 +145,15 @@ def test_rate_limit_burst(start_server):
         assert r.headers["X-RateLimit-Remaining"] == "0"
         assert int(r.headers["X-RateLimit-Reset"]) >= int(time.time()) - 1
         assert 1 <= int(r.headers["Retry-After"]) <= 2
-    # remaining counts down
-    rem = [int(r.headers["X-RateLimit-Remaining"]) for r in ok[:5]]
-    assert rem == sorted(rem, reverse=True)
+    # a fresh bucket holds 5: the first request leaves 4
+    assert rs[0].headers["X-RateLimit-Remaining"] == "4"
 
 
 def test_rate_limit_is_per_token_and_refills(start_server):
     s = start_server("--rate-limit", "5")
     other = s.create_token(description="second")
-    assert any(r.status_code == 429 for r in burst(s, s.token, 12))
+    rs, _ = burst(s, s.token, 30)
+    assert any(r.status_code == 429 for r in rs)
     assert_ok(s.get("/v1beta/workspaces", token=other))  # a different token is not limited
     time.sleep(1.3)
     assert_ok(s.get("/v1beta/workspaces"))  # refilled
@@ -156,18 +164,21 @@ def test_rate_limit_is_per_token_and_refills(start_server):
 
 def test_rate_limit_applies_to_errors_and_parallel_clients(start_server):
     s = start_server("--rate-limit", "5")
+    t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         rs = list(ex.map(lambda _: requests.get(s.url("/v1beta/catalog/sources/nope"),
-                                                headers={"Authorization": "Bearer " + s.token}), range(16)))
+                                                headers={"Authorization": "Bearer " + s.token}), range(32)))
+    took = time.monotonic() - t0
     codes = sorted(r.status_code for r in rs)
-    assert codes.count(404) + codes.count(429) == 16, codes
-    assert 5 <= codes.count(404) <= 7, codes
+    assert codes.count(404) + codes.count(429) == 32, codes
+    assert 5 <= codes.count(404) <= allowed_max(5, took), (codes, took)
+    assert codes.count(429) > 0
     for r in rs:
         assert_error(r, r.status_code, 5 if r.status_code == 404 else 8)
 
 
 def test_rate_limit_zero_disables(start_server):
     s = start_server("--rate-limit", "0")
-    rs = burst(s, s.token, 80)
+    rs, _ = burst(s, s.token, 80)
     assert all(r.status_code == 200 for r in rs)
     assert "X-RateLimit-Limit" not in rs[0].headers

@@ -420,6 +420,13 @@ def test_non_utf8_paths(srv, target):
     assert b["code"] == {400: 3, 403: 7, 404: 5}[r.status]
 
 
+@pytest.mark.parametrize("slug", ["%22", "%5C", "%0A", "%01", "%7F", "%22%7D%2C%22code%22%3A0%7D", "%E2%80%A8"])
+def test_error_message_quoting_the_path_stays_valid_json(srv, slug):
+    r = raw_get(srv, "/v1beta/catalog/sources/x" + slug)
+    b = assert_raw_error(r, 404, 5)
+    assert b["code"] == 5
+
+
 @pytest.mark.parametrize("target", ["http://t/v1beta/workspaces", "*", "v1beta/workspaces", "//v1beta/workspaces"])
 def test_odd_request_targets(srv, target):
     r = raw_get(srv, target)

@@ -218,3 +218,39 @@ def test_connection_flood_recovers(start_server):
     assert not errors
     time.sleep(0.5)
     healthy(srv)
+
+
+def test_password_flood_does_not_starve_token_requests(start_server):
+    """HTTP Basic checks cost an Argon2id hash each. A crowd of clients sending wrong
+    passwords (no token needed) must not hold every worker thread: requests with a valid
+    Bearer token keep being answered promptly."""
+    import concurrent.futures
+    import requests
+    srv = start_server("--rate-limit", "0")
+    srv.add_user("flood@example.com", "the-right-password")
+    stop = time.monotonic() + 5
+
+    def flood(_):
+        n = 0
+        while time.monotonic() < stop:
+            try:
+                requests.post(srv.url("/v1beta/access-tokens"), auth=("flood@example.com", "wrong"), json={},
+                              timeout=30)
+            except requests.RequestException:
+                pass
+            n += 1
+        return n
+
+    worst = 0.0
+    with concurrent.futures.ThreadPoolExecutor(48) as ex:
+        futs = [ex.submit(flood, i) for i in range(48)]
+        time.sleep(1.5)
+        for _ in range(5):
+            t0 = time.monotonic()
+            assert_ok(srv.get("/v1beta/workspaces", timeout=30))
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.3)
+        for f in futs:
+            f.result()
+    assert worst < 1.0, f"a Bearer request took {worst:.1f}s during a wrong-password flood"
+    healthy(srv)

@@ -248,6 +248,41 @@ def test_list_tokens_shape_and_pagination(srv):
     assert lst["next_page_token"] == ""
 
 
+def test_list_pages_skip_other_workspaces_tokens(srv):
+    """Tokens of two workspaces interleaved by id: every page of the other workspace's
+    list is full, nothing is missed or repeated."""
+    made = []
+    for i in range(7):
+        assert_ok(create(srv, body(description=f"mine {i}")))
+        made.append(srv.create_token(workspace=OTHER_WS, description=f"theirs {i}"))
+    seen, page = [], ""
+    for _ in range(100):
+        lst = assert_ok(srv.get("/v1beta/access-tokens", token=srv.other_token,
+                                params={"page_size": 2, "page_token": page}))
+        items = lst["access_tokens"]
+        page = lst["next_page_token"]
+        assert len(items) == 2 or not page, (len(items), page)
+        seen += [t["description"] for t in items]
+        for t in items:
+            assert t["workspace_names"] == ["workspaces/" + OTHER_WS]
+        if not page:
+            break
+    assert len(seen) == len(set(seen))
+    assert {f"theirs {i}" for i in range(7)} <= set(seen)
+    assert not any(d.startswith("mine ") for d in seen)
+
+
+def test_concurrent_creates(srv):
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        rs = list(ex.map(lambda i: create(srv, body(description=f"parallel {i}")), range(24)))
+    made = [assert_ok(r) for r in rs]
+    assert len({t["name"] for t in made}) == 24
+    assert len({t["token"] for t in made}) == 24
+    for t in made[:4]:
+        assert_ok(srv.get("/v1beta/workspaces", token=t["token"]))
+
+
 def test_list_shows_only_own_workspace_tokens(srv):
     mine = assert_ok(create(srv, body(description="mine")))
     lst = assert_ok(srv.get("/v1beta/access-tokens", token=srv.other_token, params={"page_size": 100}))
