@@ -1,0 +1,460 @@
+#!/usr/bin/env bash
+# Resource-engine benchmark: how manifold's sources and destinations behave as a workspace
+# grows, and how fast durable creates are. One run measures, side by side, with wrk on
+# this box:
+#   for each size in BENCH_SIZES (100 and 100,000 sources), on a fresh SQLite database:
+#     seed     the workspace through the API with concurrent POST .../sources (create
+#              throughput, group commit statistics from manifold's debug log)
+#     walk     every page of GET .../sources?page_size=100 (checks the count and order)
+#     list     GET .../sources?page_size=100                      (the first page)
+#     deep     GET .../sources?page_size=100&page_token=...       (page BENCH_DEEP_PAGES+1)
+#     get      GET .../sources/<middle source>/destinations/google-analytics
+#   raw SQLite   bench/resources/raw_sqlite.c: single-row INSERT + COMMIT per transaction,
+#                WAL, synchronous=FULL, on the same disk (peer a: the disk's durable
+#                commit rate), and the same with BENCH_RAW_BATCH rows per commit
+#   json-server  json-server 0.17 (bench/resources/package.json) taking the same POSTs for
+#                BENCH_CREATE_SECONDS from an empty file (peer b)
+# then checks the issue's goals, prints a table and writes it into
+# docs/benchmarks-resources.md between the bench/resources markers.
+#
+# Knobs (environment): BENCH_SIZES ("100 100000"), BENCH_CONNECTIONS (64), BENCH_WARMUP
+# seconds (2), BENCH_DURATION seconds (8), BENCH_THREADS wrk threads (nproc),
+# BENCH_DEEP_PAGES (500), BENCH_SEED_TIMEOUT seconds (300), BENCH_CREATE_SECONDS (10, the
+# json-server run), BENCH_RAW_SECONDS (5), BENCH_RAW_BATCH (16), MANIFOLD_BIN
+# (build/manifold), MANIFOLD_THREADS (manifold's --threads; default: its own default),
+# BENCH_OUT (build/bench/resources: raw output), BENCH_NO_DOCS=1 (leave docs/ alone).
+# Loopback only; every run is bounded in time; every process it starts is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/bench/resources"
+cd "$ROOT"
+
+SIZES=${BENCH_SIZES:-100 100000}
+CONNS=${BENCH_CONNECTIONS:-64}
+WARMUP=${BENCH_WARMUP:-2}
+DURATION=${BENCH_DURATION:-8}
+THREADS=${BENCH_THREADS:-$(nproc)}
+DEEP=${BENCH_DEEP_PAGES:-500}
+SEED_TIMEOUT=${BENCH_SEED_TIMEOUT:-300}
+CREATE_SECONDS=${BENCH_CREATE_SECONDS:-10}
+RAW_SECONDS=${BENCH_RAW_SECONDS:-5}
+RAW_BATCH=${BENCH_RAW_BATCH:-16}
+BIN=${MANIFOLD_BIN:-$ROOT/build/manifold}
+OUT=${BENCH_OUT:-$ROOT/build/bench/resources}
+DOC="$ROOT/docs/benchmarks-resources.md"
+WS=/v1beta/workspaces/myworkspace
+DEST=google-analytics
+
+say() { printf 'bench/resources: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+for tool in wrk node npm cc curl awk; do
+    command -v "$tool" >/dev/null || die "$tool not found (make bench installs it: scripts/install-deps.sh bench)"
+done
+if [ ! -x "$BIN" ]; then
+    [ -z "${MANIFOLD_BIN:-}" ] || die "$BIN is not an executable"
+    say "build/manifold missing: make all"
+    make -C "$ROOT" all >&2
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/manifold-bench-resources.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$OUT"
+rm -f "$OUT"/*.txt "$OUT"/*.log
+
+# ---- helpers ------------------------------------------------------------------------------
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+NEXT_PORT=$((20000 + $$ % 20000))
+pick_port() { # sets PORT (not in a subshell: NEXT_PORT must advance)
+    while ! port_free "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
+    PORT=$NEXT_PORT
+    NEXT_PORT=$((NEXT_PORT + 1))
+}
+wait_http() { # URL PID NAME
+    for _ in $(seq 150); do
+        kill -0 "$2" 2>/dev/null || { tail -20 "$WORK/$3.log" >&2; die "$3 exited at start-up"; }
+        curl -s -o /dev/null --max-time 1 "$1" && return 0
+        sleep 0.1
+    done
+    die "$3 did not answer on $1 within 15 s"
+}
+stop_pid() { # PID: stop one process this script started, and forget it
+    local pid=$1 p keep=()
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+# CPU seconds (user+system, all threads) a process has used so far.
+cpu_s() {
+    local stat rest
+    stat=$(cat "/proc/$1/stat")
+    rest=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $rest
+    awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
+}
+# CPU seconds the whole box has been busy (all cores; user, nice, system, irq, softirq, steal).
+box_busy_s() {
+    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
+}
+now_s() { date +%s.%N; }
+# window SERVER_PID CMD...: runs CMD (stdout to the caller) and sets, for its duration,
+#   WIN_SRV   cores used by the server process
+#   WIN_GEN   cores used by CMD and its children (the load generator)
+#   WIN_OTHER cores used by everything else on the box (other people's work)
+window() {
+    local spid=$1 b0 b1 s0 s1 t0 t1 tf
+    shift
+    tf="$WORK/time.out"
+    b0=$(box_busy_s); s0=$(cpu_s "$spid"); t0=$(now_s)
+    { TIMEFORMAT='%U %S'; time "$@" 2>>"$WORK/cmd.err"; } 2>"$tf"
+    t1=$(now_s); s1=$(cpu_s "$spid"); b1=$(box_busy_s)
+    read -r WIN_SRV WIN_GEN WIN_OTHER < <(awk -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" -v b0="$b0" -v b1="$b1" \
+        -v g="$(tail -n 1 "$tf")" 'BEGIN {
+            d = t1 - t0; split(g, gu, " "); gen = gu[1] + gu[2]
+            o = (b1 - b0) - (s1 - s0) - gen; if (o < 0) o = 0
+            printf "%.2f %.2f %.2f\n", (s1 - s0) / d, gen / d, o / d }')
+}
+kv() { # LINE KEY: value of KEY=value in a RESULT line
+    echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print substr($0, length(k) + 2) }'
+}
+fmt_int() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "inf" && a <= b) ? 1 : 0 }'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
+verdict() { if [ "$1" = 1 ]; then echo "**met**"; else echo "**NOT met**"; fi; }
+ERRORS=0
+check_errors() { # KEY RESULT_LINE
+    local bad
+    bad=$(( $(kv "$2" non2xx) + $(kv "$2" sockerr) ))
+    if [ "$bad" -ne 0 ]; then
+        say "$1: $(kv "$2" non2xx) non-2xx responses, $(kv "$2" sockerr) socket errors"
+        ERRORS=1
+    fi
+}
+
+# ---- load on the box before we start ---------------------------------------------------------
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# The busiest other processes right now (a ps snapshot: %CPU over each one's lifetime).
+BUSY_BEFORE=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 10 { printf "%s%s (%s%%)", (n++ ? ", " : ""), $2, $1 }')
+say "load average before: $LOAD_BEFORE${BUSY_BEFORE:+; busy processes: $BUSY_BEFORE}"
+
+# ---- build the raw SQLite peer, install json-server -----------------------------------------
+say "building bench/resources/raw_sqlite.c"
+cc -O2 -Wall -Wextra -o "$WORK/raw_sqlite" "$HERE/raw_sqlite.c" -lsqlite3
+if [ ! -f "$HERE/node_modules/json-server/package.json" ]; then
+    say "installing json-server (npm ci in bench/resources)"
+    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) >&2
+fi
+
+# ---- peer (a): raw SQLite on this disk -------------------------------------------------------
+declare -A RES
+raw_run() { # KEY ROWS_PER_COMMIT
+    local line
+    rm -f "$WORK/raw.db" "$WORK/raw.db-wal" "$WORK/raw.db-shm"
+    say "$1: raw SQLite, $2 row(s) per commit, ${RAW_SECONDS}s"
+    line=$("$WORK/raw_sqlite" "$WORK/raw.db" "$2" "$RAW_SECONDS" | grep '^RESULT ') || die "raw_sqlite failed"
+    echo "$line" >"$OUT/$1.txt"
+    RES[$1]=$line
+    rm -f "$WORK/raw.db" "$WORK/raw.db-wal" "$WORK/raw.db-shm"
+}
+raw_run raw1 1
+raw_run rawN "$RAW_BATCH"
+
+# ---- manifold, one fresh database per size -----------------------------------------------------
+declare -A SEED INFO
+start_manifold() { # DIR: sets MPID, M, TOKEN, MTHREADS. Retries on another port when the
+    # one picked was taken meanwhile (other people's servers come and go on this box).
+    local dir=$1 attempt extra=()
+    [ -n "${MANIFOLD_THREADS:-}" ] && extra=(--threads "$MANIFOLD_THREADS")
+    for attempt in 1 2 3 4 5; do
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        pick_port
+        # --log-level debug: manifold logs one line per group commit (size and duration),
+        # and nothing per request.
+        "$BIN" serve --listen "127.0.0.1:$PORT" --database "$dir/manifold.db" --key-file "$dir/manifold.key" \
+            --rate-limit 0 --log-level debug "${extra[@]}" >"$WORK/manifold.log" 2>&1 &
+        MPID=$!
+        PIDS+=("$MPID")
+        M="http://127.0.0.1:$PORT"
+        for _ in $(seq 150); do
+            [ -s "$dir/bootstrap-token" ] && break
+            kill -0 "$MPID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if ! kill -0 "$MPID" 2>/dev/null && grep -q 'cannot listen' "$WORK/manifold.log"; then
+            say "port $PORT was taken meanwhile; trying another (attempt $attempt)"
+            stop_pid "$MPID"
+            continue
+        fi
+        [ -s "$dir/bootstrap-token" ] || { tail -20 "$WORK/manifold.log" >&2; die "manifold wrote no bootstrap token"; }
+        TOKEN=$(cat "$dir/bootstrap-token")
+        wait_http "$M/v1beta/catalog/sources?page_size=1" "$MPID" manifold
+        MTHREADS=$(grep -o '[0-9]* threads' "$WORK/manifold.log" | head -1 | cut -d' ' -f1)
+        return 0
+    done
+    die "manifold could not get a free port"
+}
+
+run_create() { # KEY URL TOTAL(0 = for CREATE_SECONDS) SERVER_PID TOKEN
+    local key=$1 url=$2 total=$3 pid=$4 tok=$5 line dur what
+    rm -rf "$WORK/done"; mkdir -p "$WORK/done"
+    if [ "$total" -gt 0 ]; then dur=$SEED_TIMEOUT; else dur=$CREATE_SECONDS; fi
+    if [ "$total" -gt 0 ]; then what="$(fmt_int "$total") creates"; else what="creates for ${CREATE_SECONDS}s"; fi
+    say "$key: POST $what ($CONNS connections, $THREADS threads)"
+    window "$pid" env MANIFOLD_TOKEN="$tok" BENCH_PATH="$WS/sources" BENCH_PREFIX=src BENCH_TOTAL="$total" \
+        BENCH_THREADS="$THREADS" BENCH_STATE_DIR="$WORK/done" \
+        timeout $((dur + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${dur}s" --timeout 10s --latency \
+        -s "$HERE/create.lua" "$url" >"$OUT/$key.txt"
+    line=$(grep '^RESULT ' "$OUT/$key.txt") || die "$key: wrk printed no result (see $OUT/$key.txt)"
+    check_errors "$key" "$line"
+    [ "$(kv "$line" failed)" = 0 ] || say "$key: first failure: $(kv "$line" first_error)"
+    if [ "$total" -gt 0 ] && [ "$(kv "$line" created)" -ne "$total" ]; then
+        die "$key: created $(kv "$line" created) of $total sources within ${SEED_TIMEOUT}s (see $OUT/$key.txt)"
+    fi
+    RES[$key]="$line srv=$WIN_SRV gen=$WIN_GEN other=$WIN_OTHER"
+}
+
+run_get() { # KEY URL SERVER_PID
+    local key=$1 url=$2 pid=$3 line
+    say "$key: warm-up ${WARMUP}s, then ${DURATION}s measured ($CONNS connections, $THREADS threads)"
+    MANIFOLD_TOKEN=$TOKEN timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 5s \
+        -s "$HERE/get.lua" "$url" >/dev/null
+    window "$pid" env MANIFOLD_TOKEN="$TOKEN" timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" \
+        -d"${DURATION}s" --timeout 5s --latency -s "$HERE/get.lua" "$url" >"$OUT/$key.txt"
+    line=$(grep '^RESULT ' "$OUT/$key.txt") || die "$key: wrk printed no result (see $OUT/$key.txt)"
+    check_errors "$key" "$line"
+    RES[$key]="$line srv=$WIN_SRV gen=$WIN_GEN other=$WIN_OTHER"
+}
+
+# Group commits logged since line FROM of the manifold log: "commits txns max sum_ms".
+group_stats() {
+    tail -n +"$1" "$WORK/manifold.log" | awk '/group commit: / {
+        for (i = 1; i <= NF; i++) if ($i == "commit:") { n = $(i + 1); t = $(i + 4) }
+        c++; s += n; if (n > m) m = n; ms += t }
+        END { printf "%d %d %d %d", c, s, m, ms }'
+}
+
+for N in $SIZES; do
+    dir="$WORK/db-$N"
+    say "--- $(fmt_int "$N") sources: fresh database"
+    start_manifold "$dir"
+    from=$(($(wc -l <"$WORK/manifold.log") + 1))
+    run_create "seed-$N" "$M$WS/sources" "$N" "$MPID" "$TOKEN"
+    SEED[$N]=$(group_stats "$from")
+    # A destination on the source in the middle of the collection.
+    mid=$(printf 'src-%07d' $((N / 2)))
+    curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"destination\":{\"name\":\"workspaces/myworkspace/sources/$mid/destinations/$DEST\",\"enabled\":false}}" \
+        "$M$WS/sources/$mid/destinations" || die "creating $DEST on $mid failed"
+    # Walk every page: checks the count and the order, and finds the deep page's token.
+    walk=$(node "$HERE/walk.js" "$M" "$WS/sources" "$TOKEN" "$DEEP") || die "walking the pages failed"
+    items=$(echo "$walk" | node -p 'JSON.parse(require("fs").readFileSync(0)).items')
+    [ "$items" -eq "$N" ] || die "the workspace lists $items sources, not $N"
+    deep_token=$(echo "$walk" | node -p 'JSON.parse(require("fs").readFileSync(0)).deep_token')
+    INFO[walk-$N]=$walk
+    say "walked $(echo "$walk" | node -p 'const w = JSON.parse(require("fs").readFileSync(0)); `${w.pages} pages, ${w.items} sources in ${w.ms} ms`')"
+    curl -sf -H "Authorization: Bearer $TOKEN" -o "$WORK/page.json" "$M$WS/sources?page_size=100" || die "list failed"
+    INFO[listbytes-$N]=$(wc -c <"$WORK/page.json")
+    curl -sf -H "Authorization: Bearer $TOKEN" -o "$WORK/dest.json" "$M$WS/sources/$mid/destinations/$DEST" || die "get failed"
+    INFO[getbytes-$N]=$(wc -c <"$WORK/dest.json")
+
+    run_get "list-$N" "$M$WS/sources?page_size=100" "$MPID"
+    if [ -n "$deep_token" ]; then
+        curl -sf -H "Authorization: Bearer $TOKEN" -o "$WORK/deep.json" "$M$WS/sources?page_size=100&page_token=$deep_token" \
+            || die "deep page failed"
+        INFO[deepbytes-$N]=$(wc -c <"$WORK/deep.json")
+        run_get "deep-$N" "$M$WS/sources?page_size=100&page_token=$deep_token" "$MPID"
+    fi
+    run_get "get-$N" "$M$WS/sources/$mid/destinations/$DEST" "$MPID"
+
+    INFO[dbsize-$N]=$(du -sk "$dir" | cut -f1)
+    INFO[hwm-$N]=$(awk '/^VmHWM:/ { print $2 }' "/proc/$MPID/status")
+    cp "$WORK/manifold.log" "$OUT/manifold-$N.log"
+    stop_pid "$MPID"
+done
+
+# ---- peer (b): json-server taking the same POSTs ---------------------------------------------------
+echo '{"sources": []}' >"$WORK/json-server.json"
+for attempt in 1 2 3 4 5; do
+    pick_port
+    JPORT=$PORT
+    node "$HERE/json-server.js" "$WORK/json-server.json" "$JPORT" >"$WORK/json-server.log" 2>&1 &
+    JPID=$!
+    PIDS+=("$JPID")
+    for _ in $(seq 150); do
+        kill -0 "$JPID" 2>/dev/null || break
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$JPORT/sources" && break
+        sleep 0.1
+    done
+    if ! kill -0 "$JPID" 2>/dev/null && grep -q EADDRINUSE "$WORK/json-server.log"; then
+        say "port $JPORT was taken meanwhile; trying another (attempt $attempt)"
+        stop_pid "$JPID"
+        continue
+    fi
+    break
+done
+wait_http "http://127.0.0.1:$JPORT/sources" "$JPID" json-server
+run_create json-server "http://127.0.0.1:$JPORT$WS/sources" 0 "$JPID" "$TOKEN" # the same header, ignored
+sleep 0.5 # its last writeFileSync
+JS_ITEMS=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).sources.length' "$WORK/json-server.json" 2>/dev/null || echo "?")
+JS_KB=$(du -k "$WORK/json-server.json" | cut -f1)
+stop_pid "$JPID"
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- tables, goals ---------------------------------------------------------------------------------
+r() { kv "${RES[$1]}" "$2"; }
+rps() { awk -v n="$(r "$1" requests)" -v d="$(r "$1" duration_us)" 'BEGIN { printf "%.0f", n / (d / 1e6) }'; }
+set -- $SIZES
+SMALL=$1
+LARGE=${!#}
+
+READS="| Request | Sources in workspace | Body | req/s | p50 | p99 | p99 vs $(fmt_int "$SMALL") sources | server CPU | other load |
+|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+OTHER_MAX=0
+OTHER_SUM=0
+OTHER_N=0
+note_other() {
+    OTHER_MAX=$(awk -v a="$OTHER_MAX" -v b="$1" 'BEGIN { print (b > a) ? b : a }')
+    OTHER_SUM=$(awk -v a="$OTHER_SUM" -v b="$1" 'BEGIN { print a + b }')
+    OTHER_N=$((OTHER_N + 1))
+}
+for ep in list deep get; do
+    for N in $SIZES; do
+        k="$ep-$N"
+        [ -n "${RES[$k]:-}" ] || continue
+        case $ep in
+            list) label="GET .../sources?page_size=100 (first page)"; bytes=${INFO[listbytes-$N]} ;;
+            deep) label="GET .../sources?page_size=100&page_token=… (page $((DEEP + 1)))"; bytes=${INFO[deepbytes-$N]} ;;
+            get) label="GET .../sources/<slug>/destinations/$DEST"; bytes=${INFO[getbytes-$N]} ;;
+        esac
+        base=list-$SMALL
+        [ "$ep" = get ] && base=get-$SMALL
+        growth=$(ratio "$(r "$k" p99_us)" "$(r "$base" p99_us)")
+        note_other "$(r "$k" other)"
+        READS+="
+| $label | $(fmt_int "$N") | $(fmt_int "$bytes") B | $(fmt_int "$(rps "$k")") | $(ms "$(r "$k" p50_us)") | $(ms "$(r "$k" p99_us)") | ${growth}× | $(r "$k" srv) cores | $(r "$k" other) cores |"
+    done
+done
+
+create_rate() { awk -v c="$(r "$1" created)" -v e="$(r "$1" elapsed_us)" 'BEGIN { printf "%.0f", c / (e / 1e6) }'; }
+raw_rate() { awk -v c="$(r "$1" "$2")" -v s="$(r "$1" seconds)" 'BEGIN { printf "%.0f", c / s }'; }
+CREATES="| Writer | Creates | creates/s | p50 | p99 | Notes |
+|---|--:|--:|--:|--:|---|"
+for N in $SIZES; do
+    k="seed-$N"
+    read -r gc gt gm gms <<<"${SEED[$N]}"
+    el=$(r "$k" elapsed_us)
+    note_other "$(r "$k" other)"
+    CREATES+="
+| manifold, POST .../sources into an empty workspace up to $(fmt_int "$N") sources (SQLite, synchronous=FULL, group commit) | $(fmt_int "$(r "$k" created)") | **$(fmt_int "$(create_rate "$k")")** | $(ms "$(r "$k" p50_us)") | $(ms "$(r "$k" p99_us)") | $(fmt_int "$gc") commits, $(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') creates per commit on average (max $gm, $MTHREADS server threads); COMMIT took $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time; server CPU $(r "$k" srv) cores = $(awk -v s="$(r "$k" srv)" -v e="$el" -v c="$(r "$k" created)" 'BEGIN { printf "%.0f", s * (e / 1e6) / c * 1e6 }') µs per create; other load $(r "$k" other) cores |"
+done
+CREATES+="
+| raw SQLite, 1 single-row INSERT per COMMIT (1 thread) | $(fmt_int "$(r raw1 rows)") | $(fmt_int "$(raw_rate raw1 rows)") | $(ms "$(r raw1 commit_p50_us)") | $(ms "$(r raw1 commit_p99_us)") | = $(fmt_int "$(raw_rate raw1 commits)") durable commits/s: this disk's fsync rate as SQLite sees it |
+| raw SQLite, $RAW_BATCH single-row INSERTs per COMMIT (1 thread) | $(fmt_int "$(r rawN rows)") | $(fmt_int "$(raw_rate rawN rows)") | $(ms "$(r rawN commit_p50_us)") | $(ms "$(r rawN commit_p99_us)") | $(fmt_int "$(raw_rate rawN commits)") commits/s; latency per commit of $RAW_BATCH rows: what a full group commit could reach |
+| json-server $(node -p 'require(process.argv[1]).version' "$HERE/node_modules/json-server/package.json"), same POSTs, ${CREATE_SECONDS} s from an empty file | $(fmt_int "$(r json-server created)") | $(fmt_int "$(create_rate json-server)") | $(ms "$(r json-server p50_us)") | $(ms "$(r json-server p99_us)") | rewrites the whole JSON file on every create, no fsync ($JS_ITEMS sources, $(fmt_int "$JS_KB") KiB at the end); server CPU $(r json-server srv) cores |"
+note_other "$(r json-server other)"
+
+SEED_RATE=$(create_rate "seed-$LARGE")
+GOALS="| Goal | Measured | Verdict |
+|---|---|---|"
+for ep in list get; do
+    g=$(ratio "$(r "$ep-$LARGE" p99_us)" "$(r "$ep-$SMALL" p99_us)")
+    what="list sources (page of 100)"
+    [ "$ep" = get ] && what="get one destination"
+    GOALS+="
+| $what: p99 at $(fmt_int "$LARGE") sources ≤ 2× p99 at $(fmt_int "$SMALL") | $(ms "$(r "$ep-$LARGE" p99_us)") vs $(ms "$(r "$ep-$SMALL" p99_us)") = ${g}× | $(verdict "$(le "$g" 2)") |"
+done
+if [ -n "${RES[deep-$LARGE]:-}" ]; then
+    g=$(ratio "$(r "deep-$LARGE" p99_us)" "$(r "list-$LARGE" p99_us)")
+    GOALS+="
+| a deep page costs what the first page costs (page $((DEEP + 1)) of $(echo "${INFO[walk-$LARGE]}" | node -p 'JSON.parse(require("fs").readFileSync(0)).pages'); p99 ≤ 2× the first page's, req/s within 2×) | p99 $(ms "$(r "deep-$LARGE" p99_us)") vs $(ms "$(r "list-$LARGE" p99_us)") = ${g}×; $(fmt_int "$(rps "deep-$LARGE")") vs $(fmt_int "$(rps "list-$LARGE")") req/s | $(verdict "$(( $(le "$g" 2) * $(le "$(ratio "$(rps "list-$LARGE")" "$(rps "deep-$LARGE")")" 2) ))") |"
+fi
+GOALS+="
+| ≥ 4,000 durable creates/s on SQLite (seeding $(fmt_int "$LARGE") sources) | $(fmt_int "$SEED_RATE")/s ($(ratio "$SEED_RATE" "$(raw_rate raw1 rows)")× raw SQLite at 1 row per commit, $(ratio "$SEED_RATE" "$(create_rate json-server)")× json-server) | $(verdict "$(ge "$SEED_RATE" 4000)") |"
+
+# ---- what limits the numbers (from this run's measurements) ---------------------------------------
+read -r gc gt gm gms <<<"${SEED[$LARGE]}"
+el=$(r "seed-$LARGE" elapsed_us)
+LIMITS="- Creates: each create is one write transaction (the source and its schema config, two rows); SQLite has one writer, so manifold runs the transactions one after another on its writer connection and commits them in groups: $(fmt_int "$gc") COMMITs for $(fmt_int "$gt") creates ($(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') per commit, at most $gm with $MTHREADS server threads), and COMMIT (the WAL fsync) held the writer for $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time, $(awk -v m="$gms" -v c="$gc" 'BEGIN { printf "%.2f", c ? m / c : 0 }') ms per commit (raw SQLite on this disk: $(ms "$(r raw1 commit_p50_us)") for 1 row, $(ms "$(r rawN commit_p50_us)") for $RAW_BATCH). Writers queue behind a commit instead of building the next group while it runs, so the group size is what piles up during one commit. The server used $(r "seed-$LARGE" srv) cores and wrk $(r "seed-$LARGE" gen) of the box's $(nproc)."
+for N in $SIZES; do
+    LIMITS+="
+- List at $(fmt_int "$N"): server $(r "list-$N" srv) cores, wrk $(r "list-$N" gen), other processes $(r "list-$N" other) (of $(nproc)); get destination: server $(r "get-$N" srv), wrk $(r "get-$N" gen), other $(r "get-$N" other)."
+done
+
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
+[ -r /etc/debian_version ] && OS="$OS (debian_version $(cat /etc/debian_version))"
+DISK=$(df -PT "$WORK" | awk 'NR == 2 { print $1 " (" $2 ")" }')
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+OTHER_MEAN=$(awk -v s="$OTHER_SUM" -v n="$OTHER_N" 'BEGIN { printf "%.2f", n ? s / n : 0 }')
+BUSY_NOTE="quiet enough: numbers stand"
+if [ "$(ge "$OTHER_MAX" 0.2)" = 1 ]; then
+    BUSY_NOTE="**the box was busy with other work during the run: treat the numbers as lower bounds and re-run when it is quiet**"
+fi
+REPORT="Command: \`make bench\` (this section: \`bench/resources/run.sh\`), $(date -u '+%Y-%m-%d %H:%M UTC'), manifold at commit $COMMIT.
+
+Machine: $(nproc) cores, $CPU_MODEL, $MEM RAM, $OS, kernel $(uname -r); database files on $DISK, whose durable commit rate (raw SQLite, 1 row per commit, WAL, synchronous=FULL) is $(fmt_int "$(raw_rate raw1 commits)")/s ($(ms "$(r raw1 commit_p50_us)") p50 per commit).
+Load on the box: load average $LOAD_BEFORE before the run, $LOAD_AFTER after; CPU used by processes other than the server under test and wrk: $OTHER_MEAN cores on average over the measured windows, $OTHER_MAX at most (of $(nproc)) — $BUSY_NOTE.
+Load generator: wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') on the same box, $THREADS threads, $CONNS keep-alive connections; reads: ${WARMUP} s warm-up then ${DURATION} s measured per row, every request with \`Authorization: Bearer\`; creates: \`bench/resources/create.lua\`, a new slug per POST, until the workspace holds the target (manifold) or for ${CREATE_SECONDS} s (json-server). Manifold: default flags but \`--rate-limit 0 --log-level debug\` (the debug log is one line per group commit), $MTHREADS threads, a fresh SQLite database per size. Peak RSS (VmHWM): $(for N in $SIZES; do printf '%s KiB at %s sources; ' "${INFO[hwm-$N]}" "$(fmt_int "$N")"; done)database directory $(for N in $SIZES; do printf '%s KiB at %s; ' "$(fmt_int "${INFO[dbsize-$N]}")" "$(fmt_int "$N")"; done | sed 's/; $//').
+
+Reads (\"server CPU\" is the server process's user+system time over the measured window; \"other load\" is CPU used by everything else on the box but wrk in that window; the box has $(nproc) cores):
+
+$READS
+
+Creates (durable unless noted):
+
+$CREATES
+
+$GOALS
+
+What limits the numbers in this run:
+
+$LIMITS"
+
+printf '\n%s\n\n' "$REPORT"
+
+if [ "${BENCH_NO_DOCS:-0}" != 1 ]; then
+    BEGIN='<!-- BEGIN bench/resources (generated by bench/resources/run.sh; edits inside are overwritten) -->'
+    END='<!-- END bench/resources -->'
+    printf '%s\n' "$REPORT" >"$WORK/report.md"
+    if [ -f "$DOC" ] && grep -qF "$BEGIN" "$DOC" && grep -qF "$END" "$DOC"; then
+        awk -v b="$BEGIN" -v e="$END" -v f="$WORK/report.md" '
+            $0 == b { print; while ((getline l < f) > 0) print l; skip = 1; next }
+            $0 == e { skip = 0 }
+            !skip { print }' "$DOC" >"$WORK/doc.md"
+        cat "$WORK/doc.md" >"$DOC"
+    else
+        { [ -f "$DOC" ] && cat "$DOC" && echo; echo "$BEGIN"; cat "$WORK/report.md"; echo "$END"; } >"$WORK/doc.md"
+        cat "$WORK/doc.md" >"$DOC"
+    fi
+    say "updated $DOC"
+fi
+printf '%s\n' "$REPORT" >"$OUT/results.md"
+[ "$ERRORS" -eq 0 ] || die "some requests failed (see above and $OUT)"
