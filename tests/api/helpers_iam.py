@@ -159,7 +159,7 @@ def principal_with(srv, label, role, resource=WS_NAME, scope="workspace"):
     return user_principal(srv, label, u, scope)
 
 
-def admin_token_name(srv, token, description, lister_token):
+def admin_token_name(srv, description, lister_token):
     """The name (access-tokens/N) of an admin-command token, found by its description in
     the list a token with write scope (lister_token) sees."""
     for t in list_all(srv, "/v1beta/access-tokens", "access_tokens", token=lister_token):
@@ -172,7 +172,7 @@ def admin_principal(srv, label, workspace=WS, scope="workspace", lister_token=No
     """A token made by `manifold token create` (belongs to no user)."""
     desc = uniq(f"{label} ")
     tok = srv.create_token(workspace=workspace, scope=scope, description=desc)
-    name = admin_token_name(srv, tok, desc, lister_token or (tok if scope == "workspace" else srv.token))
+    name = admin_token_name(srv, desc, lister_token or (tok if scope == "workspace" else srv.token))
     return Principal(label, tok, name, None)
 
 

@@ -501,7 +501,8 @@ def test_source_admin_is_bound_to_its_source(mx):
     js2 (a slug that merely starts with "js")."""
     srv, who = mx.srv, mx.p["src_admin"]
     mk_source(srv, "js2")
-    mk_dest(srv, "ios", D1) if srv.get(dst_path("ios", D1)).status_code == 404 else None
+    if srv.get(dst_path("ios", D1)).status_code == 404:
+        mk_dest(srv, "ios", D1)
     for other in ("ios", "js2"):
         for method, path, body in (
                 ("GET", src_path(other), None),
