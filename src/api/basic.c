@@ -1,5 +1,5 @@
 /* Health checks, workspaces and the two catalogs: the read-only resources. */
-#include "api/api.h"
+#include "api/engine.h"
 #include "util/json.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +47,13 @@ void h_ws_list(call *c)
     /* Only the workspaces this token may use: at most AUTH_MAX_WS, so no SQL paging. */
     const char *slugs[AUTH_MAX_WS];
     int n = 0;
-    for (int i = 0; i < c->who.nws; i++)
-        if (strcmp(c->who.ws[i], p.after) > 0)
+    for (int i = 0; i < c->who.nws; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "workspaces/%s", c->who.ws[i]);
+        /* Only workspaces the caller may read (a user without policies there sees none). */
+        if (strcmp(c->who.ws[i], p.after) > 0 && iam_allows(&c->who, ACT_READ, name))
             slugs[n++] = c->who.ws[i];
+    }
     for (int i = 1; i < n; i++) /* insertion sort: n <= 16 */
         for (int j = i; j > 0 && strcmp(slugs[j - 1], slugs[j]) > 0; j--) {
             const char *t = slugs[j];

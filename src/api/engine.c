@@ -72,14 +72,17 @@ static bool is_workspace_name(const char *name)
 }
 
 /* The parent must exist (the workspace itself was checked by the router). */
-static bool parent_exists(call *c, txn *t, const char *parent)
+static bool parent_exists(call *c, txn *t, const char *parent, bool exclusive)
 {
     if (c->route->kind && c->route->kind->parent_ok)
         return c->route->kind->parent_ok(c, parent);
     if (is_workspace_name(parent))
         return true;
     res_row p = {0};
-    int rc = store_res_get(t, parent, &p);
+    /* In a write, hold the parent (FOR SHARE) so a concurrent delete of it cannot leave
+     * this new child orphaned; exclusively when children are counted (max_per_parent), so
+     * two creates cannot both see room for one more. */
+    int rc = t->in_tx ? store_res_get_locked(t, parent, &p, !exclusive) : store_res_get(t, parent, &p);
     res_row_clear(&p);
     if (rc == ST_NOT_FOUND) {
         const char *slash = strrchr(parent, '/');
@@ -196,7 +199,14 @@ void engine_list(call *c)
         pl -= 2;
     else if (strstr(parent, "/-/"))
         pl = (size_t)(strstr(parent, "/-/") - parent);
-    if (p.after[0] && (strncmp(p.after, parent, pl) || p.after[pl] != '/')) {
+    /* A token from another collection must not skip into this one: the cursor must be a
+     * direct child name "<parent>/<collection>/<id>" (under the workspace for "-"). */
+    size_t cl = strlen(k->collection);
+    const char *rest = p.after + pl + 1;
+    bool own = p.after[0] && !strncmp(p.after, parent, pl) && p.after[pl] == '/';
+    if (own && pl == strlen(parent))
+        own = !strncmp(rest, k->collection, cl) && rest[cl] == '/' && rest[cl + 1] && !strchr(rest + cl + 1, '/');
+    if (p.after[0] && !own) {
         free(parent);
         fail(c, 400, CODE_INVALID, "invalid page_token");
         return;
@@ -212,7 +222,7 @@ void engine_list(call *c)
     if (wildcard) {
         buf_printf(&out, "{\"%s\":[", k->list_key);
         rc = store_res_list_ws(&t, c->ws.slug, k->name, p.after, p.size + 1, list_one, &l);
-    } else if (parent_exists(c, &t, parent)) {
+    } else if (parent_exists(c, &t, parent, false)) {
         buf_printf(&out, "{\"%s\":[", k->list_key);
         rc = store_res_list(&t, parent, k->name, p.after, p.size + 1, list_one, &l);
     }
@@ -236,7 +246,8 @@ void engine_list(call *c)
 
 static int get_row(call *c, txn *t, const char *name, res_row *r)
 {
-    int rc = store_res_get(t, name, r);
+    /* In a write, lock the row: If-Match checks and read-modify-write stay atomic. */
+    int rc = t->in_tx ? store_res_get_locked(t, name, r, false) : store_res_get(t, name, r);
     if (rc == ST_OK && strcmp(r->kind, kind_of(c)->name)) {
         res_row_clear(r);
         rc = ST_NOT_FOUND;
@@ -287,29 +298,73 @@ static void body_hash(call *c, char out[65])
     sodium_bin2hex(out, 65, h, sizeof h);
 }
 
-/* Returns 1 when a stored response was replayed (or a mismatch answered), 0 to go on. */
+/* Claims the key, or answers from it. Returns 1 when a stored response was replayed (or an
+ * error answered), 0 to go on with the create. A concurrent request with the same key
+ * waits on the claim (PostgreSQL) or follows it (SQLite) and then replays. */
 static int idem_replay(call *c, txn *t, const char *key, const char *req_hash)
 {
+    int rc = store_idem_claim(t, key, req_hash, now_ms());
+    if (rc == ST_OK)
+        return 0;
+    if (rc != ST_CONFLICT) {
+        fail_store(c, rc, "idempotency key");
+        return 1;
+    }
     char stored_hash[65];
     int status;
     char *body = NULL;
     long long created;
-    int rc = store_idem_get(t, key, stored_hash, &status, &body, &created);
-    if (rc != ST_OK || now_ms() - created > IDEM_TTL_MS) {
+    rc = store_idem_get(t, key, stored_hash, &status, &body, &created);
+    if (rc != ST_OK) {
         free(body);
-        return 0;
+        fail_store(c, rc, "idempotency key");
+        return 1;
+    }
+    if (now_ms() - created > IDEM_TTL_MS) { /* expired: the key is free again */
+        free(body);
+        return store_idem_put(t, key, req_hash, 0, "", now_ms()) == ST_OK ? 0 : (fail_store(c, ST_ERROR, "key"), 1);
     }
     if (strcmp(stored_hash, req_hash)) {
         free(body);
         fail(c, 422, CODE_INVALID, "Idempotency-Key was already used with a different request body");
         return 1;
     }
+    if (status == 0) {
+        free(body);
+        fail(c, 409, CODE_EXISTS, "a request with this Idempotency-Key is in progress");
+        return 1;
+    }
     c->resp->status = status;
     buf_free(&c->resp->body);
     buf_puts(&c->resp->body, body);
     resp_header(c->resp, "Idempotent-Replayed", "true");
+    set_etag(c, 1); /* the first response carried the new resource's first version */
     free(body);
     return 1;
+}
+
+/* Reads a create/update body {"<kind>": {...}, "update_mask": {...}}: checks the top-level
+ * keys and the resource object's fields. An update_mask found inside the resource object
+ * (as one doc example has it) is moved to the top level. */
+static bool resource_object(call *c, bool required, json_t **body, json_t **obj, bool *dry)
+{
+    const kind *k = kind_of(c);
+    *body = call_body(c);
+    if (!*body || !validate_only(c, dry))
+        return false;
+    const char *allowed_top[] = {k->name, "update_mask", NULL};
+    if (!check_fields(c, *body, NULL, allowed_top))
+        return false;
+    *obj = json_object_get(*body, k->name);
+    if (required ? !json_is_object(*obj) : *obj && !json_is_object(*obj))
+        return fail(c, 400, CODE_INVALID, "%s %smust be an object", k->name, required ? "is required and " : "");
+    json_t *inner = *obj ? json_object_get(*obj, "update_mask") : NULL;
+    if (inner) {
+        if (!json_object_get(*body, "update_mask"))
+            json_object_set(*body, "update_mask", inner);
+        json_object_del(*obj, "update_mask");
+    }
+    return !*obj || check_fields(c, *obj, k->name, k->fields);
 }
 
 /* ---- Create -------------------------------------------------------------------------- */
@@ -356,19 +411,8 @@ void engine_create(call *c)
 {
     const kind *k = kind_of(c);
     bool dry;
-    json_t *body = call_body(c);
-    if (!body || !validate_only(c, &dry))
-        return;
-    const char *allowed_top[] = {k->name, "update_mask", NULL};
-    if (!check_fields(c, body, NULL, allowed_top))
-        return;
-    json_t *obj = json_object_get(body, k->name);
-    if (!json_is_object(obj)) {
-        fail(c, 400, CODE_INVALID, "%s is required and must be an object", k->name);
-        return;
-    }
-    json_object_del(obj, "update_mask");
-    if (!check_fields(c, obj, k->name, k->fields))
+    json_t *body, *obj;
+    if (!resource_object(c, true, &body, &obj, &dry))
         return;
     char *parent = engine_path_name(c, 1);
     char *name = new_name(c, obj, parent);
@@ -393,7 +437,7 @@ void engine_create(call *c)
     }
     if (key[0] && idem_replay(c, &t, key, reqh))
         goto rollback;
-    if (!parent_exists(c, &t, parent))
+    if (!parent_exists(c, &t, parent, k->max_per_parent > 0))
         goto rollback;
     if (k->max_per_parent) {
         int n = store_res_count(&t, parent, k->name);
@@ -455,14 +499,11 @@ out:
 
 /* ---- Update -------------------------------------------------------------------------- */
 
-/* Reads update_mask.paths (top level, or inside the resource object as one doc example
- * has it), strips the optional "<kind>." prefix and checks each path. */
-static json_t *mask_paths(call *c, json_t *body, json_t *obj)
+/* Reads update_mask.paths, strips the optional "<kind>." prefix and checks each path. */
+static json_t *mask_paths(call *c, json_t *body)
 {
     const kind *k = kind_of(c);
     json_t *m = json_object_get(body, "update_mask");
-    if (!m && obj)
-        m = json_object_get(obj, "update_mask");
     json_t *paths = json_array();
     if (!m)
         return paths;
@@ -501,27 +542,12 @@ void engine_update(call *c)
 {
     const kind *k = kind_of(c);
     bool dry;
-    json_t *body = call_body(c);
-    if (!body || !validate_only(c, &dry))
+    json_t *body, *obj;
+    if (!resource_object(c, false, &body, &obj, &dry))
         return;
-    const char *allowed_top[] = {k->name, "update_mask", NULL};
-    if (!check_fields(c, body, NULL, allowed_top))
-        return;
-    json_t *obj = json_object_get(body, k->name);
-    if (obj && !json_is_object(obj)) {
-        fail(c, 400, CODE_INVALID, "%s must be an object", k->name);
-        return;
-    }
-    json_t *paths = mask_paths(c, body, obj);
+    json_t *paths = mask_paths(c, body);
     if (!paths)
         return;
-    if (obj) {
-        json_object_del(obj, "update_mask");
-        if (!check_fields(c, obj, k->name, k->fields)) {
-            json_decref(paths);
-            return;
-        }
-    }
     char *name = engine_path_name(c, 0);
     const char *given = obj ? json_string_value(json_object_get(obj, "name")) : NULL;
     if (given && strcmp(given, name) && !(strchr(name, '/') && !strcmp(given, strrchr(name, '/') + 1))) {
@@ -603,6 +629,8 @@ void engine_update(call *c)
         res_row_clear(&r);
         break;
     }
+    if (!c->failed && !c->resp->body.len) /* every attempt lost a race */
+        fail(c, 503, CODE_UNAVAILABLE, "the resource is being changed concurrently; retry");
 out_nofree:
     json_decref(paths);
     free(name);

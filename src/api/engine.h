@@ -66,10 +66,10 @@ char *engine_path_name(call *c, int drop_last);
 
 /* The kinds. */
 extern const kind kind_source, kind_destination, kind_schema_config, kind_filter, kind_tracking_plan,
-    kind_policy, kind_invite;
+    kind_policy, kind_invite, kind_source_connection;
 void tracking_plans_init(const char *catalog_dir);
 bool tp_source_deleted(call *c, txn *t, const res_row *source);
-void h_conn_list(call *c), h_conn_create(call *c), h_conn_batch(call *c), h_conn_delete(call *c);
+void h_conn_create(call *c), h_conn_batch(call *c);
 void h_plan_validate(call *c);
 void h_filter_preview(call *c);
 

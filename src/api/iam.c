@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define INVITE_MAX_POLICIES 100
+#define RESOURCE_NAME_MAX 1024
+
 enum { AREA_WS = 1, AREA_SOURCES = 2, AREA_PLANS = 4, AREA_FUNCTIONS = 8, AREA_IAM = 16, AREA_ALL = 31 };
 
 static const role_def roles[] = {
@@ -70,8 +73,8 @@ bool iam_allows(const principal *p, route_action action, const char *target)
     unsigned area = area_of(target, &ws_end);
     size_t ws_len = (size_t)(ws_end - target);
     size_t tlen = strlen(target);
-    for (int i = 0; i < p->ngrants; i++) {
-        const grant *g = &p->grants[i];
+    for (int i = 0; p->grants && i < p->grants->n; i++) {
+        const grant *g = &p->grants->g[i];
         const role_def *r = iam_role(g->role);
         if (!r || !((action == ACT_WRITE ? r->write : r->read) & area))
             continue;
@@ -294,7 +297,7 @@ static bool policy_create(call *c, json_t *obj, const char *name, json_t *body)
         return fail(c, 400, CODE_INVALID, "policy.subject and policy.resource are required strings");
     if (!in_workspace(c, resource))
         return fail(c, 400, CODE_INVALID, "policy.resource '%s' is not in workspace %s", resource, c->ws.slug);
-    if (strlen(resource) >= sizeof ((grant *)0)->resource)
+    if (strlen(resource) >= RESOURCE_NAME_MAX)
         return fail(c, 400, CODE_INVALID, "policy.resource is too long");
     if (!user_exists(c, subject))
         return false;
@@ -379,8 +382,8 @@ static bool invite_create(call *c, json_t *obj, const char *name, json_t *body)
     if (!email || !valid_email(email))
         return fail(c, 400, CODE_INVALID, "invite.email must be an e-mail address");
     json_t *pols = json_object_get(obj, "policies");
-    if (!json_is_array(pols) || !json_array_size(pols) || json_array_size(pols) > AUTH_MAX_GRANTS)
-        return fail(c, 400, CODE_INVALID, "invite.policies must list 1 to %d {role, resource}", AUTH_MAX_GRANTS);
+    if (!json_is_array(pols) || !json_array_size(pols) || json_array_size(pols) > INVITE_MAX_POLICIES)
+        return fail(c, 400, CODE_INVALID, "invite.policies must list 1 to %d {role, resource}", INVITE_MAX_POLICIES);
     json_t *canon = json_array();
     size_t i;
     json_t *p;
@@ -396,7 +399,7 @@ static bool invite_create(call *c, json_t *obj, const char *name, json_t *body)
             json_decref(canon);
             return fail(c, 404, CODE_NOT_FOUND, "role '%s' not found", role);
         }
-        if (!in_workspace(c, res) || strlen(res) >= sizeof ((grant *)0)->resource) {
+        if (!in_workspace(c, res) || strlen(res) >= RESOURCE_NAME_MAX) {
             json_decref(canon);
             return fail(c, 400, CODE_INVALID, "invite.policies[%zu].resource is not in workspace %s", i, c->ws.slug);
         }

@@ -1,5 +1,5 @@
 /* Pagination (spec §1.9): page_size defaults to 10, is clamped to 100, and must be a
- * non-negative integer; page tokens are opaque: base64 of a payload (an offset or the last
+ * non-negative integer; page tokens are opaque: URL-safe base64 of a payload (an offset or the last
  * key seen) plus a 12-byte keyed MAC, so a forged or edited token is refused with 400
  * instead of walking the table from an arbitrary place. */
 #include "api/api.h"
@@ -24,7 +24,7 @@ void page_token_encode(const char *payload, char *out, size_t cap)
     }
     memcpy(raw, payload, n);
     auth_mac(raw, n, raw + n);
-    b64_encode(raw, n + 12, out);
+    b64url_encode(raw, n + 12, out); /* URL-safe: clients paste it into query strings */
 }
 
 int page_token_decode(const char *token, char *payload, size_t cap)

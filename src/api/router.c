@@ -275,6 +275,23 @@ static bool auth_basic(call *c, const char *b64)
     if (!colon || memchr(raw, '\0', (size_t)n))
         return fail(c, 401, CODE_UNAUTHENTICATED, "invalid credentials");
     *colon = '\0';
+    /* Password guessing is rate-limited per e-mail, before any hashing work is spent. */
+    if (c->api->rate_limit > 0) {
+        unsigned char h[8];
+        crypto_generichash(h, sizeof h, raw, strlen((char *)raw), NULL, 0);
+        long long key = -(long long)((((unsigned long long)h[0] << 48) | ((unsigned long long)h[1] << 40) |
+                                      ((unsigned long long)h[2] << 32) | ((unsigned long long)h[3] << 24) |
+                                      ((unsigned long long)h[4] << 16) | ((unsigned long long)h[5] << 8) | h[6]) + 1);
+        int remaining, retry;
+        int64_t reset;
+        if (!ratelimit_take(key, c->api->rate_limit, &remaining, &retry, &reset)) {
+            sodium_memzero(raw, sizeof raw);
+            char v[16];
+            snprintf(v, sizeof v, "%d", retry);
+            resp_header(c->resp, "Retry-After", v);
+            return fail(c, 429, CODE_EXHAUSTED, "too many attempts; retry later");
+        }
+    }
     txn t;
     user_row u = {0};
     store_begin(c->api->st, &t, false);
@@ -299,8 +316,8 @@ static bool auth_basic(call *c, const char *b64)
     if (rc != ST_OK)
         return fail(c, 503, CODE_UNAVAILABLE, "database unavailable");
     /* The user's workspaces are those where they hold any policy. */
-    for (int i = 0; i < c->who.ngrants && c->who.nws < AUTH_MAX_WS; i++) {
-        const char *r = c->who.grants[i].resource + 11;
+    for (int i = 0; c->who.grants && i < c->who.grants->n && c->who.nws < AUTH_MAX_WS; i++) {
+        const char *r = c->who.grants->g[i].resource + 11;
         char slug[112];
         snprintf(slug, sizeof slug, "%.*s", (int)strcspn(r, "/"), r);
         if (!principal_has_ws(&c->who, slug))
@@ -409,4 +426,5 @@ void api_handle(request *req, response *resp, void *ctx)
     c.route->fn(&c);
 done:
     json_decref(c.body);
+    principal_release(&c.who);
 }

@@ -74,10 +74,10 @@ route api_routes[] = {
     K("PATCH", TP "/{plan}", ACT_WRITE, engine_update, kind_tracking_plan),
     K("DELETE", TP "/{plan}", ACT_WRITE, engine_delete, kind_tracking_plan),
     R("POST", TP "/{plan}:validate", ACT_READ, h_plan_validate),
-    R("GET", TP "/{plan}/source-connections", ACT_READ, h_conn_list),
+    K("GET", TP "/{plan}/source-connections", ACT_READ, engine_list, kind_source_connection),
     R("POST", TP "/{plan}/source-connections", ACT_WRITE, h_conn_create),
     R("POST", TP "/{plan}/source-connections:batchCreateConnections", ACT_WRITE, h_conn_batch),
-    R("DELETE", TP "/{plan}/source-connections/{src}", ACT_WRITE, h_conn_delete),
+    K("DELETE", TP "/{plan}/source-connections/{src}", ACT_WRITE, engine_delete, kind_source_connection),
     R("POST", "/v1beta/filters:preview", ACT_READ, h_filter_preview),
 };
 

@@ -14,13 +14,19 @@
 #define AUTH_MAX_WS 16
 #define TOKEN_TEXT_MAX 96
 
-#define AUTH_MAX_GRANTS 32
-
 /* One IAM policy of the principal's user: a built-in role on a resource (and its subtree). */
 typedef struct grant {
     char role[32];
-    char resource[192];
+    char *resource;
 } grant;
+
+/* A user's policies, shared (reference-counted) between the token cache and requests, so
+ * a principal stays small to copy however many policies its user holds. */
+typedef struct grant_set {
+    int refs; /* atomic */
+    int n, cap;
+    grant *g;
+} grant_set;
 
 typedef struct principal {
     long long token_id;
@@ -32,8 +38,7 @@ typedef struct principal {
     /* Tokens of a user can never do more than the user's policies allow; tokens made by
      * the admin command (no user) are bounded by scope and workspaces only. */
     bool has_user;
-    int ngrants;
-    grant grants[AUTH_MAX_GRANTS];
+    grant_set *grants;          /* NULL: none */
 } principal;
 
 /* Loads the key file, creating it (mode 0600) with a random key when absent. */
@@ -60,6 +65,9 @@ bool principal_has_ws(const principal *p, const char *slug);
 /* Loads the IAM policies of user_id ("usr_…") into p->grants (policy resources whose
  * subject is "users/<id>"). */
 int principal_load_grants(txn *t, principal *p, const char *user_id);
+/* Drops the principal's reference to its grants (every principal handed out by
+ * auth_bearer or filled by principal_load_grants must be released). */
+void principal_release(principal *p);
 
 /* Passwords: Argon2id (libsodium), at most a few hashes at once so a burst of Basic-auth
  * requests cannot take all memory and CPU. */

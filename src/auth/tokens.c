@@ -98,18 +98,42 @@ void principal_from_row(principal *p, const token_row *r)
     json_decref(names);
 }
 
+static void grants_ref(grant_set *g)
+{
+    if (g)
+        __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+}
+
+static void grants_unref(grant_set *g)
+{
+    if (!g || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL))
+        return;
+    for (int i = 0; i < g->n; i++)
+        free(g->g[i].resource);
+    free(g->g);
+    free(g);
+}
+
+void principal_release(principal *p)
+{
+    grants_unref(p->grants);
+    p->grants = NULL;
+}
+
 static int add_grant(void *ctx, res_row *r)
 {
-    principal *p = ctx;
-    if (p->ngrants >= AUTH_MAX_GRANTS)
-        return 1;
+    grant_set *gs = ctx;
     json_t *b = json_loads(r->body, 0, NULL);
     const char *role = json_string_value(json_object_get(b, "role"));
     const char *res = json_string_value(json_object_get(b, "resource"));
     if (role && res) {
-        snprintf(p->grants[p->ngrants].role, sizeof p->grants[0].role, "%s", role);
-        snprintf(p->grants[p->ngrants].resource, sizeof p->grants[0].resource, "%s", res);
-        p->ngrants++;
+        if (gs->n == gs->cap) {
+            gs->cap = gs->cap ? gs->cap * 2 : 8;
+            gs->g = realloc(gs->g, (size_t)gs->cap * sizeof *gs->g);
+        }
+        snprintf(gs->g[gs->n].role, sizeof gs->g[0].role, "%s", role);
+        gs->g[gs->n].resource = strdup(res);
+        gs->n++;
     }
     json_decref(b);
     return 0;
@@ -119,9 +143,12 @@ int principal_load_grants(txn *t, principal *p, const char *user_id)
 {
     char subject[64];
     snprintf(subject, sizeof subject, "users/%s", user_id);
+    principal_release(p);
+    grant_set *gs = calloc(1, sizeof *gs);
+    gs->refs = 1;
     p->has_user = true;
-    p->ngrants = 0;
-    return store_res_list_ref(t, "policy", subject, add_grant, p);
+    p->grants = gs;
+    return store_res_list_ref(t, "policy", subject, add_grant, gs);
 }
 
 bool principal_has_ws(const principal *p, const char *slug)
@@ -153,12 +180,18 @@ static struct {
     int count;
 } cache = {.lock = PTHREAD_RWLOCK_INITIALIZER};
 
+static void centry_free(centry *e)
+{
+    principal_release(&e->p);
+    free(e);
+}
+
 static void cache_clear_locked(void)
 {
     for (int i = 0; i < CACHE_BUCKETS; i++) {
         for (centry *e = cache.b[i], *n; e; e = n) {
             n = e->next;
-            free(e);
+            centry_free(e);
         }
         cache.b[i] = NULL;
     }
@@ -183,7 +216,7 @@ static void cache_remove_locked(const unsigned char h[32])
         if (!memcmp((*pp)->hash, h, 32)) {
             centry *e = *pp;
             *pp = e->next;
-            free(e);
+            centry_free(e);
             cache.count--;
             return;
         }
@@ -206,7 +239,7 @@ void auth_forget(long long token_id)
             if ((*pp)->p.token_id == token_id) {
                 centry *e = *pp;
                 *pp = e->next;
-                free(e);
+                centry_free(e);
                 cache.count--;
             } else {
                 pp = &(*pp)->next;
@@ -231,6 +264,7 @@ int auth_bearer(store *st, const char *token, size_t len, principal *p)
         /* Constant-time compare: the hash is derived from the secret. */
         if (sodium_memcmp(e->hash, h, 32) == 0 && now - e->checked_ms < RECHECK_MS) {
             *p = e->p;
+            grants_ref(p->grants);
             pthread_rwlock_unlock(&cache.lock);
             return ST_OK;
         }
@@ -241,7 +275,7 @@ int auth_bearer(store *st, const char *token, size_t len, principal *p)
     token_row row = {0};
     store_begin(st, &t, false);
     int rc = store_token_by_hash(&t, hex, &row);
-    principal fresh;
+    principal fresh = {0};
     if (rc == ST_OK && sodium_memcmp(row.hash, hex, 64) != 0)
         rc = ST_NOT_FOUND;
     if (rc == ST_OK) {
@@ -257,13 +291,16 @@ int auth_bearer(store *st, const char *token, size_t len, principal *p)
             cache_clear_locked();
         centry *e = calloc(1, sizeof *e);
         memcpy(e->hash, h, 32);
-        e->p = fresh;
+        e->p = fresh; /* the cache keeps fresh's reference */
         e->checked_ms = now;
         unsigned b = bucket_of(h);
         e->next = cache.b[b];
         cache.b[b] = e;
         cache.count++;
         *p = e->p;
+        grants_ref(p->grants);
+    } else {
+        principal_release(&fresh);
     }
     pthread_rwlock_unlock(&cache.lock);
     token_row_clear(&row);

@@ -47,8 +47,11 @@ struct http_server {
 
 typedef struct req_ctx {
     request req;
+    bool started;  /* the first (headers-only) handler call has happened */
     bool rejected; /* a response was already queued (early error) */
     bool too_big;
+    const char *raw_uri; /* the request-target in MHD's buffer, and its length as read */
+    size_t raw_len;
 } req_ctx;
 
 /* ---- request / response helpers ---------------------------------------------------- */
@@ -248,13 +251,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     http_server *s = cls;
     req_ctx *rc = *con_cls;
-    if (!rc) {
+    if (!rc) { /* not seen by on_uri (should not happen): start the context here */
         rc = calloc(1, sizeof *rc);
         *con_cls = rc;
         atomic_fetch_add(&s->inflight, 1);
+    }
+    if (!rc->started) {
+        rc->started = true;
         request *r = &rc->req;
         r->conn = conn;
         r->method = method;
@@ -262,6 +267,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->start_ms = mono_ms();
         snprintf(r->request_id, sizeof r->request_id, "%s%012llx", s->rid_prefix,
                  (unsigned long long)atomic_fetch_add(&s->rid_counter, 1));
+
+        /* A raw NUL in the request line: MHD hands us the target as a C string, so
+         * "/a\0b" would arrive as "/a". The target sits in MHD's buffer right before the
+         * version; if its length as logged does not reach the version, a NUL cut it. */
+        if (rc->raw_uri == url && version && version != rc->raw_uri + rc->raw_len + 1)
+            return reject_now(s, conn, rc, 400, 3, "NUL byte in the request line");
 
         /* Request smuggling guards: conflicting Content-Length headers, or a length
          * together with chunked encoding, are refused and the connection closed. */
@@ -316,6 +327,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     rc->rejected = true; /* a response is queued; ignore any further calls */
     return send_response(s, conn, &w, r);
+}
+
+/* Called by MHD with the raw request-target before it parses it: the request context starts
+ * here, remembering where the target lies (see the NUL check in on_request). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)conn;
+    http_server *s = cls;
+    req_ctx *rc = calloc(1, sizeof *rc);
+    rc->raw_uri = uri;
+    rc->raw_len = strlen(uri);
+    atomic_fetch_add(&s->inflight, 1);
+    return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -427,6 +451,7 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->max_header_bytes,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_STRICT_FOR_CLIENT, 1,

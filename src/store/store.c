@@ -526,6 +526,17 @@ int store_res_get(txn *t, const char *name, res_row *out)
     return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
 }
 
+int store_res_get_locked(txn *t, const char *name, res_row *out, bool share)
+{
+    if (t->st->drv->single_writer || !t->in_tx)
+        return store_res_get(t, name, out);
+    one o = {0, out};
+    const char *p[] = {name};
+    int rc = share ? run(t, RES_COLS "WHERE name = ? FOR SHARE", 1, p, res_one, &o, NULL)
+                   : run(t, RES_COLS "WHERE name = ? FOR UPDATE", 1, p, res_one, &o, NULL);
+    return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
 int store_res_get_by_id(txn *t, const char *workspace, const char *kind, const char *id, res_row *out)
 {
     one o = {0, out};
@@ -692,6 +703,17 @@ int store_idem_get(txn *t, const char *key, char *req_hash, int *status, char **
     int rc = run(t, "SELECT request_hash, status, body, create_ms FROM idempotency WHERE key = ?", 1, p,
                  idem_row, &o, NULL);
     return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_idem_claim(txn *t, const char *key, const char *req_hash, long long create_ms)
+{
+    char ms[24];
+    snprintf(ms, sizeof ms, "%lld", create_ms);
+    const char *p[] = {key, req_hash, ms};
+    long changes = 0;
+    int rc = run(t, "INSERT INTO idempotency (key, request_hash, status, body, create_ms) VALUES (?, ?, 0, '', ?) "
+                    "ON CONFLICT (key) DO NOTHING", 3, p, NULL, NULL, &changes);
+    return rc ? rc : changes ? ST_OK : ST_CONFLICT;
 }
 
 int store_idem_put(txn *t, const char *key, const char *req_hash, int status, const char *body, long long create_ms)

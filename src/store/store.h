@@ -97,6 +97,10 @@ typedef struct res_row {
 } res_row;
 void res_row_clear(res_row *);
 int store_res_get(txn *t, const char *name, res_row *out);
+/* The same inside a write transaction, locking the row against concurrent writers until
+ * commit (PostgreSQL: FOR UPDATE, or FOR SHARE when share; SQLite's single writer needs
+ * no row locks). */
+int store_res_get_locked(txn *t, const char *name, res_row *out, bool share);
 int store_res_get_by_id(txn *t, const char *workspace, const char *kind, const char *id, res_row *out);
 int store_res_insert(txn *t, const res_row *r);
 /* Updates body/version/update_time when the stored version equals expect_version. */
@@ -127,6 +131,9 @@ int store_audit_list(txn *t, const char *workspace, long long before_id, const c
                      long long end_ms, int limit, int (*fn)(void *, const audit_row *), void *ctx);
 
 /* ---- idempotency keys ---- */
+/* Claims key for this request: ST_OK when the key was free (a placeholder row is written,
+ * so a concurrent request with the same key waits on it), ST_CONFLICT when a row exists. */
+int store_idem_claim(txn *t, const char *key, const char *req_hash, long long create_ms);
 int store_idem_get(txn *t, const char *key, char *req_hash, int *status, char **body, long long *create_ms);
 int store_idem_put(txn *t, const char *key, const char *req_hash, int status, const char *body, long long create_ms);
 

@@ -28,6 +28,11 @@ json_t *json_parse_strict(const char *data, size_t len, char *err, size_t errlen
     json_error_t e;
     json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
     if (!v) {
+        /* jansson quotes the offending token ("near '...'"); leave it out so an error never
+         * echoes request content (which may be a secret) into responses or logs. */
+        char *near = strstr(e.text, " near '");
+        if (near)
+            *near = '\0';
         snprintf(err, errlen, "invalid JSON at line %d column %d: %s", e.line, e.column, e.text);
         return NULL;
     }
