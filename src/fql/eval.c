@@ -192,8 +192,24 @@ static bool contains(const fql_value *h, const fql_value *n)
 {
     if (h->type != T_STR || n->type != T_STR)
         return false;
-    if (!h->nxf && !n->nxf)
-        return n->len == 0 || memmem(h->u.s, h->len, n->u.s, n->len) != NULL;
+    if (!h->nxf && !n->nxf) {
+        if (n->len == 0)
+            return true;
+        if (n->len > h->len)
+            return false;
+        if (n->len > 32) /* two-way search: linear worst case */
+            return memmem(h->u.s, h->len, n->u.s, n->len) != NULL;
+        /* Short needles (the usual 'js', '@example.com'): memchr + memcmp beats
+         * memmem's set-up cost, and stays O(h * 32) at worst. */
+        const char *p = h->u.s, *end = h->u.s + h->len - n->len + 1;
+        while ((p = memchr(p, n->u.s[0], (size_t)(end - p))) != NULL) {
+            if (memcmp(p + 1, n->u.s + 1, n->len - 1) == 0)
+                return true;
+            if (++p >= end)
+                break;
+        }
+        return false;
+    }
     /* Transformed operands: naive search over code points, restarting the
      * haystack iterator (with its transform state) at each position. */
     fql_iter start;

@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -477,6 +478,51 @@ static void test_shared_paths(void **state)
     fql_free(p);
 }
 
+/* Reference glob for '*', '?' and literals: plain recursion, obviously right. */
+static bool ref_glob(const char *s, const char *p)
+{
+    if (!*p)
+        return !*s;
+    if (*p == '*')
+        return ref_glob(s, p + 1) || (*s && ref_glob(s + 1, p));
+    return *s && (*p == '?' || *p == *s) && ref_glob(s + 1, p + 1);
+}
+
+static void test_randomized_against_reference(void **state)
+{
+    (void)state;
+    srand(42);
+    for (int it = 0; it < 20000; it++) {
+        char h[24], n[8], src[96];
+        int hl = rand() % 14, nl = rand() % 6;
+        for (int i = 0; i < hl; i++)
+            h[i] = "ab"[rand() % 2];
+        h[hl] = '\0';
+        for (int i = 0; i < nl; i++)
+            n[i] = "ab*?"[rand() % 4];
+        n[nl] = '\0';
+        /* match against the reference glob */
+        int k = snprintf(src, sizeof src, "match('%s', '%s')", h, n);
+        fql_program *p = fql_compile(src, (size_t)k, NULL);
+        assert_non_null(p);
+        if (fql_eval(p, NULL) != ref_glob(h, n))
+            fail_msg("%s", src);
+        fql_free(p);
+        /* contains against strstr (the pattern used as plain text) */
+        k = snprintf(src, sizeof src, "contains('%s', '%s')", h, n);
+        p = fql_compile(src, (size_t)k, NULL);
+        if (fql_eval(p, NULL) != (strstr(h, n) != NULL))
+            fail_msg("%s", src);
+        fql_free(p);
+        /* and through the lazy-transform path: uppercase both sides */
+        k = snprintf(src, sizeof src, "contains(uppercase('%s'), uppercase('%s'))", h, n);
+        p = fql_compile(src, (size_t)k, NULL);
+        if (fql_eval(p, NULL) != (strstr(h, n) != NULL))
+            fail_msg("%s", src);
+        fql_free(p);
+    }
+}
+
 static void test_program_api(void **state)
 {
     (void)state;
@@ -560,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_eval_semantics),
         cmocka_unit_test(test_eval_keys_with_nul_and_unicode),
         cmocka_unit_test(test_shared_paths),
+        cmocka_unit_test(test_randomized_against_reference),
         cmocka_unit_test(test_program_api),
         cmocka_unit_test(test_eval_allocates_nothing),
         cmocka_unit_test(test_deep_event_equality_bounded),
