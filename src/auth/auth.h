@@ -69,10 +69,11 @@ int principal_load_grants(txn *t, principal *p, const char *user_id);
  * auth_bearer or filled by principal_load_grants must be released). */
 void principal_release(principal *p);
 
-/* Passwords: Argon2id (libsodium), at most a few hashes at once so a burst of Basic-auth
- * requests cannot take all memory and CPU. */
+/* Passwords: Argon2id (libsodium), at most two hashes at once so a burst of Basic-auth
+ * requests cannot take all memory, CPU or worker threads. */
 int password_hash(const char *pw, char out[160]);
-bool password_verify(const char *hash, const char *pw);
+/* 1: the password matches; 0: it does not; -1: every hashing slot is busy (try later). */
+int password_verify(const char *hash, const char *pw);
 
 /* Rate limiting: a token bucket per token id, refilled at `rate` per second with a burst
  * of `rate`. Returns true when the request may proceed; *remaining and *reset_s describe

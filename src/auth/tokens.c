@@ -323,13 +323,16 @@ int password_hash(const char *pw, char out[160])
     return rc;
 }
 
-bool password_verify(const char *hash, const char *pw)
+int password_verify(const char *hash, const char *pw)
 {
     if (!hash || !*hash)
-        return false;
+        return 0;
     pthread_once(&pw_once, pw_init);
-    sem_wait(&pw_slots);
-    bool ok = crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
+    /* Never queue for a slot: a waiting request would hold a worker thread, and a flood of
+     * wrong passwords would starve token-authenticated requests. */
+    if (sem_trywait(&pw_slots) != 0)
+        return -1;
+    int ok = crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
     sem_post(&pw_slots);
     return ok;
 }

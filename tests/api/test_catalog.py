@@ -109,9 +109,11 @@ def test_forged_page_tokens(server, kind):
 def test_page_token_with_spliced_payload(server):
     """A token whose payload was replaced (keeping the old MAC) is refused."""
     good = first_token(server, "sources")
-    raw = base64.b64decode(good)  # opaque to clients; the server keeps a 12-byte MAC at the end
-    for payload in (b"0", b"120", b"20", b"100000"):
-        t = base64.b64encode(payload + raw[-12:]).decode()
+    # Opaque to clients: URL-safe base64 (no padding) of a payload and a 12-byte MAC.
+    raw = base64.urlsafe_b64decode(good + "=" * (-len(good) % 4))
+    prefix = raw[:-12].split(b":")[0] + b":"
+    for payload in (b"0", b"120", b"20", b"100000", prefix + b"0", prefix + b"120"):
+        t = base64.urlsafe_b64encode(payload + raw[-12:]).decode().rstrip("=")
         assert_error(server.get("/v1beta/catalog/sources", params={"page_token": t}), 400, 3)
 
 
