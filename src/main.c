@@ -180,6 +180,7 @@ static int cmd_serve(int argc, char **argv)
         char tmp[1024];
         snprintf(tmp, sizeof tmp, "%s", is_postgres(cfg.database) ? "var/x" : cfg.database);
         snprintf(path, sizeof path, "%s/bootstrap-token", dirname(tmp));
+        ensure_parent_dir(path); /* with PostgreSQL nothing else may have made ./var */
         bool saved = write_secret_file(path, token) == 0;
         fprintf(stderr,
                 "\nManifold created workspace '%s' and an owner access token (shown once):\n\n"

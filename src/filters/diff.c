@@ -5,11 +5,18 @@
  * O(N+M) and the recursion depth O(log D), so big inputs cannot blow the stack
  * (preview inputs are capped anyway). Lines are compared by hash first.
  * Within each run of changes deletions are listed before insertions, the
- * conventional reading order. */
+ * conventional reading order.
+ *
+ * Myers costs O((N+M)·D): a preview of a 64 KB event that is dropped (D ≈ N)
+ * would take seconds. Past DIFF_MAX_D edits in one middle-snake search the
+ * search gives up and that stretch is emitted as "all deleted, then all
+ * inserted" — still a correct diff, and the minimal one for a drop. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "filters/filters_int.h"
+
+#define DIFF_MAX_D 1024
 
 typedef struct line {
     const char *s;
@@ -65,6 +72,8 @@ static void middle(ctx *c, const line *a, long n, const line *b, long m, long *x
     long *vf = c->vf + c->off, *vb = c->vb + c->off;
     vf[1] = 0;
     vb[1] = 0;
+    if (dmax > DIFF_MAX_D)
+        dmax = DIFF_MAX_D;
     for (long d = 0; d <= dmax; d++) {
         for (long k = -d; k <= d; k += 2) { /* forward */
             long px = (k == -d || (k != d && vf[k - 1] < vf[k + 1])) ? vf[k + 1] : vf[k - 1] + 1;
@@ -91,7 +100,7 @@ static void middle(ctx *c, const line *a, long n, const line *b, long m, long *x
             }
         }
     }
-    *x = *u = n; /* unreachable for consistent input; degrade to replace-all */
+    *x = *u = n; /* too many edits (or inconsistent input): degrade to replace-all */
     *y = *v = 0;
 }
 
