@@ -13,12 +13,11 @@ from conftest import assert_error, assert_ok
 from helpers_resources import (INSUFFICIENT, SOURCES, WS, WS_PATH, assert_insufficient, create_dest,
                                create_source, dst_name, dst_path, list_all, src_name, src_path, srv, uniq)
 
-SHARED = pathlib.Path(os.environ.get("MANIFOLD_SHARED_DIR") or
-                      pathlib.Path(__file__).resolve().parents[3] / "shared")
-if not (SHARED / "spec").is_dir():  # a CI clone has shared/ beside the repository
-    SHARED = pathlib.Path(__file__).resolve().parents[2].parent / "shared"
-PLANS_DIR = SHARED / "data" / "tracking-plans"
-EVENTS_DIR = SHARED / "data" / "events"
+# The example plans and events ship in the repository (copied from the project's shared
+# data with their READMEs and licences), so a clean clone needs nothing beside it.
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+PLANS_DIR = DATA / "tracking-plans"
+EVENTS_DIR = DATA / "events"
 
 KSUID_RE = r"[0-9A-Za-z]{27}"
 FILTER_ID_RE = re.compile(r"^df_" + KSUID_RE + "$")
