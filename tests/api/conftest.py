@@ -304,7 +304,13 @@ class ServerFactory:
         d = pathlib.Path(tempfile.mkdtemp(prefix="srv-", dir=self.base))
         s = Server(d, args, db=db, make_var=make_var)
         self.servers.append(s)
-        return s.start() if start else s
+        if not start:
+            return s
+        try:
+            return s.start()
+        except BaseException:
+            s.kill()
+            raise
 
     def teardown(self):
         errors = []
@@ -325,8 +331,15 @@ class ServerFactory:
 def server(tmp_path_factory):
     """One server per test module, rate limit off so tests never trip it by accident."""
     f = ServerFactory(tmp_path_factory.mktemp("mod"))
-    srv = f("--rate-limit", "0")
-    assert srv.token and TOKEN_RE.match(srv.token), "no bootstrap token was written"
+    try:
+        srv = f("--rate-limit", "0")
+        assert srv.token and TOKEN_RE.match(srv.token), "no bootstrap token was written"
+    except BaseException:
+        for s in f.servers:  # a failed set-up must not leave servers running
+            s.kill()
+            if s.own_db:
+                s.db.drop()
+        raise
     yield srv
     f.teardown()
 

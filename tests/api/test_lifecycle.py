@@ -79,7 +79,7 @@ def test_default_rate_limit_headers(start_server):
     assert int(r.headers["X-RateLimit-Reset"]) >= int(time.time())
 
 
-def test_bad_flags_exit_2(start_server):
+def test_bad_flags_exit_2():
     import subprocess
     from conftest import BIN
     for args in (["--no-such-flag"], ["--listen", "nonsense"], ["--rate-limit", "-1"],
