@@ -6,7 +6,10 @@ PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
 libpq-dev libsodium-dev libcurl4-openssl-dev libpcre2-dev libcmocka-dev"
 case "${1:-run}" in
   test)  PKGS="$PKGS postgresql python3-pytest python3-requests clang libclang-rt-14-dev" ;;
-  bench) PKGS="$PKGS wrk nodejs npm" ;;
+  bench) PKGS="$PKGS wrk"
+         # Node.js may come from elsewhere (e.g. NodeSource, which bundles npm and
+         # conflicts with Debian's npm): only ask apt for it when there is none.
+         command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm" ;;
 esac
 missing=""
 for p in $PKGS; do

@@ -111,10 +111,14 @@ static void cat_list_page(call *c, const cat_list *l, const char *key)
         off = v > l->n ? l->n : v;
     }
     buf *b = &c->resp->body;
-    buf_printf(b, "{\"%s\":[", key);
     size_t end = off + (size_t)p.size;
     if (end > l->n)
         end = l->n;
+    size_t need = 128;
+    for (size_t i = off; i < end; i++)
+        need += l->items[i].json_len + 1;
+    buf_reserve(b, need); /* one allocation for the page, no regrowth while copying */
+    buf_printf(b, "{\"%s\":[", key);
     for (size_t i = off; i < end; i++) {
         if (i > off)
             buf_putc(b, ',');

@@ -253,10 +253,9 @@ int auth_bearer(store *st, const char *token, size_t len, principal *p)
 {
     if (len == 0 || len >= TOKEN_TEXT_MAX)
         return ST_NOT_FOUND;
-    char hex[65];
-    token_hash(token, len, hex);
+    /* The binary hash keys the cache; hex is only needed for the database on a miss. */
     unsigned char h[32];
-    sodium_hex2bin(h, sizeof h, hex, 64, NULL, NULL, NULL);
+    crypto_generichash(h, sizeof h, (const unsigned char *)token, len, key, sizeof key);
     int64_t now = mono_ms();
 
     pthread_rwlock_rdlock(&cache.lock);
@@ -271,6 +270,8 @@ int auth_bearer(store *st, const char *token, size_t len, principal *p)
     }
     pthread_rwlock_unlock(&cache.lock);
 
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
     txn t;
     token_row row = {0};
     store_begin(st, &t, false);
