@@ -45,10 +45,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmanifold.a
 
 unit: $(UNIT)
 
-build/fuzz/%: fuzz/%.c $(LIB_SRC)
+# Fuzz targets: the library is compiled once with clang's coverage instrumentation
+# (fuzzer-no-link) and sanitizers; each target links it with libFuzzer's main.
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+               -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-	  -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+build/fuzz/%: fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 
 fuzz: $(FUZZ)
 
@@ -62,8 +71,8 @@ run:
 
 test:
 	scripts/install-deps.sh test
-	$(MAKE) --no-print-directory SAN=1 all unit
-	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory -j2 SAN=1 all unit
+	$(MAKE) --no-print-directory -j2 fuzz
 	tests/run.sh
 
 bench:
@@ -74,4 +83,4 @@ bench:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/main.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/main.d $(FUZZ_OBJ:.o=.d)
