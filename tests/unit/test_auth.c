@@ -328,15 +328,18 @@ static void test_bearer_and_revocation(void **state)
 
     principal p;
     assert_int_equal(auth_bearer(st, tok, strlen(tok), &p), ST_OK);
+    principal_release(&p); /* a principal handed out holds its grants */
     assert_true(p.can_write);
     assert_int_equal(p.nws, 1);
     assert_true(principal_has_ws(&p, "wsone"));
     long long id = p.token_id;
     assert_true(id > 0);
     assert_int_equal(auth_bearer(st, tok, strlen(tok), &p), ST_OK); /* cached */
+    principal_release(&p); /* a principal handed out holds its grants */
     assert_int_equal(p.token_id, id);
 
     assert_int_equal(auth_bearer(st, tok2, strlen(tok2), &p), ST_OK);
+    principal_release(&p); /* a principal handed out holds its grants */
     assert_false(p.can_write);
     long long id2 = p.token_id;
 
@@ -361,6 +364,7 @@ static void test_bearer_and_revocation(void **state)
     int64_t t0 = mono_ms();
     int rc;
     while ((rc = auth_bearer(st, tok, strlen(tok), &p)) == ST_OK) {
+        principal_release(&p);
         if (mono_ms() - t0 > 1500)
             fail_msg("revoked token still accepted after 1.5 s");
         sleep_ms(20);
@@ -370,6 +374,7 @@ static void test_bearer_and_revocation(void **state)
 
     /* revoked on this process: auth_forget takes effect at once */
     assert_int_equal(auth_bearer(st, tok2, strlen(tok2), &p), ST_OK);
+    principal_release(&p); /* a principal handed out holds its grants */
     assert_int_equal(store_begin(st, &t, true), ST_OK);
     assert_int_equal(store_token_delete(&t, id2), ST_OK);
     assert_int_equal(store_commit(&t), ST_OK);
@@ -392,12 +397,14 @@ static void test_bearer_hashes_depend_on_key(void **state)
     assert_int_equal(admin_bootstrap(st, "wstwo", "owner@example.com", tok), 1);
     principal p;
     assert_int_equal(auth_bearer(st, tok, strlen(tok), &p), ST_OK);
+    principal_release(&p); /* a principal handed out holds its grants */
     auth_shutdown(); /* also empties the cache */
     use_key("other.key");
     assert_int_equal(auth_bearer(st, tok, strlen(tok), &p), ST_NOT_FOUND);
     auth_shutdown();
     use_key("key");
     assert_int_equal(auth_bearer(st, tok, strlen(tok), &p), ST_OK);
+    principal_release(&p); /* a principal handed out holds its grants */
     store_close(st);
 }
 
