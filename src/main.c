@@ -165,6 +165,17 @@ static int cmd_serve(int argc, char **argv)
         .idle_timeout_s = cfg.idle_timeout, .request_deadline_s = cfg.request_timeout,
         .threads = cfg.threads, .max_header_bytes = cfg.max_header_bytes,
     };
+    /* The token file exists before the port answers, so whoever waits for the server can
+     * read it as soon as it is up. */
+    char token_path[1100] = "";
+    bool token_saved = false;
+    if (boot == 1) {
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s", is_postgres(cfg.database) ? "var/x" : cfg.database);
+        snprintf(token_path, sizeof token_path, "%s/bootstrap-token", dirname(tmp));
+        ensure_parent_dir(token_path); /* with PostgreSQL nothing else may have made ./var */
+        token_saved = write_secret_file(token_path, token) == 0;
+    }
     http_server *srv = http_start(&hc, api_handle, a, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "manifold: %s\n", err);
@@ -175,19 +186,12 @@ static int cmd_serve(int argc, char **argv)
     }
     int port = http_port(srv);
     if (boot == 1) {
-        /* The only time this token is ever shown. */
-        char path[1100];
-        char tmp[1024];
-        snprintf(tmp, sizeof tmp, "%s", is_postgres(cfg.database) ? "var/x" : cfg.database);
-        snprintf(path, sizeof path, "%s/bootstrap-token", dirname(tmp));
-        ensure_parent_dir(path); /* with PostgreSQL nothing else may have made ./var */
-        bool saved = write_secret_file(path, token) == 0;
         fprintf(stderr,
                 "\nManifold created workspace '%s' and an owner access token (shown once):\n\n"
                 "    %s\n\n%s%s%s"
                 "Try it:\n    curl -H 'Authorization: Bearer %s' http://%s:%d/v1beta/workspaces\n\n",
-                cfg.bootstrap_workspace, token, saved ? "It was also written to " : "",
-                saved ? path : "", saved ? " (mode 0600).\n\n" : "", token, cfg.listen_host, port);
+                cfg.bootstrap_workspace, token, token_saved ? "It was also written to " : "",
+                token_saved ? token_path : "", token_saved ? " (mode 0600).\n\n" : "", token, cfg.listen_host, port);
         memset(token, 0, sizeof token);
     }
     log_info("manifold listening on %s:%d (database: %s, %u threads, rate limit %d/s per token)",

@@ -7,16 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Admin commands leave audit entries too; their actor is "admin" and they have no token
- * or request id. */
+/* Admin commands leave audit entries too; their actor is "admin", they have no token, and
+ * their request id starts with "cli-". */
 static int admin_audit(txn *t, const char *ws_slug, const char *action, const char *resource, json_t *after)
 {
     char when[32];
     int64_t ms = now_ms();
     rfc3339(ms, when);
     char *a = after ? json_to_string(after) : NULL;
+    /* No HTTP request: the id says where the change came from. */
+    char rid[24] = "cli-";
+    random_lower(rid + 4, 16);
     audit_row r = {.workspace = ws_slug, .time = when, .time_ms = ms, .actor = "admin", .action = action,
-                   .resource = resource, .after = a};
+                   .resource = resource, .after = a, .request_id = rid};
     int rc = store_audit_add(t, &r);
     free(a);
     return rc;

@@ -20,7 +20,7 @@ const char config_usage[] =
     "  --max-per-ip N               open connections per client address (default 256)\n"
     "  --idle-timeout SECONDS       close connections idle this long (default 30)\n"
     "  --request-timeout SECONDS    deadline for one whole request (default 30)\n"
-    "  --max-header-bytes BYTES     per-connection header buffer; larger headers get 431 (default 16384)\n"
+    "  --max-header-bytes BYTES     per-connection header buffer; larger headers get 431 (default 32768)\n"
     "  --db-connections N           database reader connections (default 4)\n"
     "  --log-level LEVEL            error|warn|info|debug (default info)\n";
 
@@ -115,7 +115,7 @@ int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(co
     cfg->idle_timeout = 30;
     cfg->request_timeout = 30;
     /* libmicrohttpd zeroes this much per request on keep-alive connections: keep it small. */
-    cfg->max_header_bytes = 16384;
+    cfg->max_header_bytes = 32768;
     cfg->db_connections = 4;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
 

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import BACKEND, assert_error, assert_ok
+from helpers_iam import is_cli_event  # noqa: E402
 from helpers_iam import (FILTER, SECRET_DEST, SECRET_KEY, WS_NAME, WSP, admin_principal, assert_denied,
                          audit_events, audit_page, audit_path, basic_token_request, check_event_shape,
                          dests_without_required, dst_name, dst_path, events_since, grant, has_route,
@@ -605,3 +606,19 @@ def test_a_mutation_whose_audit_row_fails_does_not_happen(start_server):
         assert set(r.json()) == {"error", "code"}, r.text
     assert state() == before
     assert_ok(s.get(WSP, token=tok["token"]))
+
+
+def test_admin_commands_are_audited(srv):
+    """`manifold token create` and `manifold user create` change the database directly;
+    their entries name the admin as actor, carry no token, and a "cli-" request id."""
+    last = latest_event_id(srv)
+    admin = admin_principal(srv, "cli-audited")
+    evs = [e for e in audit_events(srv, include_cli=True) if int(e["id"]) > last]
+    assert evs and all(is_cli_event(e) for e in evs), json.dumps(evs, indent=1)
+    tok = [e for e in evs if e["action"] == "access_token.create"]
+    assert len(tok) == 1, json.dumps(evs, indent=1)
+    e = tok[0]
+    assert e["actor"] == "admin" and e["access_token"] is None and e["request_id"].startswith("cli-"), e
+    assert e["resource"] == f"{WS_NAME}/access-tokens/{admin.token_name.split('/')[-1]}", e
+    assert e["after"]["scopes"] == "workspace" and "token" not in e["after"], e
+    assert admin.token not in json.dumps(e)

@@ -61,7 +61,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_per_ip, 256);
     assert_int_equal(c.idle_timeout, 30);
     assert_int_equal(c.request_timeout, 30);
-    assert_int_equal(c.max_header_bytes, 16384);
+    assert_int_equal(c.max_header_bytes, 32768);
     assert_int_equal(c.db_connections, 4);
     assert_string_equal(c.log_level, "info");
     /* a NULL getenv function is allowed */
