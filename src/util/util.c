@@ -107,11 +107,25 @@ long b64_decode(const char *in, size_t n, unsigned char *out, size_t outcap)
     return (long)o;
 }
 
+/* Uniform characters from alpha[0..k) by rejection sampling over one buffer of random
+ * bytes: one call into libsodium (one getrandom(2)) per string, not one per character. */
 static void random_from(char *out, size_t n, const char *alpha, uint32_t k)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = alpha[randombytes_uniform(k)];
+    unsigned limit = 256 - 256 % k; /* bytes >= limit would bias the modulo */
+    unsigned char rnd[128];
+    size_t have = 0, used = 0, i = 0;
+    while (i < n) {
+        if (used == have) {
+            have = n - i + 16 < sizeof rnd ? n - i + 16 : sizeof rnd;
+            randombytes_buf(rnd, have);
+            used = 0;
+        }
+        unsigned char b = rnd[used++];
+        if (b < limit)
+            out[i++] = alpha[b % k];
+    }
     out[n] = '\0';
+    sodium_memzero(rnd, sizeof rnd);
 }
 
 void random_alnum(char *out, size_t n)
