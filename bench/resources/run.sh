@@ -20,7 +20,9 @@
 # Knobs (environment): BENCH_SIZES ("100 100000"), BENCH_CONNECTIONS (64), BENCH_WARMUP
 # seconds (2), BENCH_DURATION seconds (8), BENCH_THREADS wrk threads (nproc),
 # BENCH_DEEP_PAGES (500), BENCH_SEED_TIMEOUT seconds (300), BENCH_CREATE_SECONDS (10, the
-# json-server run), BENCH_RAW_SECONDS (5), BENCH_RAW_BATCH (16), MANIFOLD_BIN
+# json-server run), BENCH_RAW_SECONDS (5), BENCH_RAW_BATCH (16), BENCH_HI_TOTAL (20000:
+# creates in the extra row with more server threads; 0 skips it), BENCH_HI_THREADS (64),
+# BENCH_HI_CONNECTIONS (192; manifold allows 256 per client address), MANIFOLD_BIN
 # (build/manifold), MANIFOLD_THREADS (manifold's --threads; default: its own default),
 # BENCH_OUT (build/bench/resources: raw output), BENCH_NO_DOCS=1 (leave docs/ alone).
 # Loopback only; every run is bounded in time; every process it starts is stopped on exit.
@@ -40,6 +42,9 @@ SEED_TIMEOUT=${BENCH_SEED_TIMEOUT:-300}
 CREATE_SECONDS=${BENCH_CREATE_SECONDS:-10}
 RAW_SECONDS=${BENCH_RAW_SECONDS:-5}
 RAW_BATCH=${BENCH_RAW_BATCH:-16}
+HI_TOTAL=${BENCH_HI_TOTAL:-20000}
+HI_THREADS=${BENCH_HI_THREADS:-64}
+HI_CONNS=${BENCH_HI_CONNECTIONS:-192}
 BIN=${MANIFOLD_BIN:-$ROOT/build/manifold}
 OUT=${BENCH_OUT:-$ROOT/build/bench/resources}
 DOC="$ROOT/docs/benchmarks-resources.md"
@@ -185,10 +190,10 @@ raw_run rawN "$RAW_BATCH"
 
 # ---- manifold, one fresh database per size -----------------------------------------------------
 declare -A SEED INFO
-start_manifold() { # DIR: sets MPID, M, TOKEN, MTHREADS. Retries on another port when the
+start_manifold() { # DIR [THREADS]: sets MPID, M, TOKEN, MTHREADS. Retries on another port when the
     # one picked was taken meanwhile (other people's servers come and go on this box).
-    local dir=$1 attempt extra=()
-    [ -n "${MANIFOLD_THREADS:-}" ] && extra=(--threads "$MANIFOLD_THREADS")
+    local dir=$1 threads=${2:-${MANIFOLD_THREADS:-}} attempt extra=()
+    [ -n "$threads" ] && extra=(--threads "$threads")
     for attempt in 1 2 3 4 5; do
         rm -rf "$dir"
         mkdir -p "$dir"
@@ -219,15 +224,15 @@ start_manifold() { # DIR: sets MPID, M, TOKEN, MTHREADS. Retries on another port
     die "manifold could not get a free port"
 }
 
-run_create() { # KEY URL TOTAL(0 = for CREATE_SECONDS) SERVER_PID TOKEN
-    local key=$1 url=$2 total=$3 pid=$4 tok=$5 line dur what
+run_create() { # KEY URL TOTAL(0 = for CREATE_SECONDS) SERVER_PID TOKEN [CONNECTIONS]
+    local key=$1 url=$2 total=$3 pid=$4 tok=$5 conns=${6:-$CONNS} line dur what
     rm -rf "$WORK/done"; mkdir -p "$WORK/done"
     if [ "$total" -gt 0 ]; then dur=$SEED_TIMEOUT; else dur=$CREATE_SECONDS; fi
     if [ "$total" -gt 0 ]; then what="$(fmt_int "$total") creates"; else what="creates for ${CREATE_SECONDS}s"; fi
-    say "$key: POST $what ($CONNS connections, $THREADS threads)"
+    say "$key: POST $what ($conns connections, $THREADS threads)"
     window "$pid" env MANIFOLD_TOKEN="$tok" BENCH_PATH="$WS/sources" BENCH_PREFIX=src BENCH_TOTAL="$total" \
         BENCH_THREADS="$THREADS" BENCH_STATE_DIR="$WORK/done" \
-        timeout $((dur + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${dur}s" --timeout 10s --latency \
+        timeout $((dur + 60)) wrk -t"$THREADS" -c"$conns" -d"${dur}s" --timeout 10s --latency \
         -s "$HERE/create.lua" "$url" >"$OUT/$key.txt"
     line=$(grep '^RESULT ' "$OUT/$key.txt") || die "$key: wrk printed no result (see $OUT/$key.txt)"
     check_errors "$key" "$line"
@@ -297,6 +302,23 @@ for N in $SIZES; do
     stop_pid "$MPID"
 done
 
+# ---- the same creates with more server threads and connections ---------------------------------
+# Group commit can only group writers that are waiting at the same time, and a waiting
+# writer holds one of manifold's handler threads: this row shows how the create rate moves
+# with --threads (skipped with BENCH_HI_TOTAL=0).
+if [ "$HI_TOTAL" -gt 0 ]; then
+    say "--- $(fmt_int "$HI_TOTAL") creates with --threads $HI_THREADS, $HI_CONNS connections: fresh database"
+    default_threads=$MTHREADS
+    start_manifold "$WORK/db-hi" "$HI_THREADS"
+    from=$(($(wc -l <"$WORK/manifold.log") + 1))
+    run_create seed-hi "$M$WS/sources" "$HI_TOTAL" "$MPID" "$TOKEN" "$HI_CONNS"
+    SEED[hi]=$(group_stats "$from")
+    HI_MTHREADS=$MTHREADS
+    MTHREADS=$default_threads
+    cp "$WORK/manifold.log" "$OUT/manifold-hi.log"
+    stop_pid "$MPID"
+fi
+
 # ---- peer (b): json-server taking the same POSTs ---------------------------------------------------
 echo '{"sources": []}' >"$WORK/json-server.json"
 for attempt in 1 2 3 4 5; do
@@ -365,14 +387,20 @@ create_rate() { awk -v c="$(r "$1" created)" -v e="$(r "$1" elapsed_us)" 'BEGIN 
 raw_rate() { awk -v c="$(r "$1" "$2")" -v s="$(r "$1" seconds)" 'BEGIN { printf "%.0f", c / s }'; }
 CREATES="| Writer | Creates | creates/s | p50 | p99 | Notes |
 |---|--:|--:|--:|--:|---|"
-for N in $SIZES; do
-    k="seed-$N"
-    read -r gc gt gm gms <<<"${SEED[$N]}"
+seed_row() { # KEY STATS LABEL THREADS
+    local k=$1 gc gt gm gms el
+    read -r gc gt gm gms <<<"$2"
     el=$(r "$k" elapsed_us)
     note_other "$(r "$k" other)"
     CREATES+="
-| manifold, POST .../sources into an empty workspace up to $(fmt_int "$N") sources (SQLite, synchronous=FULL, group commit) | $(fmt_int "$(r "$k" created)") | **$(fmt_int "$(create_rate "$k")")** | $(ms "$(r "$k" p50_us)") | $(ms "$(r "$k" p99_us)") | $(fmt_int "$gc") commits, $(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') creates per commit on average (max $gm, $MTHREADS server threads); COMMIT took $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time; server CPU $(r "$k" srv) cores = $(awk -v s="$(r "$k" srv)" -v e="$el" -v c="$(r "$k" created)" 'BEGIN { printf "%.0f", s * (e / 1e6) / c * 1e6 }') µs per create; other load $(r "$k" other) cores |"
+| $3 | $(fmt_int "$(r "$k" created)") | **$(fmt_int "$(create_rate "$k")")** | $(ms "$(r "$k" p50_us)") | $(ms "$(r "$k" p99_us)") | $(fmt_int "$gc") commits, $(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') creates per commit on average (max $gm, $4 server threads); COMMIT took $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time; server CPU $(r "$k" srv) cores = $(awk -v s="$(r "$k" srv)" -v e="$el" -v c="$(r "$k" created)" 'BEGIN { printf "%.0f", s * (e / 1e6) / c * 1e6 }') µs per create; other load $(r "$k" other) cores |"
+}
+for N in $SIZES; do
+    seed_row "seed-$N" "${SEED[$N]}" "manifold, POST .../sources into an empty workspace up to $(fmt_int "$N") sources ($CONNS connections; SQLite, synchronous=FULL, group commit)" "$MTHREADS"
 done
+if [ "$HI_TOTAL" -gt 0 ]; then
+    seed_row seed-hi "${SEED[hi]}" "manifold as above with \`--threads $HI_THREADS\`, $HI_CONNS connections, up to $(fmt_int "$HI_TOTAL") sources" "$HI_MTHREADS"
+fi
 CREATES+="
 | raw SQLite, 1 single-row INSERT per COMMIT (1 thread) | $(fmt_int "$(r raw1 rows)") | $(fmt_int "$(raw_rate raw1 rows)") | $(ms "$(r raw1 commit_p50_us)") | $(ms "$(r raw1 commit_p99_us)") | = $(fmt_int "$(raw_rate raw1 commits)") durable commits/s: this disk's fsync rate as SQLite sees it |
 | raw SQLite, $RAW_BATCH single-row INSERTs per COMMIT (1 thread) | $(fmt_int "$(r rawN rows)") | $(fmt_int "$(raw_rate rawN rows)") | $(ms "$(r rawN commit_p50_us)") | $(ms "$(r rawN commit_p99_us)") | $(fmt_int "$(raw_rate rawN commits)") commits/s; latency per commit of $RAW_BATCH rows: what a full group commit could reach |
@@ -400,7 +428,11 @@ GOALS+="
 # ---- what limits the numbers (from this run's measurements) ---------------------------------------
 read -r gc gt gm gms <<<"${SEED[$LARGE]}"
 el=$(r "seed-$LARGE" elapsed_us)
-LIMITS="- Creates: each create is one write transaction (the source and its schema config, two rows); SQLite has one writer, so manifold runs the transactions one after another on its writer connection and commits them in groups: $(fmt_int "$gc") COMMITs for $(fmt_int "$gt") creates ($(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') per commit, at most $gm with $MTHREADS server threads), and COMMIT (the WAL fsync) held the writer for $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time, $(awk -v m="$gms" -v c="$gc" 'BEGIN { printf "%.2f", c ? m / c : 0 }') ms per commit (raw SQLite on this disk: $(ms "$(r raw1 commit_p50_us)") for 1 row, $(ms "$(r rawN commit_p50_us)") for $RAW_BATCH). Writers queue behind a commit instead of building the next group while it runs, so the group size is what piles up during one commit. The server used $(r "seed-$LARGE" srv) cores and wrk $(r "seed-$LARGE" gen) of the box's $(nproc)."
+LIMITS="- Creates: each create is one write transaction (three rows: the source, its schema config and its audit-trail event); SQLite has one writer, so manifold runs the transactions one after another on its writer connection and commits them in groups: $(fmt_int "$gc") COMMITs for $(fmt_int "$gt") creates ($(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') per commit, at most $gm with $MTHREADS server threads), and COMMIT (the WAL fsync) held the writer for $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time, $(awk -v m="$gms" -v c="$gc" 'BEGIN { printf "%.2f", c ? m / c : 0 }') ms per commit (raw SQLite on this disk: $(ms "$(r raw1 commit_p50_us)") for 1 row, $(ms "$(r rawN commit_p50_us)") for $RAW_BATCH). Writers queue behind a commit instead of building the next group while it runs, so the group size is what piles up during one commit. The server used $(r "seed-$LARGE" srv) cores and wrk $(r "seed-$LARGE" gen) of the box's $(nproc)."
+if [ "$HI_TOTAL" -gt 0 ]; then
+    read -r gc gt gm gms <<<"${SEED[hi]}"
+    LIMITS+=" With \`--threads $HI_THREADS\` and $HI_CONNS connections: $(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') creates per commit (max $gm), $(fmt_int "$(create_rate seed-hi)") creates/s."
+fi
 for N in $SIZES; do
     LIMITS+="
 - List at $(fmt_int "$N"): server $(r "list-$N" srv) cores, wrk $(r "list-$N" gen), other processes $(r "list-$N" other) (of $(nproc)); get destination: server $(r "get-$N" srv), wrk $(r "get-$N" gen), other $(r "get-$N" other)."
