@@ -124,10 +124,13 @@ box_busy_s() {
     awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
 }
 now_s() { date +%s.%N; }
+# Context switches (voluntary and not) of all of a process's threads so far.
+ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'; }
 # window SERVER_PID CMD...: runs CMD (stdout to the caller) and sets, for its duration,
 #   WIN_SRV   cores used by the server process
 #   WIN_GEN   cores used by CMD and its children (the load generator)
 #   WIN_OTHER cores used by everything else on the box (other people's work)
+#   WIN_SECS  its length in seconds
 window() {
     local spid=$1 b0 b1 s0 s1 t0 t1 tf
     shift
@@ -135,6 +138,7 @@ window() {
     b0=$(box_busy_s); s0=$(cpu_s "$spid"); t0=$(now_s)
     { TIMEFORMAT='%U %S'; time "$@" 2>>"$WORK/cmd.err"; } 2>"$tf"
     t1=$(now_s); s1=$(cpu_s "$spid"); b1=$(box_busy_s)
+    WIN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     read -r WIN_SRV WIN_GEN WIN_OTHER < <(awk -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" -v b0="$b0" -v b1="$b1" \
         -v g="$(tail -n 1 "$tf")" 'BEGIN {
             d = t1 - t0; split(g, gu, " "); gen = gu[1] + gu[2]
@@ -230,6 +234,8 @@ run_create() { # KEY URL TOTAL(0 = for CREATE_SECONDS) SERVER_PID TOKEN [CONNECT
     if [ "$total" -gt 0 ]; then dur=$SEED_TIMEOUT; else dur=$CREATE_SECONDS; fi
     if [ "$total" -gt 0 ]; then what="$(fmt_int "$total") creates"; else what="creates for ${CREATE_SECONDS}s"; fi
     say "$key: POST $what ($conns connections, $THREADS threads)"
+    local cs0
+    cs0=$(ctxsw "$pid")
     window "$pid" env MANIFOLD_TOKEN="$tok" BENCH_PATH="$WS/sources" BENCH_PREFIX=src BENCH_TOTAL="$total" \
         BENCH_THREADS="$THREADS" BENCH_STATE_DIR="$WORK/done" \
         timeout $((dur + 60)) wrk -t"$THREADS" -c"$conns" -d"${dur}s" --timeout 10s --latency \
@@ -240,7 +246,7 @@ run_create() { # KEY URL TOTAL(0 = for CREATE_SECONDS) SERVER_PID TOKEN [CONNECT
     if [ "$total" -gt 0 ] && [ "$(kv "$line" created)" -ne "$total" ]; then
         die "$key: created $(kv "$line" created) of $total sources within ${SEED_TIMEOUT}s (see $OUT/$key.txt)"
     fi
-    RES[$key]="$line srv=$WIN_SRV gen=$WIN_GEN other=$WIN_OTHER"
+    RES[$key]="$line srv=$WIN_SRV gen=$WIN_GEN other=$WIN_OTHER secs=$WIN_SECS ctxsw=$(( $(ctxsw "$pid") - cs0 ))"
 }
 
 run_get() { # KEY URL SERVER_PID
@@ -252,7 +258,7 @@ run_get() { # KEY URL SERVER_PID
         -d"${DURATION}s" --timeout 5s --latency -s "$HERE/get.lua" "$url" >"$OUT/$key.txt"
     line=$(grep '^RESULT ' "$OUT/$key.txt") || die "$key: wrk printed no result (see $OUT/$key.txt)"
     check_errors "$key" "$line"
-    RES[$key]="$line srv=$WIN_SRV gen=$WIN_GEN other=$WIN_OTHER"
+    RES[$key]="$line srv=$WIN_SRV gen=$WIN_GEN other=$WIN_OTHER secs=$WIN_SECS"
 }
 
 # Group commits logged since line FROM of the manifold log: "commits txns max sum_ms".
@@ -360,7 +366,12 @@ READS="| Request | Sources in workspace | Body | req/s | p50 | p99 | p99 vs $(fm
 OTHER_MAX=0
 OTHER_SUM=0
 OTHER_N=0
-note_other() {
+note_other() { # KEY: counts its window's "other load" (windows under 2 s are too short
+    # for /proc/stat's 10 ms ticks, and are left out)
+    local o
+    o=$(r "$1" other)
+    [ "$(ge "$(r "$1" secs)" 2)" = 1 ] || return 0
+    set -- "$o"
     OTHER_MAX=$(awk -v a="$OTHER_MAX" -v b="$1" 'BEGIN { print (b > a) ? b : a }')
     OTHER_SUM=$(awk -v a="$OTHER_SUM" -v b="$1" 'BEGIN { print a + b }')
     OTHER_N=$((OTHER_N + 1))
@@ -377,7 +388,7 @@ for ep in list deep get; do
         base=list-$SMALL
         [ "$ep" = get ] && base=get-$SMALL
         growth=$(ratio "$(r "$k" p99_us)" "$(r "$base" p99_us)")
-        note_other "$(r "$k" other)"
+        note_other "$k"
         READS+="
 | $label | $(fmt_int "$N") | $(fmt_int "$bytes") B | $(fmt_int "$(rps "$k")") | $(ms "$(r "$k" p50_us)") | $(ms "$(r "$k" p99_us)") | ${growth}× | $(r "$k" srv) cores | $(r "$k" other) cores |"
     done
@@ -391,9 +402,9 @@ seed_row() { # KEY STATS LABEL THREADS
     local k=$1 gc gt gm gms el
     read -r gc gt gm gms <<<"$2"
     el=$(r "$k" elapsed_us)
-    note_other "$(r "$k" other)"
+    note_other "$k"
     CREATES+="
-| $3 | $(fmt_int "$(r "$k" created)") | **$(fmt_int "$(create_rate "$k")")** | $(ms "$(r "$k" p50_us)") | $(ms "$(r "$k" p99_us)") | $(fmt_int "$gc") commits, $(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') creates per commit on average (max $gm, $4 server threads); COMMIT took $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time; server CPU $(r "$k" srv) cores = $(awk -v s="$(r "$k" srv)" -v e="$el" -v c="$(r "$k" created)" 'BEGIN { printf "%.0f", s * (e / 1e6) / c * 1e6 }') µs per create; other load $(r "$k" other) cores |"
+| $3 | $(fmt_int "$(r "$k" created)") | **$(fmt_int "$(create_rate "$k")")** | $(ms "$(r "$k" p50_us)") | $(ms "$(r "$k" p99_us)") | $(fmt_int "$gc") commits, $(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') creates per commit on average (max $gm, $4 server threads); COMMIT took $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time; server CPU $(r "$k" srv) cores = $(awk -v s="$(r "$k" srv)" -v e="$el" -v c="$(r "$k" created)" 'BEGIN { printf "%.0f", s * (e / 1e6) / c * 1e6 }') µs and $(awk -v n="$(r "$k" ctxsw)" -v c="$(r "$k" created)" 'BEGIN { printf "%.1f", n / c }') context switches per create; other load $(r "$k" other) cores |"
 }
 for N in $SIZES; do
     seed_row "seed-$N" "${SEED[$N]}" "manifold, POST .../sources into an empty workspace up to $(fmt_int "$N") sources ($CONNS connections; SQLite, synchronous=FULL, group commit)" "$MTHREADS"
@@ -405,7 +416,7 @@ CREATES+="
 | raw SQLite, 1 single-row INSERT per COMMIT (1 thread) | $(fmt_int "$(r raw1 rows)") | $(fmt_int "$(raw_rate raw1 rows)") | $(ms "$(r raw1 commit_p50_us)") | $(ms "$(r raw1 commit_p99_us)") | = $(fmt_int "$(raw_rate raw1 commits)") durable commits/s: this disk's fsync rate as SQLite sees it |
 | raw SQLite, $RAW_BATCH single-row INSERTs per COMMIT (1 thread) | $(fmt_int "$(r rawN rows)") | $(fmt_int "$(raw_rate rawN rows)") | $(ms "$(r rawN commit_p50_us)") | $(ms "$(r rawN commit_p99_us)") | $(fmt_int "$(raw_rate rawN commits)") commits/s; latency per commit of $RAW_BATCH rows: what a full group commit could reach |
 | json-server $(node -p 'require(process.argv[1]).version' "$HERE/node_modules/json-server/package.json"), same POSTs, ${CREATE_SECONDS} s from an empty file | $(fmt_int "$(r json-server created)") | $(fmt_int "$(create_rate json-server)") | $(ms "$(r json-server p50_us)") | $(ms "$(r json-server p99_us)") | rewrites the whole JSON file on every create, no fsync ($JS_ITEMS sources, $(fmt_int "$JS_KB") KiB at the end); server CPU $(r json-server srv) cores |"
-note_other "$(r json-server other)"
+note_other json-server
 
 SEED_RATE=$(create_rate "seed-$LARGE")
 GOALS="| Goal | Measured | Verdict |
@@ -428,7 +439,7 @@ GOALS+="
 # ---- what limits the numbers (from this run's measurements) ---------------------------------------
 read -r gc gt gm gms <<<"${SEED[$LARGE]}"
 el=$(r "seed-$LARGE" elapsed_us)
-LIMITS="- Creates: each create is one write transaction (three rows: the source, its schema config and its audit-trail event); SQLite has one writer, so manifold runs the transactions one after another on its writer connection and commits them in groups: $(fmt_int "$gc") COMMITs for $(fmt_int "$gt") creates ($(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') per commit, at most $gm with $MTHREADS server threads), and COMMIT (the WAL fsync) held the writer for $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time, $(awk -v m="$gms" -v c="$gc" 'BEGIN { printf "%.2f", c ? m / c : 0 }') ms per commit (raw SQLite on this disk: $(ms "$(r raw1 commit_p50_us)") for 1 row, $(ms "$(r rawN commit_p50_us)") for $RAW_BATCH). Writers queue behind a commit instead of building the next group while it runs, so the group size is what piles up during one commit. The server used $(r "seed-$LARGE" srv) cores and wrk $(r "seed-$LARGE" gen) of the box's $(nproc)."
+LIMITS="- Creates: each create is one write transaction (three rows: the source, its schema config and its audit-trail event) on SQLite's single writer, and manifold commits them in groups: $(fmt_int "$gc") COMMITs for $(fmt_int "$gt") creates, $(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') per COMMIT on average and at most $gm with $MTHREADS server threads (a writer waiting for its group holds a handler thread, so --threads caps the group). COMMIT (WAL write + fsync) held the writer for $(awk -v m="$gms" -v e="$el" 'BEGIN { printf "%.0f%%", 100 * m / (e / 1000) }') of the wall time, $(awk -v m="$gms" -v c="$gc" 'BEGIN { printf "%.2f", c ? m / c : 0 }') ms per group on average (raw SQLite on this disk: $(ms "$(r raw1 commit_p50_us)") p50 for 1 row, $(ms "$(r rawN commit_p50_us)") for $RAW_BATCH), and no group is built while the previous one commits. The server used $(r "seed-$LARGE" srv) cores, $(awk -v s="$(r "seed-$LARGE" srv)" -v e="$el" -v c="$gt" 'BEGIN { printf "%.0f", s * (e / 1e6) / c * 1e6 }') µs per create, with $(awk -v n="$(r "seed-$LARGE" ctxsw)" -v c="$gt" 'BEGIN { printf "%.1f", n / c }') context switches per create (each hand-over of the writer wakes every waiting thread); wrk used $(r "seed-$LARGE" gen) of the box's $(nproc) cores."
 if [ "$HI_TOTAL" -gt 0 ]; then
     read -r gc gt gm gms <<<"${SEED[hi]}"
     LIMITS+=" With \`--threads $HI_THREADS\` and $HI_CONNS connections: $(awk -v t="$gt" -v c="$gc" 'BEGIN { printf "%.1f", c ? t / c : 0 }') creates per commit (max $gm), $(fmt_int "$(create_rate seed-hi)") creates/s."
@@ -453,7 +464,7 @@ fi
 REPORT="Command: \`make bench\` (this section: \`bench/resources/run.sh\`), $(date -u '+%Y-%m-%d %H:%M UTC'), manifold at commit $COMMIT.
 
 Machine: $(nproc) cores, $CPU_MODEL, $MEM RAM, $OS, kernel $(uname -r); database files on $DISK, whose durable commit rate (raw SQLite, 1 row per commit, WAL, synchronous=FULL) is $(fmt_int "$(raw_rate raw1 commits)")/s ($(ms "$(r raw1 commit_p50_us)") p50 per commit).
-Load on the box: load average $LOAD_BEFORE before the run, $LOAD_AFTER after; CPU used by processes other than the server under test and wrk: $OTHER_MEAN cores on average over the measured windows, $OTHER_MAX at most (of $(nproc)) — $BUSY_NOTE.
+Load on the box: load average $LOAD_BEFORE before the run, $LOAD_AFTER after; CPU used by processes other than the server under test and wrk: $OTHER_MEAN cores on average over the measured windows of 2 s or more, $OTHER_MAX at most (of $(nproc)) — $BUSY_NOTE.
 Load generator: wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') on the same box, $THREADS threads, $CONNS keep-alive connections; reads: ${WARMUP} s warm-up then ${DURATION} s measured per row, every request with \`Authorization: Bearer\`; creates: \`bench/resources/create.lua\`, a new slug per POST, until the workspace holds the target (manifold) or for ${CREATE_SECONDS} s (json-server). Manifold: default flags but \`--rate-limit 0 --log-level debug\` (the debug log is one line per group commit), $MTHREADS threads, a fresh SQLite database per size. Peak RSS (VmHWM): $(for N in $SIZES; do printf '%s KiB at %s sources; ' "${INFO[hwm-$N]}" "$(fmt_int "$N")"; done)database directory $(for N in $SIZES; do printf '%s KiB at %s; ' "$(fmt_int "${INFO[dbsize-$N]}")" "$(fmt_int "$N")"; done | sed 's/; $//').
 
 Reads (\"server CPU\" is the server process's user+system time over the measured window; \"other load\" is CPU used by everything else on the box but wrk in that window; the box has $(nproc) cores):
