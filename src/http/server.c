@@ -27,6 +27,11 @@ typedef struct conn_track {
     int fd;
     _Atomic int64_t window_start; /* when the current request (or idle wait) began */
     atomic_bool killed;
+    /* The current request-target in MHD's buffer and its length as read (see on_uri). It
+     * lives here, not in a per-request allocation: MHD may drop a request after on_uri
+     * without ever calling on_request or on_completed (e.g. 431 while parsing arguments). */
+    const char *raw_uri;
+    size_t raw_len;
     struct conn_track *prev, *next;
 } conn_track;
 
@@ -50,8 +55,6 @@ typedef struct req_ctx {
     bool started;  /* the first (headers-only) handler call has happened */
     bool rejected; /* a response was already queued (early error) */
     bool too_big;
-    const char *raw_uri; /* the request-target in MHD's buffer, and its length as read */
-    size_t raw_len;
 } req_ctx;
 
 /* ---- request / response helpers ---------------------------------------------------- */
@@ -172,12 +175,22 @@ static int split_path(request *r, const char **msg)
     return 0;
 }
 
+typedef struct query_ctx {
+    request *r;
+    bool overflow; /* more parameters than HTTP_MAX_QUERY: refused, never silently dropped */
+} query_ctx;
+
 static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *val)
 {
     (void)kind;
-    request *r = cls;
-    if (!key || !*key || r->nquery >= HTTP_MAX_QUERY)
+    query_ctx *q = cls;
+    request *r = q->r;
+    if (!key || !*key)
         return MHD_YES; /* "?&type=SOURCE": empty segments are ignored */
+    if (r->nquery >= HTTP_MAX_QUERY) {
+        q->overflow = true;
+        return MHD_YES;
+    }
     size_t kl = strlen(key), vl = val ? strlen(val) : 0;
     char *k = malloc(kl + 1), *v = malloc(vl + 1);
     long kn = pct_decode(key, kl, k), vn = val ? pct_decode(val, vl, v) : (v[0] = 0, 0);
@@ -253,7 +266,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     http_server *s = cls;
     req_ctx *rc = *con_cls;
-    if (!rc) { /* not seen by on_uri (should not happen): start the context here */
+    if (!rc) {
         rc = calloc(1, sizeof *rc);
         *con_cls = rc;
         atomic_fetch_add(&s->inflight, 1);
@@ -271,7 +284,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* A raw NUL in the request line: MHD hands us the target as a C string, so
          * "/a\0b" would arrive as "/a". The target sits in MHD's buffer right before the
          * version; if its length as logged does not reach the version, a NUL cut it. */
-        if (rc->raw_uri == url && version && version != rc->raw_uri + rc->raw_len + 1)
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        conn_track *t = ci ? ci->socket_context : NULL;
+        const char *raw_uri = t ? t->raw_uri : NULL;
+        size_t raw_len = t ? t->raw_len : 0;
+        if (t)
+            t->raw_uri = NULL;
+        if (raw_uri == url && version && version != raw_uri + raw_len + 1)
             return reject_now(s, conn, rc, 400, 3, "NUL byte in the request line");
 
         /* Request smuggling guards: conflicting Content-Length headers, or a length
@@ -320,8 +339,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *msg = NULL;
     int st = split_path(r, &msg);
     if (!st) {
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, r);
-        s->handler(r, &w, s->ctx);
+        query_ctx q = {.r = r};
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &q);
+        if (q.overflow)
+            resp_error(&w, 400, 3, "too many query parameters");
+        else
+            s->handler(r, &w, s->ctx);
     } else {
         resp_error(&w, st, st == 404 ? 5 : 3, msg);
     }
@@ -329,17 +352,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_response(s, conn, &w, r);
 }
 
-/* Called by MHD with the raw request-target before it parses it: the request context starts
- * here, remembering where the target lies (see the NUL check in on_request). */
+/* Called by MHD with the raw request-target before it parses it: remembers where the target
+ * lies (see the NUL check in on_request). The request context itself starts in on_request,
+ * whose requests always reach on_completed. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)conn;
-    http_server *s = cls;
-    req_ctx *rc = calloc(1, sizeof *rc);
-    rc->raw_uri = uri;
-    rc->raw_len = strlen(uri);
-    atomic_fetch_add(&s->inflight, 1);
-    return rc;
+    (void)cls;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_track *t = ci ? ci->socket_context : NULL;
+    if (t) {
+        t->raw_uri = uri;
+        t->raw_len = strlen(uri);
+    }
+    return NULL;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
