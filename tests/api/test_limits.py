@@ -132,6 +132,12 @@ def refused(port, source=None, timeout=3):
         s.close()
 
 
+def settle():
+    """Lets the server finish closing the connections of the start-up health checks, so
+    they do not count against the limits under test."""
+    time.sleep(1.0)
+
+
 def open_conns(port, n, source=None):
     out = []
     for _ in range(n):
@@ -146,12 +152,13 @@ def open_conns(port, n, source=None):
 
 def test_max_per_ip(start_server):
     srv = start_server("--rate-limit", "0", "--max-per-ip", "3", "--max-connections", "50")
-    held = open_conns(srv.port, 3)
+    settle()
+    held = open_conns(srv.port, 3, source="127.0.0.5")
     try:
         for _ in range(3):
-            assert refused(srv.port), "a 4th connection from one address was served"
+            assert refused(srv.port, source="127.0.0.5"), "a 4th connection from one address was served"
         # another client address is not affected
-        other = open_conns(srv.port, 1, source="127.0.0.2")
+        other = open_conns(srv.port, 1, source="127.0.0.6")
         other[0].close()
         # the held ones still work
         held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -165,6 +172,7 @@ def test_max_per_ip(start_server):
 
 def test_max_connections(start_server):
     srv = start_server("--rate-limit", "0", "--max-connections", "4", "--max-per-ip", "100", "--threads", "2")
+    settle()
     held = []
     try:
         for i in range(4):
@@ -184,6 +192,7 @@ def test_max_connections_below_thread_count(start_server):
     srv = start_server("--rate-limit", "0", "--max-connections", "2", "--threads", "8")
     for _ in range(10):
         healthy(srv)
+    settle()
     held = open_conns(srv.port, 2)
     try:
         assert refused(srv.port)
