@@ -16,7 +16,8 @@ struct store {
     const db_driver *drv;
     /* group commit state, guarded by gmu (see store.h) */
     pthread_mutex_t gmu;
-    pthread_cond_t gcv;
+    pthread_cond_t slot_cv;  /* a writer may enter: signalled once per hand-over */
+    pthread_cond_t done_cv;  /* a group became durable (or failed): broadcast */
     bool busy;         /* a writer is inside the shared transaction (or committing it) */
     bool open;         /* BEGIN has been issued on the writer connection */
     int waiting;       /* writers waiting to enter */
@@ -42,7 +43,8 @@ store *store_open(const char *dsn, int readers, char *err, size_t errlen)
     }
     s->drv = db_pool_driver(s->pool);
     pthread_mutex_init(&s->gmu, NULL);
-    pthread_cond_init(&s->gcv, NULL);
+    pthread_cond_init(&s->slot_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
     txn t;
     if (store_begin(s, &t, true) != ST_OK || s->drv->script(t.c, s->drv->schema_sql) != DB_OK) {
         snprintf(err, errlen, "%s: migration failed: %s", s->drv->name, t.c ? s->drv->errmsg(t.c) : "no connection");
@@ -66,7 +68,8 @@ void store_close(store *s)
         return;
     db_pool_close(s->pool);
     pthread_mutex_destroy(&s->gmu);
-    pthread_cond_destroy(&s->gcv);
+    pthread_cond_destroy(&s->slot_cv);
+    pthread_cond_destroy(&s->done_cv);
     free(s);
 }
 
@@ -81,7 +84,7 @@ static int group_begin(store *s, txn *t)
     pthread_mutex_lock(&s->gmu);
     s->waiting++;
     while (s->busy)
-        pthread_cond_wait(&s->gcv, &s->gmu);
+        pthread_cond_wait(&s->slot_cv, &s->gmu);
     s->waiting--;
     s->busy = true;
     pthread_mutex_unlock(&s->gmu);
@@ -93,7 +96,7 @@ static int group_begin(store *s, txn *t)
             t->c = NULL;
             pthread_mutex_lock(&s->gmu);
             s->busy = false;
-            pthread_cond_broadcast(&s->gcv);
+            pthread_cond_signal(&s->slot_cv);
             pthread_mutex_unlock(&s->gmu);
             return ST_ERROR;
         }
@@ -124,12 +127,14 @@ static bool group_leave(store *s, txn *t, bool member)
     db_release(s->pool, t->c, true);
     t->c = NULL;
     if (s->waiting > 0 && s->members < GROUP_MAX) {
+        /* Hand over to one waiting writer only: waking them all would cost every one of
+         * them a context switch per hand-over. */
         s->busy = false;
-        pthread_cond_broadcast(&s->gcv);
+        pthread_cond_signal(&s->slot_cv);
         if (!member)
             return true;
         while (s->done < gen)
-            pthread_cond_wait(&s->gcv, &s->gmu);
+            pthread_cond_wait(&s->done_cv, &s->gmu);
         return s->result[gen % 256];
     }
     /* Nobody queued behind us (or the group is full): commit the group now. The commit's
@@ -151,7 +156,8 @@ static bool group_leave(store *s, txn *t, bool member)
     s->result[gen % 256] = ok;
     s->done = gen;
     s->busy = false;
-    pthread_cond_broadcast(&s->gcv);
+    pthread_cond_broadcast(&s->done_cv); /* the group's members answer their clients */
+    pthread_cond_signal(&s->slot_cv);    /* the next writer starts the next group */
     return ok;
 }
 
