@@ -39,43 +39,11 @@ for tool in wrk node npm cc pkg-config curl; do
 done
 [ -x "$BIN" ] || die "$BIN not built (run make)"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/manifold-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bench_workdir manifold-bench
 mkdir -p "$OUT"
 
 # ---- ports, readiness ------------------------------------------------------------------
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-NEXT_PORT=$((20000 + $$ % 20000))
-pick_port() { # sets PORT (not in a subshell: NEXT_PORT must advance)
-    while ! port_free "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
-    PORT=$NEXT_PORT
-    NEXT_PORT=$((NEXT_PORT + 1))
-}
-wait_http() { # URL PID NAME
-    for _ in $(seq 150); do
-        kill -0 "$2" 2>/dev/null || { tail -20 "$WORK/$3.log" >&2; die "$3 exited at start-up"; }
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        sleep 0.1
-    done
-    die "$3 did not answer on $1 within 15 s"
-}
 HZ=$(getconf CLK_TCK)
 # Prints two numbers for a process: the CPU ticks (user+system, all threads) it has used
 # so far, and those its waited-for children used (for this shell: wrk, through timeout).
@@ -247,7 +215,6 @@ CHWM_KB=$(status_kb "$CPID_CAT" VmHWM ceiling-cat)
 # ---- table, goals -------------------------------------------------------------------------
 field() { echo "${RES[$1]}" | cut -d' ' -f"$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }'; }
-fmt_int() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
 pct() { awk -v r="$1" 'BEGIN { printf "%.0f%%", r * 100 }'; }
 times() { awk -v r="$1" 'BEGIN { printf "%.1f×", r }'; }
 
@@ -270,8 +237,6 @@ for ep in ws cat; do
     done
 done
 
-verdict() { if [ "$1" = 1 ]; then echo "**met**"; else echo "**NOT met**"; fi; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? 1 : 0 }'; }
 both() { [ "$1" = 1 ] && [ "$2" = 1 ] && echo 1 || echo 0; }
 ws_rps=$(field ws-manifold 1)

@@ -65,44 +65,12 @@ if [ ! -x "$BIN" ]; then
     make -C "$ROOT" all >&2
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/manifold-bench-resources.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bench_workdir manifold-bench-resources
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt "$OUT"/*.log
 
 # ---- helpers ------------------------------------------------------------------------------
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-NEXT_PORT=$((20000 + $$ % 20000))
-pick_port() { # sets PORT (not in a subshell: NEXT_PORT must advance)
-    while ! port_free "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
-    PORT=$NEXT_PORT
-    NEXT_PORT=$((NEXT_PORT + 1))
-}
-wait_http() { # URL PID NAME
-    for _ in $(seq 150); do
-        kill -0 "$2" 2>/dev/null || { tail -20 "$WORK/$3.log" >&2; die "$3 exited at start-up"; }
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        sleep 0.1
-    done
-    die "$3 did not answer on $1 within 15 s"
-}
 stop_pid() { # PID: stop one process this script started, and forget it
     local pid=$1 p keep=()
     kill -TERM "$pid" 2>/dev/null || true
@@ -150,12 +118,9 @@ window() {
 kv() { # LINE KEY: value of KEY=value in a RESULT line
     echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print substr($0, length(k) + 2) }'
 }
-fmt_int() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "inf" && a <= b) ? 1 : 0 }'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
-verdict() { if [ "$1" = 1 ]; then echo "**met**"; else echo "**NOT met**"; fi; }
 ERRORS=0
 check_errors() { # KEY RESULT_LINE
     local bad
