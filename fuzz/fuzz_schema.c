@@ -75,10 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool full = schema_validate(s, inst, &r);
         if (quick != full || full != (r.count == 0))
             abort();
-        for (size_t i = 0; i < r.count; i++)
-            if (!r.items[i].path || !r.items[i].message || !r.items[i].keyword ||
-                !r.items[i].schema_path || r.items[i].path[0] != (r.items[i].path_len ? '/' : '\0'))
+        for (size_t i = 0; i < r.count; i++) {
+            const schema_violation_t *v = schema_result_item(&r, i);
+            if (!v || !v->path || !v->message || !v->keyword || !v->schema_path ||
+                v->path[0] != (v->path_len ? '/' : '\0'))
                 abort();
+        }
         json_t *out = schema_result_json(&r);
         if (!out)
             abort(); /* every string of a violation must be valid UTF-8 */

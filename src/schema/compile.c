@@ -520,6 +520,19 @@ static bool get_count(comp_t *c, json_t *v, const where_t *w, const char *k, siz
 
 static bool is_num(const json_t *v) { return json_is_integer(v) || json_is_real(v); }
 
+/* enum and const values are compared with instances, which are views: keep a view. */
+static const jview_t *value_view(comp_t *c, const json_t *v)
+{
+    if (!c->s->values && !(c->s->values = jview_doc_new())) {
+        oom(c);
+        return NULL;
+    }
+    const jview_t *r = jview_add(c->s->values, v);
+    if (!r)
+        oom(c);
+    return r;
+}
+
 static bool keep_re(comp_t *c, re_t *re)
 {
     schema_t *s = c->s;
@@ -580,7 +593,7 @@ static void build_prop_hash(comp_t *c, props_t *p)
             memset(tab, 0, m * sizeof *tab);
             size_t i;
             for (i = 0; i < p->n; i++) {
-                uint32_t h = sch_prop_hash(p->v[i].key.s, p->v[i].key.n, muls[t]) & (uint32_t)(m - 1);
+                uint32_t h = sch_prop_hash(p->v[i].key.tag, muls[t]) & (uint32_t)(m - 1);
                 if (tab[h])
                     break;
                 tab[h] = (uint16_t)(i + 1);
@@ -619,7 +632,7 @@ static props_t *compile_props(comp_t *c, json_t *j, const where_t *w, int depth)
         return NULL;
     size_t i = 0;
     for (void *it = pr ? json_object_iter(pr) : NULL; it; it = json_object_iter_next(pr, it), i++) {
-        p->v[i].key = (skey_t){json_object_iter_key(it), json_object_iter_key_len(it)};
+        p->v[i].key = sch_key(json_object_iter_key(it), json_object_iter_key_len(it));
         p->v[i].node = child(c, json_object_iter_value(it), w, "properties", p->v[i].key.s,
                              p->v[i].key.n, -1, depth);
         if (c->failed)
@@ -706,7 +719,7 @@ static bool compile_keys(comp_t *c, json_t *v, const where_t *w, const char *apt
                 fail(c, &ew, NULL, "a property name must be a string");
             return false;
         }
-        (*out)[i] = (skey_t){json_string_value(e), json_string_length(e)};
+        (*out)[i] = sch_key(json_string_value(e), json_string_length(e));
     }
     return true;
 }
@@ -793,12 +806,14 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         }
         char b[240];
         dump_short(v, b, sizeof b);
-        ops[n++] = (kw_t){.op = OP_ENUM, .msg = amsg(c, "must be one of %s", b), .u.value = v};
+        ops[n++] = (kw_t){.op = OP_ENUM, .msg = amsg(c, "must be one of %s", b),
+                          .u.value = value_view(c, v)};
     }
     if ((v = json_object_get(j, "const"))) {
         char b[240];
         dump_short(v, b, sizeof b);
-        ops[n++] = (kw_t){.op = OP_CONST, .msg = amsg(c, "must be %s", b), .u.value = v};
+        ops[n++] = (kw_t){.op = OP_CONST, .msg = amsg(c, "must be %s", b),
+                          .u.value = value_view(c, v)};
     }
 
     static const char *const combi[] = {"allOf", "anyOf", "oneOf"};
@@ -1008,7 +1023,7 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         size_t i = 0;
         for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it), i++) {
             dep_t *d = &k.u.deps.v[i];
-            d->key = (skey_t){json_object_iter_key(it), json_object_iter_key_len(it)};
+            d->key = sch_key(json_object_iter_key(it), json_object_iter_key_len(it));
             json_t *dv = json_object_iter_value(it);
             if (json_is_array(dv)) {
                 const char *aptr =
@@ -1343,6 +1358,7 @@ void schema_free(schema_t *s)
     for (size_t i = 0; i < s->ndocs; i++)
         json_decref(s->docs[i]);
     free(s->docs);
+    jview_doc_free(s->values);
     sch_arena_free(&s->arena);
     free(s);
 }

@@ -17,6 +17,7 @@
 #include <pcre2.h>
 
 #include "schema/schema.h"
+#include "util/jview.h"
 
 /* ----- arena: every compile-time allocation of a schema, freed at once ------------- */
 
@@ -125,7 +126,13 @@ typedef struct str {
 typedef struct key {
     const char *s;
     size_t n;
+    uint32_t tag; /* jview_key_tag(s, n) */
 } skey_t;
+
+static inline skey_t sch_key(const char *s, size_t n)
+{
+    return (skey_t){s, n, jview_key_tag(s, n)};
+}
 
 typedef struct prop {
     skey_t key;
@@ -171,7 +178,7 @@ typedef struct kw {
     str_t msg;   /* the message, or its fixed part; built at compile time */
     union {
         uint32_t types;      /* OP_TYPE */
-        const json_t *value; /* OP_ENUM (an array), OP_CONST */
+        const jview_t *value; /* OP_ENUM (an array), OP_CONST */
         node_t *sub;         /* OP_REF, OP_NOT, OP_ITEMS, OP_CONTAINS, OP_PROPNAMES */
         struct {
             node_t **v;
@@ -225,6 +232,7 @@ struct schema {
     schema_draft_t draft;
     json_t **docs; /* kept alive: instructions point into them */
     size_t ndocs;
+    jview_doc_t *values; /* views of the enum and const values */
     re_t **res; /* every compiled regex, to free */
     size_t nres, capres;
 };
@@ -235,16 +243,22 @@ extern const char *const sch_op_keyword[];
 /* "string or null" for a T_* mask */
 void sch_types_text(uint32_t mask, char *buf, size_t len);
 
-/* The perfect hash of property names used by props_t.ph. */
-static inline uint32_t sch_prop_hash(const char *k, size_t n, uint32_t mul)
+/* The perfect hash of property names used by props_t.ph: a function of the key's tag
+ * (length, first and last byte), which an instance's members carry precomputed. */
+static inline uint32_t sch_prop_hash(uint32_t tag, uint32_t mul)
 {
-    uint32_t first = n ? (unsigned char)k[0] : 0, last = n ? (unsigned char)k[n - 1] : 0;
-    return (uint32_t)n * 0x9E3779B1u + first * mul + last * (mul >> 7 | 1);
+    return (tag & 0xFFFF) * 0x9E3779B1u + (tag >> 16 & 0xFF) * mul + (tag >> 24) * (mul >> 7 | 1);
 }
 
 /* Deep equality with JSON Schema semantics: 1 == 1.0, objects unordered. */
-bool sch_json_equal(const json_t *a, const json_t *b);
-uint64_t sch_json_hash(const json_t *a);
+bool sch_value_equal(const jview_t *a, const jview_t *b);
+uint64_t sch_value_hash(const jview_t *a); /* equal values hash alike */
+
+static inline num_t sch_num_of_view(const jview_t *v)
+{
+    return v->type == JV_INT ? (num_t){.is_int = true, .i = v->u.i, .d = (double)v->u.i}
+                             : (num_t){.is_int = false, .i = 0, .d = v->u.d};
+}
 
 /* schema_compile with a set of formats that assert regardless of the flags
  * (bit i = format id i); used by the meta-schema checker for "regex". */

@@ -103,9 +103,11 @@ bool schema_meta_check(const schema_meta_t *m, json_t *schema, schema_error_t *e
     if (!ok) {
         /* the deepest location is the most specific one */
         const schema_violation_t *best = NULL;
-        for (size_t i = 0; i < r.count; i++)
-            if (!best || r.items[i].path_len > best->path_len)
-                best = &r.items[i];
+        for (size_t i = 0; i < r.count; i++) {
+            const schema_violation_t *v = schema_result_item(&r, i);
+            if (v && (!best || v->path_len > best->path_len))
+                best = v;
+        }
         if (best)
             schema_set_error(err, best->path, best->path_len, "not a valid %s schema: %s",
                              draft == SCHEMA_DRAFT4 ? "draft-04" : "draft-07", best->message);

@@ -10,7 +10,7 @@
  *     if (!s) { ... err.pointer, err.message ... }
  *     schema_result_t r = {0};
  *     if (!schema_validate(s, event, &r))
- *         for (size_t i = 0; i < r.count; i++) use(r.items[i]);
+ *         for (size_t i = 0; i < r.count; i++) use(schema_result_item(&r, i));
  *     schema_result_free(&r);
  *     schema_free(s);
  *
@@ -99,26 +99,38 @@ typedef struct schema_violation {
 
 /* Zero-initialise before first use. `limit` (0 = none) caps the number of recorded
  * violations; `truncated` tells that some were dropped (limit or out of memory).
- * The strings of the violations live in storage owned by the result: they stay valid
- * until schema_result_clear/free, and a result that is cleared and reused stops
- * allocating once its buffers have grown to the largest set of violations seen. */
+ * Recording a violation formats nothing: schema_result_item() builds its strings when
+ * it is first read, from the schema and the instance it points into — so read the
+ * violations before freeing or changing either. The strings then live in storage owned
+ * by the result, valid until schema_result_clear/free; a result that is cleared and
+ * reused stops allocating once its buffers have grown to the largest set seen. */
 typedef struct schema_result {
-    schema_violation_t *items;
-    size_t count, cap, limit;
+    size_t count, limit;
     bool truncated;
-    struct schema_strings *strings; /* private */
+    struct schema_store *store; /* private */
 } schema_result_t;
 
+/* Violation i (< count), formatted on first use; NULL when out of memory. */
+const schema_violation_t *schema_result_item(schema_result_t *res, size_t i);
+
 /* Validates `instance`. With `res` NULL it only answers valid/invalid (and stops at the
- * first failure); otherwise it appends every violation to `res`. Thread-safe. */
+ * first failure); otherwise it appends every violation to `res`. Thread-safe.
+ * It builds a view of the instance first (util/jview.h, in memory kept per thread). */
 bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t *res);
+
+/* The same on a view already built: the fast path for checking one event against
+ * several schemas (its rule and the global rule), or the same event many times.
+ * Allocates nothing unless it records violations. */
+struct jview;
+bool schema_validate_view(const schema_t *s, const struct jview *instance,
+                          schema_result_t *res);
 
 void schema_result_clear(schema_result_t *res); /* drops the items, keeps the buffers */
 void schema_result_free(schema_result_t *res);
 
 /* {"type", "path", "keyword", "message"} — the shape the API emits. */
 json_t *schema_violation_json(const schema_violation_t *v);
-json_t *schema_result_json(const schema_result_t *res); /* array of the above */
+json_t *schema_result_json(schema_result_t *res); /* array of the above */
 
 /* ----- meta-schema check ------------------------------------------------------------ */
 

@@ -229,41 +229,32 @@ int sch_num_format(num_t x, char *buf, size_t len)
 
 /* ----- JSON equality and hashing -------------------------------------------------------------- */
 
-static bool is_number(const json_t *j) { return json_is_integer(j) || json_is_real(j); }
+static bool is_number(const jview_t *v) { return v->type == JV_INT || v->type == JV_REAL; }
 
-bool sch_json_equal(const json_t *a, const json_t *b)
+bool sch_value_equal(const jview_t *a, const jview_t *b)
 {
     if (a == b)
         return true;
     if (is_number(a) && is_number(b))
-        return sch_num_cmp(sch_num_of(a), sch_num_of(b)) == 0;
-    if (json_typeof(a) != json_typeof(b))
+        return sch_num_cmp(sch_num_of_view(a), sch_num_of_view(b)) == 0;
+    if (a->type != b->type || a->n != b->n)
         return false;
-    switch (json_typeof(a)) {
-    case JSON_STRING:
-        return json_string_length(a) == json_string_length(b) &&
-               memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
-    case JSON_ARRAY: {
-        size_t n = json_array_size(a);
-        if (n != json_array_size(b))
-            return false;
-        for (size_t i = 0; i < n; i++)
-            if (!sch_json_equal(json_array_get(a, i), json_array_get(b, i)))
+    switch (a->type) {
+    case JV_STR:
+        return memcmp(a->u.s, b->u.s, a->n) == 0;
+    case JV_ARR:
+        for (uint32_t i = 0; i < a->n; i++)
+            if (!sch_value_equal(&a->u.a[i], &b->u.a[i]))
                 return false;
         return true;
-    }
-    case JSON_OBJECT: {
-        if (json_object_size(a) != json_object_size(b))
-            return false;
-        for (void *it = json_object_iter((json_t *)a); it;
-             it = json_object_iter_next((json_t *)a, it)) {
-            const json_t *bv = json_object_getn(b, json_object_iter_key(it),
-                                                json_object_iter_key_len(it));
-            if (!bv || !sch_json_equal(json_object_iter_value(it), bv))
+    case JV_OBJ: /* same size and unique keys: every key of a found in b with an equal value */
+        for (uint32_t i = 0; i < a->n; i++) {
+            const jview_member_t *m = &a->u.m[i];
+            const jview_t *bv = jview_get(b, m->key, m->keylen);
+            if (!bv || !sch_value_equal(&m->v, bv))
                 return false;
         }
         return true;
-    }
     default: /* true, false, null: same type is equal */
         return true;
     }
@@ -289,39 +280,38 @@ static uint64_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-/* Consistent with sch_json_equal: numbers hash by their double value (equal
+/* Consistent with sch_value_equal: numbers hash by their double value (equal
  * numbers have equal doubles), objects by an order-independent sum. */
-uint64_t sch_json_hash(const json_t *a)
+uint64_t sch_value_hash(const jview_t *a)
 {
-    switch (json_typeof(a)) {
-    case JSON_INTEGER:
-    case JSON_REAL: {
-        double d = json_is_integer(a) ? (double)json_integer_value(a) : json_real_value(a);
+    switch (a->type) {
+    case JV_INT:
+    case JV_REAL: {
+        double d = a->type == JV_INT ? (double)a->u.i : a->u.d;
         if (d == 0)
             d = 0; /* -0.0 */
         uint64_t bits;
         memcpy(&bits, &d, sizeof bits);
         return mix(bits ^ 0x1111);
     }
-    case JSON_STRING:
-        return mix(hash_bytes(json_string_value(a), json_string_length(a)));
-    case JSON_ARRAY: {
+    case JV_STR:
+        return mix(hash_bytes(a->u.s, a->n));
+    case JV_ARR: {
         uint64_t h = 0x2222;
-        for (size_t i = 0; i < json_array_size(a); i++)
-            h = mix(h * 31 + sch_json_hash(json_array_get(a, i)));
+        for (uint32_t i = 0; i < a->n; i++)
+            h = mix(h * 31 + sch_value_hash(&a->u.a[i]));
         return h;
     }
-    case JSON_OBJECT: {
+    case JV_OBJ: {
         uint64_t h = 0x3333;
-        for (void *it = json_object_iter((json_t *)a); it;
-             it = json_object_iter_next((json_t *)a, it))
-            h += mix(hash_bytes(json_object_iter_key(it), json_object_iter_key_len(it)) * 31 +
-                     sch_json_hash(json_object_iter_value(it)));
+        for (uint32_t i = 0; i < a->n; i++)
+            h += mix(hash_bytes(a->u.m[i].key, a->u.m[i].keylen) * 31 +
+                     sch_value_hash(&a->u.m[i].v));
         return mix(h);
     }
-    case JSON_TRUE:
+    case JV_TRUE:
         return 0x4444;
-    case JSON_FALSE:
+    case JV_FALSE:
         return 0x5555;
     default:
         return 0x6666;

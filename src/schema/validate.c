@@ -7,10 +7,16 @@
  * contains, propertyNames) always evaluate them in quick mode, so the errors of a
  * losing anyOf branch never leak into the result.
  *
+ * The instance is a view (util/jview.h), not a jansson tree: reading a member of a
+ * view is a load where jansson costs a call or a hash probe, and a validator reads
+ * many. schema_validate() builds the view itself; callers that check one event against
+ * several schemas build it once and call schema_validate_view().
+ *
  * Nothing is allocated unless a violation is recorded: the instance path lives in a
  * fixed array on the stack as (key, index) segments and becomes a JSON pointer string
  * only when a violation needs it.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +36,9 @@ typedef struct vctx {
     seg_t path[SCHEMA_MAX_DEPTH + 1];
 } vctx_t;
 
-/* The value being validated is passed as (j, ks, kn): a JSON value j, or, when j is
- * NULL, an object key ks[0..kn) for propertyNames — a string with no json_t of its
- * own. Three scalars travel in registers, a struct would go through memory. */
-#define VAL const json_t *j, const char *ks, size_t kn
-#define JV(x) (x), NULL, 0
+typedef jview_t val_t;
 
-static bool v_node(vctx_t *c, const node_t *n, VAL);
+static bool v_node(vctx_t *c, const node_t *n, const val_t *v);
 
 /* ----- violations ----------------------------------------------------------------------- */
 
@@ -51,25 +53,42 @@ const char *schema_vtype_name(schema_vtype_t t)
                                                                       : "Schema-Mismatch";
 }
 
-/* String storage of a result: blocks that are kept (and reused) across clears. */
+/* A result records each violation as the few words that describe it — keyword
+ * location, message parts, the instance path as segments — and formats its strings
+ * only when it is read (schema_result_item). Recording is then a handful of stores, so
+ * collecting every violation of a bad event stays cheap; the storage is kept across
+ * clears, so a reused result stops allocating. The records point into the schema and
+ * the instance (keys, strings), hence the rule that results are read before either
+ * changes. */
+typedef struct vrec {
+    str_t spath, m1, m3;
+    const char *kw;
+    const char *key, *m2; /* key: a last path segment (the property itself), or NULL */
+    uint32_t keylen, m2n;
+    uint32_t seg, nseg; /* the path: segs[seg .. seg + nseg) of the store */
+    uint8_t type;
+} vrec_t;
+
+/* String storage: blocks that are kept (and reused) across clears. */
 typedef struct sblock {
     struct sblock *next;
     size_t used, size;
     char data[];
 } sblock_t;
 
-struct schema_strings {
+struct schema_store {
+    vrec_t *recs;
+    size_t cap;
+    seg_t *segs;
+    size_t nsegs, capsegs;
+    schema_violation_t *items; /* formatted on demand; .path NULL until then */
+    size_t capitems;
+    bool formatted; /* some items were formatted since the last clear */
     sblock_t *head, *cur;
 };
 
-static char *str_alloc(schema_result_t *r, size_t n)
+static char *str_alloc(struct schema_store *ss, size_t n)
 {
-    struct schema_strings *ss = r->strings;
-    if (!ss) {
-        ss = r->strings = calloc(1, sizeof *ss);
-        if (!ss)
-            return NULL;
-    }
     sblock_t *b = ss->cur, *last = NULL;
     for (; b; last = b, b = b->next) {
         if (b->size - b->used >= n) {
@@ -92,6 +111,9 @@ static char *str_alloc(schema_result_t *r, size_t n)
     return b->data;
 }
 
+/* Gives back the last n bytes of the latest str_alloc. */
+static void str_unalloc(struct schema_store *ss, size_t n) { ss->cur->used -= n; }
+
 /* JSON pointer escaping (~ -> ~0, / -> ~1) eight bytes at a time: most keys have
  * neither character, and then each word is one test and one store. */
 static inline bool has_special(uint64_t x)
@@ -100,9 +122,6 @@ static inline bool has_special(uint64_t x)
     uint64_t a = x ^ (ones * '~'), b = x ^ (ones * '/');
     return (((a - ones) & ~a) | ((b - ones) & ~b)) & highs;
 }
-
-/* Gives back the last n bytes of the latest str_alloc. */
-static void str_unalloc(schema_result_t *r, size_t n) { r->strings->cur->used -= n; }
 
 static char *put_seg(char *p, const char *k, size_t n)
 {
@@ -150,9 +169,35 @@ static size_t put_index(char *p, size_t v)
     return n + 1;
 }
 
+static __attribute__((noinline)) bool store_grow(schema_result_t *r, size_t nseg)
+{
+    struct schema_store *ss = r->store;
+    if (!ss && !(ss = r->store = calloc(1, sizeof *ss)))
+        return false;
+    if (r->count == ss->cap) {
+        size_t cap = ss->cap ? ss->cap * 2 : 16;
+        vrec_t *recs = realloc(ss->recs, cap * sizeof *recs);
+        if (!recs)
+            return false;
+        ss->recs = recs;
+        ss->cap = cap;
+    }
+    if (ss->nsegs + nseg > ss->capsegs) {
+        size_t cap = ss->capsegs ? ss->capsegs * 2 : 64;
+        while (cap < ss->nsegs + nseg)
+            cap *= 2;
+        seg_t *segs = realloc(ss->segs, cap * sizeof *segs);
+        if (!segs)
+            return false;
+        ss->segs = segs;
+        ss->capsegs = cap;
+    }
+    return true;
+}
+
 /* Records a violation at the current instance path (plus `key`: required and
  * additionalProperties name the property itself). The message is m1 m2[0..m2n) m3,
- * mostly prepared at compile time; everything is copied into the result's storage. */
+ * mostly prepared at compile time. Nothing is formatted here (see vrec_t). */
 static void report(vctx_t *c, str_t spath, const char *kw, schema_vtype_t type,
                    const char *key, size_t keylen, str_t m1, const char *m2, size_t m2n,
                    str_t m3)
@@ -164,85 +209,140 @@ static void report(vctx_t *c, str_t spath, const char *kw, schema_vtype_t type,
         r->truncated = true;
         return;
     }
-    if (r->count == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 8;
-        schema_violation_t *items = realloc(r->items, cap * sizeof *items);
-        if (!items) {
-            r->truncated = true;
-            return;
-        }
-        r->items = items;
-        r->cap = cap;
-    }
-    /* One block per violation: path, keyword location and message. The path is
-     * written in place, into room for its worst case (every byte escaped, 20 digits an
-     * index), and the unused rest is handed back. */
-    size_t worst = key ? 2 * keylen + 1 : 0;
-    for (unsigned i = 0; i < c->plen; i++)
-        worst += c->path[i].key ? 2 * c->path[i].n + 1 : 21;
-    size_t rest = 1 + spath.n + 1 + m1.n + m2n + m3.n + 1;
-    char *buf = str_alloc(r, worst + rest);
-    if (!buf) {
+    struct schema_store *ss = r->store;
+    if ((!ss || r->count == ss->cap || ss->nsegs + c->plen > ss->capsegs) &&
+        !store_grow(r, c->plen)) {
         r->truncated = true;
         return;
     }
-    char *p = buf;
-    for (unsigned i = 0; i < c->plen; i++) {
-        if (c->path[i].key)
-            p = put_seg(p, c->path[i].key, c->path[i].n);
-        else
-            p += put_index(p, c->path[i].n);
-    }
-    if (key)
-        p = put_seg(p, key, keylen);
-    size_t plen = (size_t)(p - buf);
-    *p++ = '\0';
-    char *sp = p;
-    memcpy(sp, spath.s, spath.n);
-    sp[spath.n] = '\0';
-    char *msg = sp + spath.n + 1;
-    memcpy(msg, m1.s, m1.n);
-    if (m2n)
-        memcpy(msg + m1.n, m2, m2n);
-    if (m3.n)
-        memcpy(msg + m1.n + m2n, m3.s, m3.n);
-    msg[m1.n + m2n + m3.n] = '\0';
-    str_unalloc(r, worst - plen);
-    r->items[r->count++] = (schema_violation_t){.type = type, .keyword = kw, .path = buf,
-                                                .path_len = plen, .schema_path = sp,
-                                                .message = msg};
+    ss = r->store;
+    vrec_t *v = &ss->recs[r->count++];
+    *v = (vrec_t){.spath = spath, .m1 = m1, .m3 = m3, .kw = kw, .key = key, .m2 = m2,
+                  .keylen = (uint32_t)keylen, .m2n = (uint32_t)m2n,
+                  .seg = (uint32_t)ss->nsegs, .nseg = c->plen, .type = (uint8_t)type};
+    memcpy(ss->segs + ss->nsegs, c->path, c->plen * sizeof *c->path);
+    ss->nsegs += c->plen;
 }
 
 /* A violation whose message is fixed. */
 #define REPORT(c, k, type, msg) \
     report(c, (k)->spath, sch_op_keyword[(k)->op], type, NULL, 0, msg, NULL, 0, STR_LIT(""))
 
+/* The same for a message part that does not outlive the call: copied at once. */
+static void report_copy(vctx_t *c, str_t spath, const char *kw, schema_vtype_t type, str_t m)
+{
+    if (!c->collect)
+        return;
+    schema_result_t *r = c->res;
+    size_t before = r->count;
+    report(c, spath, kw, type, NULL, 0, STR_LIT(""), NULL, 0, STR_LIT(""));
+    if (r->count == before)
+        return;
+    char *copy = str_alloc(r->store, m.n ? m.n : 1);
+    if (!copy) {
+        r->count--;
+        r->truncated = true;
+        return;
+    }
+    memcpy(copy, m.s, m.n);
+    r->store->recs[before].m1 = (str_t){copy, m.n};
+}
+
+/* Formats record i: one string block holds its path, keyword location and message. */
+static bool format_item(struct schema_store *ss, size_t i)
+{
+    const vrec_t *v = &ss->recs[i];
+    const seg_t *segs = ss->segs + v->seg;
+    /* The path is written in place, into room for its worst case (every byte escaped,
+     * 20 digits an index), and the unused rest is handed back. */
+    size_t worst = v->key ? 2 * (size_t)v->keylen + 1 : 0;
+    for (unsigned k = 0; k < v->nseg; k++)
+        worst += segs[k].key ? 2 * segs[k].n + 1 : 21;
+    size_t rest = 1 + v->spath.n + 1 + v->m1.n + v->m2n + v->m3.n + 1;
+    char *buf = str_alloc(ss, worst + rest);
+    if (!buf)
+        return false;
+    char *p = buf;
+    for (unsigned k = 0; k < v->nseg; k++) {
+        if (segs[k].key)
+            p = put_seg(p, segs[k].key, segs[k].n);
+        else
+            p += put_index(p, segs[k].n);
+    }
+    if (v->key)
+        p = put_seg(p, v->key, v->keylen);
+    size_t plen = (size_t)(p - buf);
+    *p++ = '\0';
+    char *sp = p;
+    memcpy(sp, v->spath.s, v->spath.n);
+    sp[v->spath.n] = '\0';
+    char *msg = sp + v->spath.n + 1;
+    memcpy(msg, v->m1.s, v->m1.n);
+    if (v->m2n)
+        memcpy(msg + v->m1.n, v->m2, v->m2n);
+    if (v->m3.n)
+        memcpy(msg + v->m1.n + v->m2n, v->m3.s, v->m3.n);
+    msg[v->m1.n + v->m2n + v->m3.n] = '\0';
+    str_unalloc(ss, worst - plen);
+    ss->items[i] = (schema_violation_t){.type = (schema_vtype_t)v->type, .keyword = v->kw,
+                                        .path = buf, .path_len = plen, .schema_path = sp,
+                                        .message = msg};
+    return true;
+}
+
+const schema_violation_t *schema_result_item(schema_result_t *r, size_t i)
+{
+    struct schema_store *ss = r->store;
+    if (i >= r->count || !ss)
+        return NULL;
+    if (ss->capitems < r->count) {
+        schema_violation_t *items = realloc(ss->items, r->count * sizeof *items);
+        if (!items)
+            return NULL;
+        memset(items + ss->capitems, 0, (r->count - ss->capitems) * sizeof *items);
+        ss->items = items;
+        ss->capitems = r->count;
+    }
+    if (!ss->items[i].path) {
+        if (!format_item(ss, i))
+            return NULL;
+        ss->formatted = true;
+    }
+    return &ss->items[i];
+}
+
 void schema_result_clear(schema_result_t *r)
 {
     r->count = 0;
     r->truncated = false;
-    if (r->strings) {
-        for (sblock_t *b = r->strings->head; b; b = b->next)
-            b->used = 0;
-        r->strings->cur = r->strings->head;
+    struct schema_store *ss = r->store;
+    if (!ss)
+        return;
+    ss->nsegs = 0;
+    if (ss->formatted) {
+        memset(ss->items, 0, ss->capitems * sizeof *ss->items);
+        ss->formatted = false;
     }
+    for (sblock_t *b = ss->head; b; b = b->next)
+        b->used = 0;
+    ss->cur = ss->head;
 }
 
 void schema_result_free(schema_result_t *r)
 {
-    if (r->strings) {
-        sblock_t *b = r->strings->head;
-        while (b) {
-            sblock_t *next = b->next;
+    struct schema_store *ss = r->store;
+    if (ss) {
+        for (sblock_t *b = ss->head, *next; b; b = next) {
+            next = b->next;
             free(b);
-            b = next;
         }
-        free(r->strings);
-        r->strings = NULL;
+        free(ss->recs);
+        free(ss->segs);
+        free(ss->items);
+        free(ss);
+        r->store = NULL;
     }
-    free(r->items);
-    r->items = NULL;
-    r->count = r->cap = 0;
+    r->count = 0;
     r->truncated = false;
 }
 
@@ -252,11 +352,12 @@ json_t *schema_violation_json(const schema_violation_t *v)
                      v->path_len, "keyword", v->keyword, "message", v->message);
 }
 
-json_t *schema_result_json(const schema_result_t *r)
+json_t *schema_result_json(schema_result_t *r)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < r->count; i++) {
-        if (json_array_append_new(a, schema_violation_json(&r->items[i])) < 0) {
+        const schema_violation_t *v = schema_result_item(r, i);
+        if (!v || json_array_append_new(a, schema_violation_json(v)) < 0) {
             json_decref(a);
             return NULL;
         }
@@ -266,62 +367,36 @@ json_t *schema_result_json(const schema_result_t *r)
 
 /* ----- helpers ------------------------------------------------------------------------------ */
 
-static int cat_of(const json_t *j)
+static inline int cat_of(const val_t *v)
 {
-    static const uint8_t cat[] = {[JSON_OBJECT] = CAT_OBJ, [JSON_ARRAY] = CAT_ARR,
-                                  [JSON_STRING] = CAT_STR, [JSON_INTEGER] = CAT_NUM,
-                                  [JSON_REAL] = CAT_NUM,   [JSON_TRUE] = CAT_ANY,
-                                  [JSON_FALSE] = CAT_ANY,  [JSON_NULL] = CAT_ANY};
-    return j ? cat[json_typeof(j)] : CAT_STR;
+    static const uint8_t cat[] = {[JV_OBJ] = CAT_OBJ, [JV_ARR] = CAT_ARR, [JV_STR] = CAT_STR,
+                                  [JV_INT] = CAT_NUM, [JV_REAL] = CAT_NUM, [JV_TRUE] = CAT_ANY,
+                                  [JV_FALSE] = CAT_ANY, [JV_NULL] = CAT_ANY};
+    return cat[v->type];
 }
 
-static uint32_t type_of(const json_t *j, int draft)
+static inline uint32_t type_of(const val_t *v, int draft)
 {
-    static const uint32_t bits[] = {[JSON_OBJECT] = T_OBJ,         [JSON_ARRAY] = T_ARR,
-                                    [JSON_STRING] = T_STR,         [JSON_INTEGER] = T_NUM | T_INT,
-                                    [JSON_REAL] = T_NUM,           [JSON_TRUE] = T_BOOL,
-                                    [JSON_FALSE] = T_BOOL,         [JSON_NULL] = T_NULL};
-    if (!j)
-        return T_STR;
-    uint32_t b = bits[json_typeof(j)];
+    static const uint32_t bits[] = {[JV_OBJ] = T_OBJ,         [JV_ARR] = T_ARR,
+                                    [JV_STR] = T_STR,         [JV_INT] = T_NUM | T_INT,
+                                    [JV_REAL] = T_NUM,        [JV_TRUE] = T_BOOL,
+                                    [JV_FALSE] = T_BOOL,      [JV_NULL] = T_NULL};
     /* draft-06 made 1.0 an integer; draft-04 keeps it a number only */
-    if (b == T_NUM && draft >= SCHEMA_DRAFT6 && sch_num_is_integral(sch_num_of(j)))
-        b |= T_INT;
-    return b;
+    return bits[v->type] | (v->integral && draft >= SCHEMA_DRAFT6 ? T_INT : 0);
 }
 
-static str_t type_name(const json_t *j)
+static str_t type_name(const val_t *v)
 {
-    if (!j)
-        return STR_LIT("string");
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return STR_LIT("object");
-    case JSON_ARRAY: return STR_LIT("array");
-    case JSON_STRING: return STR_LIT("string");
-    case JSON_INTEGER: return STR_LIT("integer");
-    case JSON_REAL: return STR_LIT("number");
-    case JSON_TRUE:
-    case JSON_FALSE: return STR_LIT("boolean");
+    switch (v->type) {
+    case JV_OBJ: return STR_LIT("object");
+    case JV_ARR: return STR_LIT("array");
+    case JV_STR: return STR_LIT("string");
+    case JV_INT: return STR_LIT("integer");
+    case JV_REAL: return STR_LIT("number");
+    case JV_TRUE:
+    case JV_FALSE: return STR_LIT("boolean");
     default: return STR_LIT("null");
     }
-}
-
-static const char *str_of(VAL, size_t *n)
-{
-    if (!j) {
-        *n = kn;
-        return ks;
-    }
-    *n = json_string_length(j);
-    return json_string_value(j);
-}
-
-static bool val_equal(VAL, const json_t *e)
-{
-    if (j)
-        return sch_json_equal(j, e);
-    return json_is_string(e) && json_string_length(e) == kn &&
-           memcmp(json_string_value(e), ks, kn) == 0;
 }
 
 /* Code points: UTF-8 bytes that do not continue a sequence. */
@@ -333,11 +408,11 @@ static size_t utf8_len(const char *s, size_t n)
     return k;
 }
 
-static bool quick(vctx_t *c, const node_t *n, VAL)
+static bool quick(vctx_t *c, const node_t *n, const val_t *v)
 {
     bool saved = c->collect;
     c->collect = false;
-    bool ok = v_node(c, n, j, ks, kn);
+    bool ok = v_node(c, n, v);
     c->collect = saved;
     return ok;
 }
@@ -351,40 +426,57 @@ static inline void push_idx(vctx_t *c, size_t i) { c->path[c->plen++] = (seg_t){
 
 static inline bool trivial(const node_t *n) { return n->cat[CAT_N] == 0; }
 
-/* Compares short keys without a call to memcmp. */
-static inline bool key_eq(const char *a, const char *b, size_t n)
+static inline uint64_t load64(const char *p)
 {
-    for (; n >= 8; a += 8, b += 8, n -= 8) {
-        uint64_t x, y;
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        if (x != y)
-            return false;
-    }
-    while (n--)
-        if (*a++ != *b++)
-            return false;
-    return true;
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
 }
 
-static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
+static inline uint32_t load32(const char *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return x;
+}
+
+/* Compares two keys of n bytes whose tags are equal, so that their first and last
+ * bytes already match: word loads that may overlap, no call to memcmp, no byte loop. */
+static inline bool key_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (load64(a + i) != load64(b + i))
+                return false;
+        return load64(a + n - 8) == load64(b + n - 8);
+    }
+    if (n >= 4)
+        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    return n < 3 || a[1] == b[1];
+}
+
+static const prop_t *find_prop(const props_t *p, const jview_member_t *m)
 {
     if (p->ph) {
-        uint16_t slot = p->ph[sch_prop_hash(k, n, p->ph_mul) & p->ph_mask];
+        uint16_t slot = p->ph[sch_prop_hash(m->tag, p->ph_mul) & p->ph_mask];
         const prop_t *pr = slot ? &p->v[slot - 1] : NULL;
-        return pr && pr->key.n == n && key_eq(pr->key.s, k, n) ? pr : NULL;
+        return pr && pr->key.tag == m->tag && pr->key.n == m->keylen &&
+                       key_eq(pr->key.s, m->key, m->keylen)
+                   ? pr
+                   : NULL;
     }
     if (p->n <= 8) {
         for (size_t i = 0; i < p->n; i++)
-            if (p->v[i].key.n == n && key_eq(p->v[i].key.s, k, n))
+            if (p->v[i].key.tag == m->tag && p->v[i].key.n == m->keylen &&
+                key_eq(p->v[i].key.s, m->key, m->keylen))
                 return &p->v[i];
         return NULL;
     }
-    size_t lo = 0, hi = p->n;
+    size_t lo = 0, hi = p->n, n = m->keylen;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        const skey_t *m = &p->sorted[mid]->key;
-        int cmp = m->n != n ? (m->n < n ? -1 : 1) : memcmp(m->s, k, n);
+        const skey_t *k = &p->sorted[mid]->key;
+        int cmp = k->n != n ? (k->n < n ? -1 : 1) : memcmp(k->s, m->key, n);
         if (cmp == 0)
             return p->sorted[mid];
         if (cmp < 0)
@@ -395,7 +487,15 @@ static const prop_t *find_prop(const props_t *p, const char *k, size_t n)
     return NULL;
 }
 
-
+/* The member of obj named k, or NULL: a scan that compares tags, then bytes. */
+static inline const val_t *get_member(const val_t *obj, const skey_t *k)
+{
+    const jview_member_t *m = obj->u.m;
+    for (uint32_t i = 0; i < obj->n; i++)
+        if (m[i].tag == k->tag && m[i].keylen == k->n && key_eq(m[i].key, k->s, k->n))
+            return &m[i].v;
+    return NULL;
+}
 
 static void report_missing(vctx_t *c, const props_t *p, const prop_t *pr)
 {
@@ -403,35 +503,37 @@ static void report_missing(vctx_t *c, const props_t *p, const prop_t *pr)
            STR_LIT("required property \""), pr->key.s, pr->key.n, STR_LIT("\" is missing"));
 }
 
+/* One property the schema names, present (x) or not. */
+static inline bool v_prop(vctx_t *c, const props_t *p, const prop_t *pr, const val_t *x)
+{
+    if (!x) {
+        if (!pr->required)
+            return true;
+        report_missing(c, p, pr);
+        return false;
+    }
+    if (pr->trivial || (pr->leaf && (type_of(x, pr->draft) & pr->leaf)))
+        return true; /* accepts anything, or a lone "type" that holds: no call needed */
+    push_key(c, pr->key.s, pr->key.n);
+    bool r = v_node(c, pr->node, x);
+    c->plen--;
+    return r;
+}
+
 /* properties + patternProperties + additionalProperties, and the "required" keys that
  * "properties" names. */
-static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
+static bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
 {
     bool ok = true;
-    /* Only "properties": either look up the names that matter (a hash lookup each in
-     * jansson) or walk the instance's keys (cheaper per key, but every key is visited),
-     * whichever visits fewer. An empty schema ({} or true) needs no lookup unless the
-     * key is also required. */
-    if (!p->scan_keys && json_object_size(obj) > p->nlook + p->nlook / 2) {
+    /* Only "properties": either look up the names that matter (a scan of the members'
+     * tags each) or walk the members once (a hash and a compare each), whichever costs
+     * less. An empty schema ({} or true) needs no lookup unless the key is required. */
+    if (!p->scan_keys && p->nlook * (obj->n + 4) < 4 * obj->n) {
         for (size_t i = 0; i < p->n; i++) {
             const prop_t *pr = &p->v[i];
             if (pr->trivial && !pr->required)
                 continue;
-            const json_t *x = json_object_getn(obj, pr->key.s, pr->key.n);
-            bool r = true;
-            if (!x) {
-                if (!pr->required)
-                    continue;
-                report_missing(c, p, pr);
-                r = false;
-            } else if (pr->leaf && (type_of(x, pr->draft) & pr->leaf)) {
-                continue; /* a lone "type" that holds: no call needed */
-            } else if (!pr->trivial) {
-                push_key(c, pr->key.s, pr->key.n);
-                r = v_node(c, pr->node, JV(x));
-                c->plen--;
-            }
-            if (!r) {
+            if (!v_prop(c, p, pr, get_member(obj, &pr->key))) {
                 ok = false;
                 if (!c->collect)
                     return false;
@@ -440,37 +542,40 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
         return ok;
     }
     size_t found_req = 0;
-    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
-        const char *k = json_object_iter_key(it);
-        size_t kn = json_object_iter_key_len(it);
-        const json_t *x = json_object_iter_value(it);
+    for (uint32_t mi = 0; mi < obj->n; mi++) {
+        const jview_member_t *m = &obj->u.m[mi];
+        const char *k = m->key;
+        size_t kn = m->keylen;
+        const val_t *x = &m->v;
         bool matched = false, r = true;
-        push_key(c, k, kn);
-        const prop_t *pr = find_prop(p, k, kn);
+        const prop_t *pr = find_prop(p, m);
         if (pr) {
             matched = true;
             found_req += pr->required;
-            if (!pr->trivial && !(pr->leaf && (type_of(x, pr->draft) & pr->leaf)))
-                r = v_node(c, pr->node, JV(x));
+            r = v_prop(c, p, pr, x);
         }
-        for (size_t i = 0; i < p->npat && (r || c->collect); i++) {
-            int m = sch_re_match(&p->pat[i].re, k, kn);
-            if (m == 0)
-                continue;
-            matched = true;
-            if (m < 0) {
-                c->plen--;
-                report(c, p->pat_spath, "patternProperties", SCHEMA_V_PATTERN_MISMATCH, k, kn,
-                       STR_LIT("a patternProperties pattern could not be evaluated on this "
-                               "name (match limit)"),
-                       NULL, 0, STR_LIT(""));
-                push_key(c, k, kn);
-                r = false;
-            } else if (!v_node(c, p->pat[i].node, JV(x))) {
-                r = false;
+        if (p->npat) {
+            push_key(c, k, kn);
+            for (size_t i = 0; i < p->npat && (r || c->collect); i++) {
+                int mt = sch_re_match(&p->pat[i].re, k, kn);
+                if (mt == 0)
+                    continue;
+                matched = true;
+                if (mt < 0) {
+                    c->plen--;
+                    report(c, p->pat_spath, "patternProperties", SCHEMA_V_PATTERN_MISMATCH, k,
+                           kn,
+                           STR_LIT("a patternProperties pattern could not be evaluated on this "
+                                   "name (match limit)"),
+                           NULL, 0, STR_LIT(""));
+                    push_key(c, k, kn);
+                    r = false;
+                } else if (!v_node(c, p->pat[i].node, x)) {
+                    r = false;
+                }
             }
+            c->plen--;
         }
-        c->plen--;
         if (!matched && (r || c->collect)) {
             if (p->add_false) {
                 report(c, p->add_spath, "additionalProperties", SCHEMA_V_ADDITIONAL_PROPERTIES, k,
@@ -478,7 +583,7 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
                 r = false;
             } else if (p->add) {
                 push_key(c, k, kn);
-                if (!v_node(c, p->add, JV(x)))
+                if (!v_node(c, p->add, x))
                     r = false;
                 c->plen--;
             }
@@ -492,7 +597,7 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
     if (found_req < p->nreq) { /* some required key is missing: find which */
         ok = false;
         for (size_t i = 0; i < p->n && c->collect; i++)
-            if (p->v[i].required && !json_object_getn(obj, p->v[i].key.s, p->v[i].key.n))
+            if (p->v[i].required && !get_member(obj, &p->v[i].key))
                 report_missing(c, p, &p->v[i]);
     }
     return ok;
@@ -501,13 +606,14 @@ static bool v_props(vctx_t *c, const props_t *p, json_t *obj)
 /* uniqueItems: pairwise for short arrays; a hash table beyond that, on the stack up to
  * 1024 items (the only place validation may allocate without a violation is a longer
  * array, where quadratic comparison would be a denial of service). */
-static bool find_duplicate(const json_t *arr, size_t *a, size_t *b)
+static bool find_duplicate(const val_t *arr, size_t *a, size_t *b)
 {
-    size_t n = json_array_size(arr);
+    size_t n = arr->n;
+    const val_t *it = arr->u.a;
     if (n <= 32) {
         for (size_t i = 0; i < n; i++)
             for (size_t k = i + 1; k < n; k++)
-                if (sch_json_equal(json_array_get(arr, i), json_array_get(arr, k))) {
+                if (sch_value_equal(&it[i], &it[k])) {
                     *a = i;
                     *b = k;
                     return true;
@@ -524,13 +630,12 @@ static bool find_duplicate(const json_t *arr, size_t *a, size_t *b)
     memset(tab, 0xff, cap * sizeof *tab);
     bool found = false;
     for (size_t i = 0; i < n && !found; i++) {
-        const json_t *x = json_array_get(arr, i);
-        for (size_t k = sch_json_hash(x) & (cap - 1);; k = (k + 1) & (cap - 1)) {
+        for (size_t k = sch_value_hash(&it[i]) & (cap - 1);; k = (k + 1) & (cap - 1)) {
             if (tab[k] == UINT32_MAX) {
                 tab[k] = (uint32_t)i;
                 break;
             }
-            if (sch_json_equal(json_array_get(arr, tab[k]), x)) {
+            if (sch_value_equal(&it[tab[k]], &it[i])) {
                 *a = tab[k];
                 *b = i;
                 found = true;
@@ -566,46 +671,47 @@ static __attribute__((noinline)) void report_duplicate(vctx_t *c, const kw_t *k,
         return;
     char m[80];
     int len = snprintf(m, sizeof m, "must not contain equal items (items %zu and %zu)", a, b);
-    REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, ((str_t){m, len > 0 ? (uint32_t)len : 0}));
+    report_copy(c, k->spath, sch_op_keyword[k->op], SCHEMA_V_SCHEMA_MISMATCH,
+                (str_t){m, len > 0 ? (uint32_t)len : 0});
 }
 
-static __attribute__((noinline)) void report_type(vctx_t *c, const kw_t *k, const json_t *j)
+static __attribute__((noinline)) void report_type(vctx_t *c, const kw_t *k, const val_t *v)
 {
     if (c->collect)
         report(c, k->spath, "type", SCHEMA_V_DATATYPE_MISMATCH, NULL, 0, k->msg, ", got ", 6,
-               type_name(j));
+               type_name(v));
 }
 
 /* ----- the interpreter ------------------------------------------------------------------------ */
 
-static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
+static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
 {
     switch ((enum op)k->op) {
     case OP_FALSE:
         REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, STR_LIT("no value is allowed here"));
         return false;
     case OP_TYPE:
-        if (type_of(j, n->draft) & k->u.types)
+        if (type_of(v, n->draft) & k->u.types)
             return true;
-        report_type(c, k, j);
+        report_type(c, k, v);
         return false;
     case OP_ENUM:
-        for (size_t i = 0; i < json_array_size(k->u.value); i++)
-            if (val_equal(j, ks, kn, json_array_get(k->u.value, i)))
+        for (uint32_t i = 0; i < k->u.value->n; i++)
+            if (sch_value_equal(v, &k->u.value->u.a[i]))
                 return true;
         REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
         return false;
     case OP_CONST:
-        if (val_equal(j, ks, kn, k->u.value))
+        if (sch_value_equal(v, k->u.value))
             return true;
         REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
         return false;
     case OP_REF:
-        return v_node(c, k->u.sub, j, ks, kn);
+        return v_node(c, k->u.sub, v);
     case OP_ALLOF: {
         bool ok = true;
         for (size_t i = 0; i < k->u.list.n; i++)
-            if (!v_node(c, k->u.list.v[i], j, ks, kn)) {
+            if (!v_node(c, k->u.list.v[i], v)) {
                 ok = false;
                 if (!c->collect)
                     break;
@@ -614,14 +720,14 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
     }
     case OP_ANYOF:
         for (size_t i = 0; i < k->u.list.n; i++)
-            if (quick(c, k->u.list.v[i], j, ks, kn))
+            if (quick(c, k->u.list.v[i], v))
                 return true;
         REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, STR_LIT("must match at least one schema in anyOf"));
         return false;
     case OP_ONEOF: {
         size_t m = 0;
         for (size_t i = 0; i < k->u.list.n && m < 2; i++)
-            m += quick(c, k->u.list.v[i], j, ks, kn);
+            m += quick(c, k->u.list.v[i], v);
         if (m == 1)
             return true;
         REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH,
@@ -630,47 +736,44 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
         return false;
     }
     case OP_NOT:
-        if (!quick(c, k->u.sub, j, ks, kn))
+        if (!quick(c, k->u.sub, v))
             return true;
         REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, STR_LIT("must not match the schema in not"));
         return false;
     case OP_IF:
-        if (quick(c, k->u.cond.cond, j, ks, kn))
-            return k->u.cond.then ? v_node(c, k->u.cond.then, j, ks, kn) : true;
-        return k->u.cond.els ? v_node(c, k->u.cond.els, j, ks, kn) : true;
+        if (quick(c, k->u.cond.cond, v))
+            return k->u.cond.then ? v_node(c, k->u.cond.then, v) : true;
+        return k->u.cond.els ? v_node(c, k->u.cond.els, v) : true;
 
     case OP_MIN:
     case OP_MAX:
     case OP_XMIN:
     case OP_XMAX:
-        if (limit_ok(k, sch_num_of(j)))
+        if (limit_ok(k, sch_num_of_view(v)))
             return true;
         REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     case OP_MULOF:
-        if (sch_num_multiple_of(sch_num_of(j), k->u.lim.n))
+        if (sch_num_multiple_of(sch_num_of_view(v), k->u.lim.n))
             return true;
         REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
 
     case OP_MINLEN:
     case OP_MAXLEN: {
-        size_t len;
-        const char *s = str_of(j, ks, kn, &len);
+        size_t len = v->n;
         /* a code point takes 1 to 4 bytes: the byte length often decides alone */
         size_t cps = (k->op == OP_MAXLEN && len <= k->u.count) ||
                              (k->op == OP_MINLEN && len / 4 >= k->u.count)
                          ? k->u.count
-                         : utf8_len(s, len);
+                         : utf8_len(v->u.s, len);
         if (k->op == OP_MINLEN ? cps >= k->u.count : cps <= k->u.count)
             return true;
         REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     }
     case OP_PATTERN: {
-        size_t len;
-        const char *s = str_of(j, ks, kn, &len);
-        int m = sch_re_match(k->u.pat.re, s, len);
+        int m = sch_re_match(k->u.pat.re, v->u.s, v->n);
         if (m == 1)
             return true;
         REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH,
@@ -678,23 +781,21 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
                       : STR_LIT("the pattern could not be evaluated on this value (match limit)"));
         return false;
     }
-    case OP_FORMAT: {
-        size_t len;
-        const char *s = str_of(j, ks, kn, &len);
-        if (sch_format_check(k->u.format, s, len))
+    case OP_FORMAT:
+        if (sch_format_check(k->u.format, v->u.s, v->n))
             return true;
         REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH, k->msg);
         return false;
-    }
 
     case OP_ITEMS: {
         bool ok = true;
         const node_t *sub = k->u.sub;
-        for (size_t i = 0; i < json_array_size(j); i++) {
-            if (sub->leaf && (type_of(json_array_get(j, i), sub->draft) & sub->leaf))
+        for (uint32_t i = 0; i < v->n; i++) {
+            const val_t *x = &v->u.a[i];
+            if (sub->leaf && (type_of(x, sub->draft) & sub->leaf))
                 continue;
             push_idx(c, i);
-            bool r = v_node(c, k->u.sub, JV(json_array_get(j, i)));
+            bool r = v_node(c, sub, x);
             c->plen--;
             if (!r) {
                 ok = false;
@@ -706,13 +807,12 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
     }
     case OP_TUPLE: {
         bool ok = true;
-        size_t len = json_array_size(j);
-        for (size_t i = 0; i < len; i++) {
+        for (uint32_t i = 0; i < v->n; i++) {
             const node_t *sub = i < k->u.tuple.n ? k->u.tuple.v[i] : k->u.tuple.add;
             if (!sub)
                 continue;
             push_idx(c, i);
-            bool r = v_node(c, sub, JV(json_array_get(j, i)));
+            bool r = v_node(c, sub, &v->u.a[i]);
             c->plen--;
             if (!r) {
                 ok = false;
@@ -720,7 +820,7 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
                     return false;
             }
         }
-        if (k->u.tuple.add_false && len > k->u.tuple.n) {
+        if (k->u.tuple.add_false && v->n > k->u.tuple.n) {
             report(c, k->u.tuple.add_spath, "additionalItems", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
                    k->u.tuple.add_msg, NULL, 0, STR_LIT(""));
             ok = false;
@@ -728,37 +828,39 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
         return ok;
     }
     case OP_MINITEMS:
-        if (json_array_size(j) >= k->u.count)
+    case OP_MINPROPS:
+        if (v->n >= k->u.count)
             return true;
         REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     case OP_MAXITEMS:
-        if (json_array_size(j) <= k->u.count)
+    case OP_MAXPROPS:
+        if (v->n <= k->u.count)
             return true;
         REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
         return false;
     case OP_UNIQUE: {
         size_t a, b;
-        if (!find_duplicate(j, &a, &b))
+        if (!find_duplicate(v, &a, &b))
             return true;
         report_duplicate(c, k, a, b);
         return false;
     }
     case OP_CONTAINS:
-        for (size_t i = 0; i < json_array_size(j); i++)
-            if (quick(c, k->u.sub, JV(json_array_get(j, i))))
+        for (uint32_t i = 0; i < v->n; i++)
+            if (quick(c, k->u.sub, &v->u.a[i]))
                 return true;
         REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH,
                STR_LIT("must contain an item that matches the contains schema"));
         return false;
 
     case OP_PROPS:
-        return v_props(c, k->u.props, (json_t *)j);
+        return v_props(c, k->u.props, v);
     case OP_REQUIRED: {
         bool ok = true;
         for (size_t i = 0; i < k->u.req.n; i++) {
             const skey_t *r = &k->u.req.v[i];
-            if (json_object_getn(j, r->s, r->n))
+            if (get_member(v, r))
                 continue;
             ok = false;
             if (!c->collect)
@@ -768,28 +870,18 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
         }
         return ok;
     }
-    case OP_MINPROPS:
-        if (json_object_size(j) >= k->u.count)
-            return true;
-        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
-        return false;
-    case OP_MAXPROPS:
-        if (json_object_size(j) <= k->u.count)
-            return true;
-        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
-        return false;
     case OP_DEPS: {
         bool ok = true;
         for (size_t i = 0; i < k->u.deps.n && (ok || c->collect); i++) {
             const dep_t *d = &k->u.deps.v[i];
-            if (!json_object_getn(j, d->key.s, d->key.n))
+            if (!get_member(v, &d->key))
                 continue;
             if (d->node) {
-                ok &= v_node(c, d->node, j, ks, kn);
+                ok &= v_node(c, d->node, v);
                 continue;
             }
             for (size_t r = 0; r < d->nreq; r++) {
-                if (json_object_getn(j, d->req[r].s, d->req[r].n))
+                if (get_member(v, &d->req[r]))
                     continue;
                 ok = false;
                 if (!c->collect)
@@ -802,17 +894,17 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
     }
     case OP_PROPNAMES: {
         bool ok = true;
-        json_t *obj = (json_t *)j;
-        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
-            const char *key = json_object_iter_key(it);
-            size_t keyn = json_object_iter_key_len(it);
-            if (quick(c, k->u.sub, NULL, key, keyn))
+        for (uint32_t i = 0; i < v->n; i++) {
+            const jview_member_t *m = &v->u.m[i];
+            /* a name is a string with no value of its own: a view made on the spot */
+            val_t name = {.type = JV_STR, .n = m->keylen, .u.s = m->key};
+            if (quick(c, k->u.sub, &name))
                 continue;
             ok = false;
             if (!c->collect)
                 break;
-            report(c, k->spath, "propertyNames", SCHEMA_V_SCHEMA_MISMATCH, key, keyn,
-                   STR_LIT("property name \""), key, keyn,
+            report(c, k->spath, "propertyNames", SCHEMA_V_SCHEMA_MISMATCH, m->key, m->keylen,
+                   STR_LIT("property name \""), m->key, m->keylen,
                    STR_LIT("\" does not match propertyNames"));
         }
         return ok;
@@ -821,11 +913,11 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, VAL)
     return true;
 }
 
-static bool run(vctx_t *c, const node_t *n, unsigned i, unsigned end, VAL)
+static bool run(vctx_t *c, const node_t *n, unsigned i, unsigned end, const val_t *v)
 {
     bool ok = true;
     for (; i < end; i++)
-        if (!exec(c, n, &n->ops[i], j, ks, kn)) {
+        if (!exec(c, n, &n->ops[i], v)) {
             ok = false;
             if (!c->collect)
                 break;
@@ -833,7 +925,7 @@ static bool run(vctx_t *c, const node_t *n, unsigned i, unsigned end, VAL)
     return ok;
 }
 
-static bool v_node(vctx_t *c, const node_t *n, VAL)
+static bool v_node(vctx_t *c, const node_t *n, const val_t *v)
 {
     if (trivial(n))
         return true;
@@ -847,28 +939,60 @@ static bool v_node(vctx_t *c, const node_t *n, VAL)
     unsigned first = n->cat[CAT_ANY];
     if (n->types) { /* "type" first, from the node itself: most programs start so */
         first++;
-        if (!(type_of(j, n->draft) & n->types)) {
-            report_type(c, &n->ops[0], j);
+        if (!(type_of(v, n->draft) & n->types)) {
+            report_type(c, &n->ops[0], v);
             if (!c->collect)
                 return false;
             ok = false;
         }
     }
     c->depth++;
-    ok &= run(c, n, first, n->cat[CAT_ANY + 1], j, ks, kn);
-    int cat = cat_of(j);
+    ok &= run(c, n, first, n->cat[CAT_ANY + 1], v);
+    int cat = cat_of(v);
     if (cat != CAT_ANY && (ok || c->collect))
-        ok &= run(c, n, n->cat[cat], n->cat[cat + 1], j, ks, kn);
+        ok &= run(c, n, n->cat[cat], n->cat[cat + 1], v);
     c->depth--;
     return ok;
 }
 
-bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t *res)
+bool schema_validate_view(const schema_t *s, const jview_t *instance, schema_result_t *res)
 {
     vctx_t c;
     c.res = res;
     c.collect = res != NULL;
     c.depth = 0;
     c.plen = 0;
-    return v_node(&c, s->root, JV(instance));
+    return v_node(&c, s->root, instance);
+}
+
+/* schema_validate() builds its views in one document per thread, reset after each
+ * call: once it has grown to the largest instance, validating allocates nothing. */
+static pthread_key_t doc_key;
+static pthread_once_t doc_once = PTHREAD_ONCE_INIT;
+
+static void doc_free(void *d) { jview_doc_free(d); }
+static void doc_init(void) { (void)pthread_key_create(&doc_key, doc_free); }
+
+bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t *res)
+{
+    pthread_once(&doc_once, doc_init);
+    jview_doc_t *d = pthread_getspecific(doc_key);
+    if (!d && (d = jview_doc_new()) && pthread_setspecific(doc_key, d) != 0) {
+        jview_doc_free(d);
+        d = NULL;
+    }
+    const jview_t *v = d ? jview_add(d, instance) : NULL;
+    bool ok;
+    if (v) {
+        ok = schema_validate_view(s, v, res);
+    } else {
+        vctx_t c = {.res = res, .collect = res != NULL};
+        report(&c, s->root->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
+               STR_LIT("the instance cannot be validated (nested too deep, or out of memory)"),
+               NULL, 0, STR_LIT(""));
+        ok = false;
+    }
+    if (d)
+        jview_doc_reset(d);
+    return ok;
 }

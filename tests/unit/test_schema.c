@@ -106,10 +106,11 @@ static char *violations(const schema_t *s, const char *inst)
     size_t cap = 4096, len = 0;
     char *out = malloc(cap);
     out[0] = '\0';
-    for (size_t i = 0; i < r.count; i++)
-        len += (size_t)snprintf(out + len, cap - len, "%s %s %s\n",
-                                schema_vtype_name(r.items[i].type), r.items[i].path,
-                                r.items[i].keyword);
+    for (size_t i = 0; i < r.count; i++) {
+        const schema_violation_t *v = schema_result_item(&r, i);
+        len += (size_t)snprintf(out + len, cap - len, "%s %s %s\n", schema_vtype_name(v->type),
+                                v->path, v->keyword);
+    }
     schema_result_free(&r);
     json_decref(j);
     return out;
@@ -168,9 +169,11 @@ static void test_violation_details(void **state)
     schema_result_t r = {0};
     assert_false(schema_validate(s, j, &r));
     assert_int_equal(r.count, 1);
-    assert_string_equal(r.items[0].path, "/a~1b~0c");
-    assert_string_equal(r.items[0].schema_path, "#/properties/a~1b~0c/type");
-    assert_string_equal(r.items[0].message, "expected null or string, got integer");
+    const schema_violation_t *v = schema_result_item(&r, 0);
+    assert_string_equal(v->path, "/a~1b~0c");
+    assert_string_equal(v->schema_path, "#/properties/a~1b~0c/type");
+    assert_string_equal(v->message, "expected null or string, got integer");
+    assert_null(schema_result_item(&r, 1));
     json_t *out = schema_result_json(&r);
     char *text = json_dumps(out, JSON_COMPACT);
     assert_string_equal(text, "[{\"type\":\"Datatype-Mismatch\",\"path\":\"/a~1b~0c\",\"keyword\":"
@@ -415,7 +418,7 @@ static void test_refs(void **state)
     json_t *j = parse("{\"a\": -1}");
     schema_result_t r = {0};
     schema_validate(s, j, &r);
-    assert_string_equal(r.items[0].schema_path,
+    assert_string_equal(schema_result_item(&r, 0)->schema_path,
                         "https://example.com/money.json#/definitions/amount/minimum");
     schema_result_free(&r);
     json_decref(j);

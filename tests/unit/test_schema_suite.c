@@ -104,8 +104,8 @@ static void run_file(const char *path, schema_draft_t draft, bool formats, bool 
                 else if (full != expect)
                     why = expect ? "rejected a valid instance" : "accepted an invalid instance";
                 if (why && (required || verbose) && r.count)
-                    printf("    first violation: %s %s: %s\n", r.items[0].path,
-                           r.items[0].keyword, r.items[0].message);
+                    printf("    first violation: %s %s: %s\n", schema_result_item(&r, 0)->path,
+                           schema_result_item(&r, 0)->keyword, schema_result_item(&r, 0)->message);
                 schema_result_free(&r);
             }
             if (!why) {

@@ -1,0 +1,83 @@
+/*
+ * jview — a flat, read-only view of a jansson document, built in one walk, for code
+ * that reads the same event many times (the JSON Schema validator; later the data
+ * plane).
+ *
+ * Why: reading a jansson value costs a call per step (json_object_iter_next, _key,
+ * _key_len, _value) and a hash-table probe per json_object_get, about 10 ns each;
+ * a validator that touches 20 to 60 members of an event spends most of its time
+ * there. In a view an object is one contiguous array of {key, value} members with
+ * the key's length and first/last bytes precomputed, an array is one contiguous
+ * array of values, and the type, string length and number sit in the value itself:
+ * reading a member is a load, not a call.
+ *
+ *     jview_doc_t *d = jview_doc_new();
+ *     const jview_t *v = jview_add(d, event);   // NULL: out of memory or too deep
+ *     ... read v ...
+ *     jview_doc_reset(d);                       // forget the views, keep the memory
+ *     jview_doc_free(d);
+ *
+ * A view borrows the jansson document's strings and keys: the document must outlive
+ * the view and stay unchanged.
+ * A view is immutable once built and may be read by any number of threads.
+ */
+#ifndef MANIFOLD_JVIEW_H
+#define MANIFOLD_JVIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+typedef enum jview_type {
+    JV_NULL, JV_FALSE, JV_TRUE, JV_INT, JV_REAL, JV_STR, JV_ARR, JV_OBJ,
+} jview_type_t;
+
+typedef struct jview_member jview_member_t;
+
+typedef struct jview {
+    uint8_t type;     /* jview_type_t */
+    uint8_t integral; /* JV_REAL whose value is a finite integer (1.0) */
+    uint32_t n;       /* bytes of a string, members of an object, items of an array */
+    union {
+        long long i;                /* JV_INT */
+        double d;                   /* JV_REAL */
+        const char *s;              /* JV_STR: n bytes, NUL-terminated (may contain NUL) */
+        const jview_member_t *m;    /* JV_OBJ: n members in document order */
+        const struct jview *a;      /* JV_ARR: n items */
+    } u;
+} jview_t;
+
+struct jview_member {
+    const char *key; /* jansson's, NUL-terminated (may contain NUL); keylen bytes */
+    uint32_t keylen;
+    uint32_t tag;    /* jview_key_tag(key, keylen): a cheap pre-filter for comparisons */
+    jview_t v;
+};
+
+/* Length and first and last byte of a key in one word: two keys with different tags
+ * differ, so most comparisons end on the tag. */
+static inline uint32_t jview_key_tag(const char *k, size_t n)
+{
+    uint32_t first = n ? (unsigned char)k[0] : 0, last = n ? (unsigned char)k[n - 1] : 0;
+    return (uint32_t)(n > 0xFFFF ? 0xFFFF : n) | first << 16 | last << 24;
+}
+
+/* The member named key[0..n) of an object, or NULL. Linear: objects of events are
+ * small, and the tag rejects most members without touching their keys. */
+const jview_t *jview_get(const jview_t *obj, const char *key, size_t n);
+
+/* Deepest nesting jview_add accepts (jansson's own parser stops at 2048). */
+#define JVIEW_MAX_DEPTH 2048
+
+typedef struct jview_doc jview_doc_t;
+
+jview_doc_t *jview_doc_new(void);
+/* Builds the view of `j` inside `d`; NULL when memory runs out or `j` is nested deeper
+ * than JVIEW_MAX_DEPTH. Views already in `d` stay valid. */
+const jview_t *jview_add(jview_doc_t *d, const json_t *j);
+void jview_doc_reset(jview_doc_t *d); /* drops every view; keeps (and reuses) the memory */
+void jview_doc_free(jview_doc_t *d);
+
+#endif
