@@ -518,22 +518,26 @@ static bool email(const char *s, size_t n, bool idn)
 /* Character classes of RFC 3986, one table lookup per character. */
 enum { C_BASE = 1, C_COLON = 2, C_AT = 4, C_SLASH = 8, C_QUERY = 16 };
 
-static unsigned uri_class(unsigned char c)
-{
-    if (alpha((char)c) || dig((char)c))
-        return C_BASE;
-    switch (c) {
-    case '-': case '.': case '_': case '~': /* unreserved */
-    case '!': case '$': case '&': case '\'': case '(': case ')': /* sub-delims */
-    case '*': case '+': case ',': case ';': case '=':
-        return C_BASE;
-    case ':': return C_COLON;
-    case '@': return C_AT;
-    case '/': return C_SLASH;
-    case '?': return C_QUERY;
-    default: return 0;
-    }
-}
+#define B C_BASE
+static const uint8_t uri_classes[256] = {
+    ['0'] = B, ['1'] = B, ['2'] = B, ['3'] = B, ['4'] = B, ['5'] = B, ['6'] = B, ['7'] = B,
+    ['8'] = B, ['9'] = B,
+    ['a'] = B, ['b'] = B, ['c'] = B, ['d'] = B, ['e'] = B, ['f'] = B, ['g'] = B, ['h'] = B,
+    ['i'] = B, ['j'] = B, ['k'] = B, ['l'] = B, ['m'] = B, ['n'] = B, ['o'] = B, ['p'] = B,
+    ['q'] = B, ['r'] = B, ['s'] = B, ['t'] = B, ['u'] = B, ['v'] = B, ['w'] = B, ['x'] = B,
+    ['y'] = B, ['z'] = B,
+    ['A'] = B, ['B'] = B, ['C'] = B, ['D'] = B, ['E'] = B, ['F'] = B, ['G'] = B, ['H'] = B,
+    ['I'] = B, ['J'] = B, ['K'] = B, ['L'] = B, ['M'] = B, ['N'] = B, ['O'] = B, ['P'] = B,
+    ['Q'] = B, ['R'] = B, ['S'] = B, ['T'] = B, ['U'] = B, ['V'] = B, ['W'] = B, ['X'] = B,
+    ['Y'] = B, ['Z'] = B,
+    ['-'] = B, ['.'] = B, ['_'] = B, ['~'] = B,                         /* unreserved */
+    ['!'] = B, ['$'] = B, ['&'] = B, ['\''] = B, ['('] = B, [')'] = B, /* sub-delims */
+    ['*'] = B, ['+'] = B, [','] = B, [';'] = B, ['='] = B,
+    [':'] = C_COLON, ['@'] = C_AT, ['/'] = C_SLASH, ['?'] = C_QUERY,
+};
+#undef B
+
+static inline unsigned uri_class(unsigned char c) { return uri_classes[c]; }
 
 /* s[0..n) is made of unreserved, sub-delims, pct-encoded and the `extra` classes
  * (and, for IRIs, any non-ASCII character). */

@@ -60,7 +60,13 @@ const char *schema_vtype_name(schema_vtype_t t)
  * clears, so a reused result stops allocating. The records point into the schema and
  * the instance (keys, strings), hence the rule that results are read before either
  * changes. */
+enum { FORM_GENERIC, FORM_TYPE };
+
 typedef struct vrec {
+    uint8_t form; /* FORM_TYPE: a failed "type" of k, and the type found: only k and got
+                     are set, the rest is derived when formatting */
+    uint8_t got;  /* FORM_TYPE: the instance's jview_type_t */
+    const kw_t *k;
     str_t spath, m1, m3;
     const char *kw;
     const char *key, *m2; /* key: a last path segment (the property itself), or NULL */
@@ -195,6 +201,34 @@ static __attribute__((noinline)) bool store_grow(schema_result_t *r, size_t nseg
     return true;
 }
 
+/* A new record at the current instance path, or NULL (not collecting, over the limit,
+ * out of memory). */
+static inline vrec_t *new_rec(vctx_t *c)
+{
+    if (!c->collect)
+        return NULL;
+    schema_result_t *r = c->res;
+    if (r->limit && r->count >= r->limit) {
+        r->truncated = true;
+        return NULL;
+    }
+    struct schema_store *ss = r->store;
+    if ((!ss || r->count == ss->cap || ss->nsegs + c->plen > ss->capsegs) &&
+        !store_grow(r, c->plen)) {
+        r->truncated = true;
+        return NULL;
+    }
+    ss = r->store;
+    vrec_t *v = &ss->recs[r->count++];
+    v->seg = (uint32_t)ss->nsegs;
+    v->nseg = c->plen;
+    /* paths are short: a loop beats a call to memcpy */
+    for (unsigned i = 0; i < c->plen; i++)
+        ss->segs[ss->nsegs + i] = c->path[i];
+    ss->nsegs += c->plen;
+    return v;
+}
+
 /* Records a violation at the current instance path (plus `key`: required and
  * additionalProperties name the property itself). The message is m1 m2[0..m2n) m3,
  * mostly prepared at compile time. Nothing is formatted here (see vrec_t). */
@@ -202,26 +236,19 @@ static void report(vctx_t *c, str_t spath, const char *kw, schema_vtype_t type,
                    const char *key, size_t keylen, str_t m1, const char *m2, size_t m2n,
                    str_t m3)
 {
-    if (!c->collect)
+    vrec_t *v = new_rec(c);
+    if (!v)
         return;
-    schema_result_t *r = c->res;
-    if (r->limit && r->count >= r->limit) {
-        r->truncated = true;
-        return;
-    }
-    struct schema_store *ss = r->store;
-    if ((!ss || r->count == ss->cap || ss->nsegs + c->plen > ss->capsegs) &&
-        !store_grow(r, c->plen)) {
-        r->truncated = true;
-        return;
-    }
-    ss = r->store;
-    vrec_t *v = &ss->recs[r->count++];
-    *v = (vrec_t){.spath = spath, .m1 = m1, .m3 = m3, .kw = kw, .key = key, .m2 = m2,
-                  .keylen = (uint32_t)keylen, .m2n = (uint32_t)m2n,
-                  .seg = (uint32_t)ss->nsegs, .nseg = c->plen, .type = (uint8_t)type};
-    memcpy(ss->segs + ss->nsegs, c->path, c->plen * sizeof *c->path);
-    ss->nsegs += c->plen;
+    v->form = FORM_GENERIC;
+    v->spath = spath;
+    v->m1 = m1;
+    v->m3 = m3;
+    v->kw = kw;
+    v->key = key;
+    v->m2 = m2;
+    v->keylen = (uint32_t)keylen;
+    v->m2n = (uint32_t)m2n;
+    v->type = (uint8_t)type;
 }
 
 /* A violation whose message is fixed. */
@@ -249,9 +276,23 @@ static void report_copy(vctx_t *c, str_t spath, const char *kw, schema_vtype_t t
 }
 
 /* Formats record i: one string block holds its path, keyword location and message. */
+static str_t type_name(const val_t *v);
+
 static bool format_item(struct schema_store *ss, size_t i)
 {
-    const vrec_t *v = &ss->recs[i];
+    vrec_t *v = &ss->recs[i];
+    if (v->form == FORM_TYPE) {
+        val_t got = {.type = v->got};
+        v->spath = v->k->spath;
+        v->kw = "type";
+        v->type = SCHEMA_V_DATATYPE_MISMATCH;
+        v->key = NULL;
+        v->m1 = v->k->msg;
+        v->m2 = ", got ";
+        v->m2n = 6;
+        v->m3 = type_name(&got);
+        v->form = FORM_GENERIC;
+    }
     const seg_t *segs = ss->segs + v->seg;
     /* The path is written in place, into room for its worst case (every byte escaped,
      * 20 digits an index), and the unused rest is handed back. */
@@ -487,10 +528,31 @@ static const prop_t *find_prop(const props_t *p, const jview_member_t *m)
     return NULL;
 }
 
-/* The member of obj named k, or NULL: a scan that compares tags, then bytes. */
+#ifndef LOOKUP_INDEXED
+#define LOOKUP_INDEXED 5
+#endif
+
+static inline bool is_indexed(const val_t *obj)
+{
+    return obj->n >= JVIEW_INDEX_MIN && obj->n <= JVIEW_INDEX_MAX;
+}
+
+/* The member of obj named k, or NULL: through the object's index, or a scan that
+ * compares tags, then bytes. */
 static inline const val_t *get_member(const val_t *obj, const skey_t *k)
 {
     const jview_member_t *m = obj->u.m;
+    if (is_indexed(obj)) {
+        unsigned bits = jview_index_bits(obj->n);
+        const uint16_t *slots = jview_index(obj, bits);
+        for (uint32_t h = jview_index_hash(k->tag, bits);; h = (h + 1) & ((1u << bits) - 1)) {
+            if (!slots[h])
+                return NULL;
+            const jview_member_t *x = &m[slots[h] - 1];
+            if (x->tag == k->tag && x->keylen == k->n && key_eq(x->key, k->s, k->n))
+                return &x->v;
+        }
+    }
     for (uint32_t i = 0; i < obj->n; i++)
         if (m[i].tag == k->tag && m[i].keylen == k->n && key_eq(m[i].key, k->s, k->n))
             return &m[i].v;
@@ -503,6 +565,8 @@ static void report_missing(vctx_t *c, const props_t *p, const prop_t *pr)
            STR_LIT("required property \""), pr->key.s, pr->key.n, STR_LIT("\" is missing"));
 }
 
+static void report_type(vctx_t *c, const kw_t *k, const val_t *v);
+
 /* One property the schema names, present (x) or not. */
 static inline bool v_prop(vctx_t *c, const props_t *p, const prop_t *pr, const val_t *x)
 {
@@ -512,8 +576,16 @@ static inline bool v_prop(vctx_t *c, const props_t *p, const prop_t *pr, const v
         report_missing(c, p, pr);
         return false;
     }
-    if (pr->trivial || (pr->leaf && (type_of(x, pr->draft) & pr->leaf)))
-        return true; /* accepts anything, or a lone "type" that holds: no call needed */
+    if (pr->trivial)
+        return true; /* accepts anything: no call needed */
+    if (pr->leaf) { /* a lone "type", checked here */
+        if (type_of(x, pr->draft) & pr->leaf)
+            return true;
+        push_key(c, pr->key.s, pr->key.n);
+        report_type(c, &pr->node->ops[0], x);
+        c->plen--;
+        return false;
+    }
     push_key(c, pr->key.s, pr->key.n);
     bool r = v_node(c, pr->node, x);
     c->plen--;
@@ -528,7 +600,8 @@ static bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
     /* Only "properties": either look up the names that matter (a scan of the members'
      * tags each) or walk the members once (a hash and a compare each), whichever costs
      * less. An empty schema ({} or true) needs no lookup unless the key is required. */
-    if (!p->scan_keys && p->nlook * (obj->n + 4) < 4 * obj->n) {
+    if (!p->scan_keys && (is_indexed(obj) ? p->nlook * LOOKUP_INDEXED < obj->n * 3
+                                          : p->nlook * (obj->n + 4) < 12 * obj->n)) {
         for (size_t i = 0; i < p->n; i++) {
             const prop_t *pr = &p->v[i];
             if (pr->trivial && !pr->required)
@@ -675,11 +748,15 @@ static __attribute__((noinline)) void report_duplicate(vctx_t *c, const kw_t *k,
                 (str_t){m, len > 0 ? (uint32_t)len : 0});
 }
 
-static __attribute__((noinline)) void report_type(vctx_t *c, const kw_t *k, const val_t *v)
+/* The most common violation of a bad event, so it has the shortest record. */
+static void report_type(vctx_t *c, const kw_t *k, const val_t *v)
 {
-    if (c->collect)
-        report(c, k->spath, "type", SCHEMA_V_DATATYPE_MISMATCH, NULL, 0, k->msg, ", got ", 6,
-               type_name(v));
+    vrec_t *r = new_rec(c);
+    if (r) {
+        r->form = FORM_TYPE;
+        r->got = v->type;
+        r->k = k;
+    }
 }
 
 /* ----- the interpreter ------------------------------------------------------------------------ */

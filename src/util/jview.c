@@ -77,9 +77,18 @@ static bool build(jview_doc_t *d, const json_t *j, jview_t *out, unsigned depth)
         if (depth >= JVIEW_MAX_DEPTH)
             return false;
         size_t n = json_object_size(j);
-        jview_member_t *m = alloc(d, n * sizeof *m + 1, _Alignof(jview_member_t));
-        if (!m)
+        if (n > UINT32_MAX / 2)
             return false;
+        bool indexed = n >= JVIEW_INDEX_MIN && n <= JVIEW_INDEX_MAX;
+        unsigned bits = indexed ? jview_index_bits((uint32_t)n) : 0;
+        size_t tab = indexed ? ((size_t)1 << bits) * sizeof(uint16_t) : 0;
+        unsigned char *mem = alloc(d, tab + n * sizeof(jview_member_t) + 1,
+                                   _Alignof(jview_member_t));
+        if (!mem)
+            return false;
+        jview_member_t *m = (jview_member_t *)(void *)(mem + tab);
+        if (indexed)
+            memset(mem, 0, tab);
         *out = (jview_t){.type = JV_OBJ, .n = (uint32_t)n, .u.m = m};
         size_t i = 0;
         for (void *it = json_object_iter((json_t *)j); it && i < n;
@@ -89,6 +98,13 @@ static bool build(jview_doc_t *d, const json_t *j, jview_t *out, unsigned depth)
             m[i].key = key;
             m[i].keylen = (uint32_t)kn;
             m[i].tag = jview_key_tag(key, kn);
+            if (indexed) {
+                uint16_t *slots = (uint16_t *)(void *)mem;
+                uint32_t mask = (1u << bits) - 1, h = jview_index_hash(m[i].tag, bits);
+                while (slots[h])
+                    h = (h + 1) & mask;
+                slots[h] = (uint16_t)(i + 1);
+            }
             if (!build(d, json_object_iter_value(it), &m[i].v, depth + 1))
                 return false;
         }
@@ -144,6 +160,17 @@ const jview_t *jview_get(const jview_t *obj, const char *key, size_t n)
     if (obj->type != JV_OBJ)
         return NULL;
     uint32_t tag = jview_key_tag(key, n);
+    if (obj->n >= JVIEW_INDEX_MIN && obj->n <= JVIEW_INDEX_MAX) {
+        unsigned bits = jview_index_bits(obj->n);
+        const uint16_t *slots = jview_index(obj, bits);
+        for (uint32_t h = jview_index_hash(tag, bits);; h = (h + 1) & ((1u << bits) - 1)) {
+            if (!slots[h])
+                return NULL;
+            const jview_member_t *m = &obj->u.m[slots[h] - 1];
+            if (m->tag == tag && m->keylen == n && memcmp(m->key, key, n) == 0)
+                return &m->v;
+        }
+    }
     for (uint32_t i = 0; i < obj->n; i++) {
         const jview_member_t *m = &obj->u.m[i];
         if (m->tag == tag && m->keylen == n && memcmp(m->key, key, n) == 0)

@@ -64,8 +64,29 @@ static inline uint32_t jview_key_tag(const char *k, size_t n)
     return (uint32_t)(n > 0xFFFF ? 0xFFFF : n) | first << 16 | last << 24;
 }
 
-/* The member named key[0..n) of an object, or NULL. Linear: objects of events are
- * small, and the tag rejects most members without touching their keys. */
+/* Objects of JVIEW_INDEX_MIN to JVIEW_INDEX_MAX members carry a hash index of their
+ * keys' tags (open addressing, slot = member index + 1, 0 = empty), stored just before
+ * their members: a lookup then costs the same for any size. Smaller objects are
+ * scanned, which the tags make as fast. */
+#define JVIEW_INDEX_MIN 8
+#define JVIEW_INDEX_MAX 32767
+
+static inline unsigned jview_index_bits(uint32_t n) /* table of 2^bits >= 2n slots */
+{
+    return 32u - (unsigned)__builtin_clz(2 * n - 1);
+}
+
+static inline const uint16_t *jview_index(const jview_t *obj, unsigned bits)
+{
+    return (const uint16_t *)(const void *)obj->u.m - ((size_t)1 << bits);
+}
+
+static inline uint32_t jview_index_hash(uint32_t tag, unsigned bits)
+{
+    return (tag * 0x9E3779B1u) >> (32 - bits);
+}
+
+/* The member named key[0..n) of an object, or NULL. */
 const jview_t *jview_get(const jview_t *obj, const char *key, size_t n);
 
 /* Deepest nesting jview_add accepts (jansson's own parser stops at 2048). */
