@@ -593,7 +593,7 @@ static void build_prop_hash(comp_t *c, props_t *p)
             memset(tab, 0, m * sizeof *tab);
             size_t i;
             for (i = 0; i < p->n; i++) {
-                uint32_t h = sch_prop_hash(p->v[i].key.tag, muls[t]) & (uint32_t)(m - 1);
+                uint32_t h = sch_prop_hash(p->v[i].key.hash, muls[t]) & (uint32_t)(m - 1);
                 if (tab[h])
                     break;
                 tab[h] = (uint16_t)(i + 1);

@@ -49,6 +49,7 @@ int sch_num_format(num_t x, char *buf, size_t len); /* shortest round-trip text 
 
 typedef struct re {
     pcre2_code *code;
+    bool jit; /* JIT-compiled: matched through pcre2_jit_match */
 } re_t;
 
 /* Translates the ECMA-262 pattern to PCRE2 and compiles it. 0 on success, else -1
@@ -126,12 +127,14 @@ typedef struct str {
 typedef struct key {
     const char *s;
     size_t n;
-    uint32_t tag; /* jview_key_tag(s, n) */
+    uint64_t head; /* jview_key_head(s, n) */
+    uint32_t hash; /* jview_key_hash(head, n) */
 } skey_t;
 
 static inline skey_t sch_key(const char *s, size_t n)
 {
-    return (skey_t){s, n, jview_key_tag(s, n)};
+    uint64_t head = jview_key_head(s, n);
+    return (skey_t){s, n, head, jview_key_hash(head, n)};
 }
 
 typedef struct prop {
@@ -243,11 +246,11 @@ extern const char *const sch_op_keyword[];
 /* "string or null" for a T_* mask */
 void sch_types_text(uint32_t mask, char *buf, size_t len);
 
-/* The perfect hash of property names used by props_t.ph: a function of the key's tag
- * (length, first and last byte), which an instance's members carry precomputed. */
-static inline uint32_t sch_prop_hash(uint32_t tag, uint32_t mul)
+/* The perfect hash of property names used by props_t.ph: a function of the key's hash,
+ * which an instance's members carry precomputed. */
+static inline uint32_t sch_prop_hash(uint32_t hash, uint32_t mul)
 {
-    return (tag & 0xFFFF) * 0x9E3779B1u + (tag >> 16 & 0xFF) * mul + (tag >> 24) * (mul >> 7 | 1);
+    return (hash * mul) >> 16;
 }
 
 /* Deep equality with JSON Schema semantics: 1 == 1.0, objects unordered. */

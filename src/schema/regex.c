@@ -396,7 +396,7 @@ int sch_re_compile(re_t *re, const char *pat, size_t len, char *msg, size_t msgl
         return -1;
     }
     /* JIT is an optimisation only: without it matching falls back to the interpreter. */
-    pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);
+    re->jit = pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE) == 0;
     return 0;
 }
 
@@ -442,18 +442,26 @@ static void re_init(void)
     }
 }
 
+/* The calling thread's match data, cached in thread-local storage: the pthread key
+ * only serves to free it when the thread exits. */
+static _Thread_local pcre2_match_data *re_md;
+
 int sch_re_match(const re_t *re, const char *s, size_t n)
 {
-    pthread_once(&re_once, re_init);
-    pcre2_match_data *md = pthread_getspecific(re_key);
+    pcre2_match_data *md = re_md;
     if (!md) {
+        pthread_once(&re_once, re_init);
         md = pcre2_match_data_create(1, NULL);
         if (!md || pthread_setspecific(re_key, md) != 0) {
             pcre2_match_data_free(md);
             return -1;
         }
+        re_md = md;
     }
-    int rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, 0, 0, md, re_mctx);
+    /* pcre2_jit_match skips pcre2_match's checks, the UTF-8 scan of the subject among
+     * them: subjects are jansson strings and keys, which jansson has validated. */
+    int rc = re->jit ? pcre2_jit_match(re->code, (PCRE2_SPTR)s, n, 0, 0, md, re_mctx)
+                     : pcre2_match(re->code, (PCRE2_SPTR)s, n, 0, 0, md, re_mctx);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
         rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, 0, PCRE2_NO_JIT, md, re_mctx);
     if (rc >= 0)

@@ -115,7 +115,9 @@ const schema_violation_t *schema_result_item(schema_result_t *res, size_t i);
 
 /* Validates `instance`. With `res` NULL it only answers valid/invalid (and stops at the
  * first failure); otherwise it appends every violation to `res`. Thread-safe.
- * It builds a view of the instance first (util/jview.h, in memory kept per thread). */
+ * It builds a view of the instance first (util/jview.h): in `res`, where it stays until
+ * the result is cleared or freed (violations point into it), or in memory kept per
+ * thread when `res` is NULL. */
 bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t *res);
 
 /* The same on a view already built: the fast path for checking one event against

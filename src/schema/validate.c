@@ -91,6 +91,7 @@ struct schema_store {
     size_t capitems;
     bool formatted; /* some items were formatted since the last clear */
     sblock_t *head, *cur;
+    jview_doc_t *views; /* schema_validate's views of the instances */
 };
 
 static char *str_alloc(struct schema_store *ss, size_t n)
@@ -367,6 +368,8 @@ void schema_result_clear(schema_result_t *r)
     for (sblock_t *b = ss->head; b; b = b->next)
         b->used = 0;
     ss->cur = ss->head;
+    if (ss->views)
+        jview_doc_reset(ss->views);
 }
 
 void schema_result_free(schema_result_t *r)
@@ -380,6 +383,7 @@ void schema_result_free(schema_result_t *r)
         free(ss->recs);
         free(ss->segs);
         free(ss->items);
+        jview_doc_free(ss->views);
         free(ss);
         r->store = NULL;
     }
@@ -467,49 +471,22 @@ static inline void push_idx(vctx_t *c, size_t i) { c->path[c->plen++] = (seg_t){
 
 static inline bool trivial(const node_t *n) { return n->cat[CAT_N] == 0; }
 
-static inline uint64_t load64(const char *p)
+/* Is the key of member m the key k? */
+static inline bool key_is(const jview_member_t *m, const skey_t *k)
 {
-    uint64_t x;
-    memcpy(&x, p, 8);
-    return x;
-}
-
-static inline uint32_t load32(const char *p)
-{
-    uint32_t x;
-    memcpy(&x, p, 4);
-    return x;
-}
-
-/* Compares two keys of n bytes whose tags are equal, so that their first and last
- * bytes already match: word loads that may overlap, no call to memcmp, no byte loop. */
-static inline bool key_eq(const char *a, const char *b, size_t n)
-{
-    if (n >= 8) {
-        for (size_t i = 0; i + 8 < n; i += 8)
-            if (load64(a + i) != load64(b + i))
-                return false;
-        return load64(a + n - 8) == load64(b + n - 8);
-    }
-    if (n >= 4)
-        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
-    return n < 3 || a[1] == b[1];
+    return m->head == k->head && m->keylen == k->n && jview_key_tail_eq(m->key, k->s, k->n);
 }
 
 static const prop_t *find_prop(const props_t *p, const jview_member_t *m)
 {
     if (p->ph) {
-        uint16_t slot = p->ph[sch_prop_hash(m->tag, p->ph_mul) & p->ph_mask];
+        uint16_t slot = p->ph[sch_prop_hash(m->hash, p->ph_mul) & p->ph_mask];
         const prop_t *pr = slot ? &p->v[slot - 1] : NULL;
-        return pr && pr->key.tag == m->tag && pr->key.n == m->keylen &&
-                       key_eq(pr->key.s, m->key, m->keylen)
-                   ? pr
-                   : NULL;
+        return pr && key_is(m, &pr->key) ? pr : NULL;
     }
     if (p->n <= 8) {
         for (size_t i = 0; i < p->n; i++)
-            if (p->v[i].key.tag == m->tag && p->v[i].key.n == m->keylen &&
-                key_eq(p->v[i].key.s, m->key, m->keylen))
+            if (key_is(m, &p->v[i].key))
                 return &p->v[i];
         return NULL;
     }
@@ -538,23 +515,23 @@ static inline bool is_indexed(const val_t *obj)
 }
 
 /* The member of obj named k, or NULL: through the object's index, or a scan that
- * compares tags, then bytes. */
+ * compares heads (and the bytes past them, if any). */
 static inline const val_t *get_member(const val_t *obj, const skey_t *k)
 {
     const jview_member_t *m = obj->u.m;
     if (is_indexed(obj)) {
         unsigned bits = jview_index_bits(obj->n);
         const uint16_t *slots = jview_index(obj, bits);
-        for (uint32_t h = jview_index_hash(k->tag, bits);; h = (h + 1) & ((1u << bits) - 1)) {
+        for (uint32_t h = jview_index_slot(k->hash, bits);; h = (h + 1) & ((1u << bits) - 1)) {
             if (!slots[h])
                 return NULL;
             const jview_member_t *x = &m[slots[h] - 1];
-            if (x->tag == k->tag && x->keylen == k->n && key_eq(x->key, k->s, k->n))
+            if (key_is(x, k))
                 return &x->v;
         }
     }
     for (uint32_t i = 0; i < obj->n; i++)
-        if (m[i].tag == k->tag && m[i].keylen == k->n && key_eq(m[i].key, k->s, k->n))
+        if (key_is(&m[i], k))
             return &m[i].v;
     return NULL;
 }
@@ -597,8 +574,8 @@ static inline bool v_prop(vctx_t *c, const props_t *p, const prop_t *pr, const v
 static bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
 {
     bool ok = true;
-    /* Only "properties": either look up the names that matter (a scan of the members'
-     * tags each) or walk the members once (a hash and a compare each), whichever costs
+    /* Only "properties": either look up the names that matter (through the object's
+     * index, or a scan of its members' heads) or walk the members once (a hash and a compare each), whichever costs
      * less. An empty schema ({} or true) needs no lookup unless the key is required. */
     if (!p->scan_keys && (is_indexed(obj) ? p->nlook * LOOKUP_INDEXED < obj->n * 3
                                           : p->nlook * (obj->n + 4) < 12 * obj->n)) {
@@ -1042,15 +1019,17 @@ bool schema_validate_view(const schema_t *s, const jview_t *instance, schema_res
     return v_node(&c, s->root, instance);
 }
 
-/* schema_validate() builds its views in one document per thread, reset after each
- * call: once it has grown to the largest instance, validating allocates nothing. */
+/* schema_validate() needs a view of the instance. With a result, the view lives in the
+ * result (its violations point into it) until the result is cleared or freed; without
+ * one, in a document per thread, reset after each call. Either way, once the memory has
+ * grown to the largest instance, validating allocates nothing. */
 static pthread_key_t doc_key;
 static pthread_once_t doc_once = PTHREAD_ONCE_INIT;
 
 static void doc_free(void *d) { jview_doc_free(d); }
 static void doc_init(void) { (void)pthread_key_create(&doc_key, doc_free); }
 
-bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t *res)
+static jview_doc_t *thread_doc(void)
 {
     pthread_once(&doc_once, doc_init);
     jview_doc_t *d = pthread_getspecific(doc_key);
@@ -1058,6 +1037,21 @@ bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t 
         jview_doc_free(d);
         d = NULL;
     }
+    return d;
+}
+
+static jview_doc_t *result_doc(schema_result_t *r)
+{
+    if (!r->store && !(r->store = calloc(1, sizeof *r->store)))
+        return NULL;
+    if (!r->store->views)
+        r->store->views = jview_doc_new();
+    return r->store->views;
+}
+
+bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t *res)
+{
+    jview_doc_t *d = res ? result_doc(res) : thread_doc();
     const jview_t *v = d ? jview_add(d, instance) : NULL;
     bool ok;
     if (v) {
@@ -1069,7 +1063,7 @@ bool schema_validate(const schema_t *s, const json_t *instance, schema_result_t 
                NULL, 0, STR_LIT(""));
         ok = false;
     }
-    if (d)
+    if (d && !res)
         jview_doc_reset(d);
     return ok;
 }

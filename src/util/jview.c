@@ -93,14 +93,19 @@ static bool build(jview_doc_t *d, const json_t *j, jview_t *out, unsigned depth)
         size_t i = 0;
         for (void *it = json_object_iter((json_t *)j); it && i < n;
              it = json_object_iter_next((json_t *)j, it), i++) {
-            const char *key = json_object_iter_key(it);
+            const char *k = json_object_iter_key(it);
             size_t kn = json_object_iter_key_len(it);
+            char *key = alloc(d, kn + 1, 1);
+            if (!key)
+                return false;
+            memcpy(key, k, kn + 1);
             m[i].key = key;
             m[i].keylen = (uint32_t)kn;
-            m[i].tag = jview_key_tag(key, kn);
+            m[i].head = jview_key_head(key, kn);
+            m[i].hash = jview_key_hash(m[i].head, kn);
             if (indexed) {
                 uint16_t *slots = (uint16_t *)(void *)mem;
-                uint32_t mask = (1u << bits) - 1, h = jview_index_hash(m[i].tag, bits);
+                uint32_t mask = (1u << bits) - 1, h = jview_index_slot(m[i].hash, bits);
                 while (slots[h])
                     h = (h + 1) & mask;
                 slots[h] = (uint16_t)(i + 1);
@@ -159,21 +164,22 @@ const jview_t *jview_get(const jview_t *obj, const char *key, size_t n)
 {
     if (obj->type != JV_OBJ)
         return NULL;
-    uint32_t tag = jview_key_tag(key, n);
+    uint64_t head = jview_key_head(key, n);
     if (obj->n >= JVIEW_INDEX_MIN && obj->n <= JVIEW_INDEX_MAX) {
         unsigned bits = jview_index_bits(obj->n);
         const uint16_t *slots = jview_index(obj, bits);
-        for (uint32_t h = jview_index_hash(tag, bits);; h = (h + 1) & ((1u << bits) - 1)) {
+        for (uint32_t h = jview_index_slot(jview_key_hash(head, n), bits);;
+             h = (h + 1) & ((1u << bits) - 1)) {
             if (!slots[h])
                 return NULL;
             const jview_member_t *m = &obj->u.m[slots[h] - 1];
-            if (m->tag == tag && m->keylen == n && memcmp(m->key, key, n) == 0)
+            if (m->head == head && m->keylen == n && jview_key_tail_eq(m->key, key, n))
                 return &m->v;
         }
     }
     for (uint32_t i = 0; i < obj->n; i++) {
         const jview_member_t *m = &obj->u.m[i];
-        if (m->tag == tag && m->keylen == n && memcmp(m->key, key, n) == 0)
+        if (m->head == head && m->keylen == n && jview_key_tail_eq(m->key, key, n))
             return &m->v;
     }
     return NULL;

@@ -17,8 +17,9 @@
  *     jview_doc_reset(d);                       // forget the views, keep the memory
  *     jview_doc_free(d);
  *
- * A view borrows the jansson document's strings and keys: the document must outlive
- * the view and stay unchanged.
+ * A view borrows the jansson document's string values, and copies its keys next to
+ * the members (comparing keys is the hot path: the copies are dense in cache). The
+ * document must outlive the view and stay unchanged.
  * A view is immutable once built and may be read by any number of threads.
  */
 #ifndef MANIFOLD_JVIEW_H
@@ -27,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -50,24 +52,49 @@ typedef struct jview {
 } jview_t;
 
 struct jview_member {
-    const char *key; /* jansson's, NUL-terminated (may contain NUL); keylen bytes */
+    uint64_t head;   /* jview_key_head(key, keylen) */
+    const char *key; /* a copy, NUL-terminated (may contain NUL); keylen bytes */
     uint32_t keylen;
-    uint32_t tag;    /* jview_key_tag(key, keylen): a cheap pre-filter for comparisons */
+    uint32_t hash;   /* jview_key_hash(head, keylen) */
     jview_t v;
 };
 
-/* Length and first and last byte of a key in one word: two keys with different tags
- * differ, so most comparisons end on the tag. */
-static inline uint32_t jview_key_tag(const char *k, size_t n)
+/* A key's first 8 bytes, zero-padded, as one word: with the length, it decides
+ * equality of keys up to 8 bytes (most keys of events) in one comparison, and it is
+ * what keys are hashed by. */
+static inline uint64_t jview_key_head(const char *k, size_t n)
 {
-    uint32_t first = n ? (unsigned char)k[0] : 0, last = n ? (unsigned char)k[n - 1] : 0;
-    return (uint32_t)(n > 0xFFFF ? 0xFFFF : n) | first << 16 | last << 24;
+    uint64_t h = 0;
+    memcpy(&h, k, n < 8 ? n : 8);
+    return h;
+}
+
+static inline uint32_t jview_key_hash(uint64_t head, size_t n)
+{
+    return (uint32_t)(((head + n * 0x9E3779B97F4A7C15ull) * 0xBF58476D1CE4E5B9ull) >> 32);
+}
+
+/* Do two keys of n bytes with equal heads have equal bytes past the 8th? */
+static inline bool jview_key_tail_eq(const char *a, const char *b, size_t n)
+{
+    if (n <= 8)
+        return true;
+    uint64_t x, y;
+    for (size_t i = 8; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return false;
+    }
+    memcpy(&x, a + n - 8, 8); /* overlaps bytes already compared: fine */
+    memcpy(&y, b + n - 8, 8);
+    return x == y;
 }
 
 /* Objects of JVIEW_INDEX_MIN to JVIEW_INDEX_MAX members carry a hash index of their
- * keys' tags (open addressing, slot = member index + 1, 0 = empty), stored just before
+ * keys' hashes (open addressing, slot = member index + 1, 0 = empty), stored just before
  * their members: a lookup then costs the same for any size. Smaller objects are
- * scanned, which the tags make as fast. */
+ * scanned, which comparing heads makes as fast. */
 #define JVIEW_INDEX_MIN 8
 #define JVIEW_INDEX_MAX 32767
 
@@ -81,9 +108,9 @@ static inline const uint16_t *jview_index(const jview_t *obj, unsigned bits)
     return (const uint16_t *)(const void *)obj->u.m - ((size_t)1 << bits);
 }
 
-static inline uint32_t jview_index_hash(uint32_t tag, unsigned bits)
+static inline uint32_t jview_index_slot(uint32_t hash, unsigned bits)
 {
-    return (tag * 0x9E3779B1u) >> (32 - bits);
+    return hash >> (32 - bits);
 }
 
 /* The member named key[0..n) of an object, or NULL. */
