@@ -478,6 +478,19 @@ static json_t *resolve(comp_t *c, const where_t *w, const char *ref, where_t *tw
 
 static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth);
 
+/* Does the instruction validate through subschemas (and so recurse)? */
+static bool op_has_sub(int op)
+{
+    switch (op) {
+    case OP_REF: case OP_ALLOF: case OP_ANYOF: case OP_ONEOF: case OP_NOT: case OP_IF:
+    case OP_ITEMS: case OP_TUPLE: case OP_CONTAINS: case OP_PROPS: case OP_DEPS:
+    case OP_PROPNAMES:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int op_cat(int op)
 {
     if (op <= OP_IF)
@@ -1154,6 +1167,12 @@ static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth)
         node->types = node->ops[0].u.types;
     if (k == 1 && node->types)
         node->leaf = node->types;
+    node->flat = true;
+    for (size_t i = 0; i < k; i++)
+        node->flat &= !op_has_sub(node->ops[i].op);
+    /* the typical object rule: "properties" (with "required") and at most "type" */
+    if (k == (node->types ? 2u : 1u) && node->ops[k - 1].op == OP_PROPS)
+        node->props = node->ops[k - 1].u.props;
     for (size_t i = 0; i < k; i++) {
         kw_t *op = &node->ops[i];
         op->spath = op->op == OP_FALSE ? node->loc : kw_loc(c, node, sch_op_keyword[op->op]);

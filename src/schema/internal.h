@@ -224,6 +224,8 @@ struct node {
     uint16_t cat[CAT_N + 1]; /* ops[cat[c] .. cat[c+1]) apply to category c */
     uint8_t draft;
     uint8_t mark;     /* cycle check */
+    bool flat;        /* no instruction has subschemas: validating it never recurses */
+    struct props *props; /* the program is "properties" (after "type", if any): its props */
     uint32_t leaf;    /* the program is one "type" instruction: its T_* mask */
     uint32_t types;   /* ops[0] is "type" (checked from here, ops untouched): its mask */
     str_t loc; /* "#/json/pointer" in the root document, "uri#/pointer" elsewhere */

@@ -221,12 +221,16 @@ static inline vrec_t *new_rec(vctx_t *c)
     }
     ss = r->store;
     vrec_t *v = &ss->recs[r->count++];
-    v->seg = (uint32_t)ss->nsegs;
-    v->nseg = c->plen;
+    size_t at = ss->nsegs;
+    unsigned n = c->plen;
+    v->seg = (uint32_t)at;
+    v->nseg = n;
+    ss->nsegs = at + n;
     /* paths are short: a loop beats a call to memcpy */
-    for (unsigned i = 0; i < c->plen; i++)
-        ss->segs[ss->nsegs + i] = c->path[i];
-    ss->nsegs += c->plen;
+    seg_t *dst = ss->segs + at;
+    const seg_t *src = c->path;
+    for (unsigned i = 0; i < n; i++)
+        dst[i] = src[i];
     return v;
 }
 
@@ -543,6 +547,8 @@ static void report_missing(vctx_t *c, const props_t *p, const prop_t *pr)
 }
 
 static void report_type(vctx_t *c, const kw_t *k, const val_t *v);
+static inline bool v_program(vctx_t *c, const node_t *n, const val_t *v);
+static bool v_props(vctx_t *c, const props_t *p, const val_t *obj);
 
 /* One property the schema names, present (x) or not. */
 static inline bool v_prop(vctx_t *c, const props_t *p, const prop_t *pr, const val_t *x)
@@ -564,14 +570,14 @@ static inline bool v_prop(vctx_t *c, const props_t *p, const prop_t *pr, const v
         return false;
     }
     push_key(c, pr->key.s, pr->key.n);
-    bool r = v_node(c, pr->node, x);
+    bool r = pr->node->flat ? v_program(c, pr->node, x) : v_node(c, pr->node, x);
     c->plen--;
     return r;
 }
 
 /* properties + patternProperties + additionalProperties, and the "required" keys that
  * "properties" names. */
-static bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
+static __attribute__((noinline)) bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
 {
     bool ok = true;
     /* Only "properties": either look up the names that matter (through the object's
@@ -979,19 +985,20 @@ static bool run(vctx_t *c, const node_t *n, unsigned i, unsigned end, const val_
     return ok;
 }
 
-static bool v_node(vctx_t *c, const node_t *n, const val_t *v)
+/* A node's program: "type" from the node itself (most programs start so), then the
+ * instructions for any type, then those for the instance's category. */
+static inline bool v_program(vctx_t *c, const node_t *n, const val_t *v)
 {
-    if (trivial(n))
-        return true;
-    if (c->depth >= SCHEMA_MAX_DEPTH) {
-        report(c, n->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-               STR_LIT("validation nested too deep (a recursive schema on a deep value)"), NULL,
-               0, STR_LIT(""));
-        return false;
+    if (n->props) { /* the common object rule, without the interpreter's dispatch */
+        if (n->types && !(type_of(v, n->draft) & n->types)) {
+            report_type(c, &n->ops[0], v);
+            return false; /* not an object: "properties" does not apply */
+        }
+        return v->type != JV_OBJ || v_props(c, n->props, v);
     }
     bool ok = true;
     unsigned first = n->cat[CAT_ANY];
-    if (n->types) { /* "type" first, from the node itself: most programs start so */
+    if (n->types) {
         first++;
         if (!(type_of(v, n->draft) & n->types)) {
             report_type(c, &n->ops[0], v);
@@ -1000,11 +1007,27 @@ static bool v_node(vctx_t *c, const node_t *n, const val_t *v)
             ok = false;
         }
     }
-    c->depth++;
     ok &= run(c, n, first, n->cat[CAT_ANY + 1], v);
     int cat = cat_of(v);
     if (cat != CAT_ANY && (ok || c->collect))
         ok &= run(c, n, n->cat[cat], n->cat[cat + 1], v);
+    return ok;
+}
+
+static bool v_node(vctx_t *c, const node_t *n, const val_t *v)
+{
+    if (trivial(n))
+        return true;
+    if (n->flat) /* cannot recurse: no depth to track */
+        return v_program(c, n, v);
+    if (c->depth >= SCHEMA_MAX_DEPTH) {
+        report(c, n->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
+               STR_LIT("validation nested too deep (a recursive schema on a deep value)"), NULL,
+               0, STR_LIT(""));
+        return false;
+    }
+    c->depth++;
+    bool ok = v_program(c, n, v);
     c->depth--;
     return ok;
 }
