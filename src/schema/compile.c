@@ -478,6 +478,26 @@ static json_t *resolve(comp_t *c, const where_t *w, const char *ref, where_t *tw
 
 static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth);
 
+/* The items of an enum made only of strings (the usual case), as keys: a string
+ * instance is then matched by head and length, without the general equality. */
+static const skey_t *enum_strings(comp_t *c, json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    for (size_t i = 0; i < n; i++)
+        if (!json_is_string(json_array_get(arr, i)))
+            return NULL;
+    skey_t *k = sch_arena_alloc(&c->s->arena, (n ? n : 1) * sizeof *k);
+    if (!k) {
+        oom(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(arr, i);
+        k[i] = sch_key(json_string_value(e), json_string_length(e));
+    }
+    return k;
+}
+
 /* Does the instruction validate through subschemas (and so recurse)? */
 static bool op_has_sub(int op)
 {
@@ -685,13 +705,6 @@ static props_t *compile_props(comp_t *c, json_t *j, const where_t *w, int depth)
     return p;
 }
 
-static void count_lookups(props_t *p)
-{
-    p->nlook = 0;
-    for (size_t i = 0; i < p->n; i++)
-        p->nlook += !p->v[i].trivial || p->v[i].required;
-}
-
 static node_t **compile_list(comp_t *c, json_t *v, const where_t *w, const char *k, size_t *n,
                              int depth)
 {
@@ -820,13 +833,13 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         char b[240];
         dump_short(v, b, sizeof b);
         ops[n++] = (kw_t){.op = OP_ENUM, .msg = amsg(c, "must be one of %s", b),
-                          .u.value = value_view(c, v)};
+                          .u.en = {value_view(c, v), enum_strings(c, v)}};
     }
     if ((v = json_object_get(j, "const"))) {
         char b[240];
         dump_short(v, b, sizeof b);
         ops[n++] = (kw_t){.op = OP_CONST, .msg = amsg(c, "must be %s", b),
-                          .u.value = value_view(c, v)};
+                          .u.en = {value_view(c, v), NULL}};
     }
 
     static const char *const combi[] = {"allOf", "anyOf", "oneOf"};
@@ -994,7 +1007,6 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
                 oom(c);
             return 0;
         }
-        count_lookups(k.u.props);
         ops[n++] = k;
     }
     if ((v = json_object_get(j, "required"))) {
@@ -1003,7 +1015,7 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         if (!aptr || !compile_keys(c, v, w, aptr, &k.u.req.v, &k.u.req.n))
             return 0;
         /* A required key that "properties" also names is checked by the lookup that
-         * finds its value: one hash lookup instead of two. */
+         * finds its value: one lookup instead of two. */
         props_t *p = n && ops[n - 1].op == OP_PROPS ? ops[n - 1].u.props : NULL;
         size_t keep = 0;
         for (size_t i = 0; i < k.u.req.n; i++) {
@@ -1018,8 +1030,6 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
                 p->nreq++;
         }
         k.u.req.n = keep;
-        if (p)
-            count_lookups(p);
         if (k.u.req.n)
             ops[n++] = k;
     }

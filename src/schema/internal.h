@@ -156,7 +156,6 @@ typedef struct props {
     prop_t *v;       /* in schema order */
     prop_t **sorted; /* by (length, bytes), for binary search */
     size_t n, nreq;  /* nreq: how many have .required */
-    size_t nlook;    /* how many need a lookup: not trivial, or required */
     uint16_t *ph;    /* perfect hash of the names (slot -> index + 1), or NULL */
     uint32_t ph_mask, ph_mul;
     pprop_t *pat;
@@ -181,7 +180,11 @@ typedef struct kw {
     str_t msg;   /* the message, or its fixed part; built at compile time */
     union {
         uint32_t types;      /* OP_TYPE */
-        const jview_t *value; /* OP_ENUM (an array), OP_CONST */
+        struct {
+            const jview_t *value; /* OP_ENUM: an array; OP_CONST: the value */
+            const skey_t *strs;   /* OP_ENUM whose items are all strings: them, for
+                                     comparisons by head and length (else NULL) */
+        } en;
         node_t *sub;         /* OP_REF, OP_NOT, OP_ITEMS, OP_CONTAINS, OP_PROPNAMES */
         struct {
             node_t **v;

@@ -509,10 +509,6 @@ static const prop_t *find_prop(const props_t *p, const jview_member_t *m)
     return NULL;
 }
 
-#ifndef LOOKUP_INDEXED
-#define LOOKUP_INDEXED 5
-#endif
-
 static inline bool is_indexed(const val_t *obj)
 {
     return obj->n >= JVIEW_INDEX_MIN && obj->n <= JVIEW_INDEX_MAX;
@@ -520,7 +516,7 @@ static inline bool is_indexed(const val_t *obj)
 
 /* The member of obj named k, or NULL: through the object's index, or a scan that
  * compares heads (and the bytes past them, if any). */
-static inline const val_t *get_member(const val_t *obj, const skey_t *k)
+static inline const jview_member_t *find_member(const val_t *obj, const skey_t *k)
 {
     const jview_member_t *m = obj->u.m;
     if (is_indexed(obj)) {
@@ -531,13 +527,19 @@ static inline const val_t *get_member(const val_t *obj, const skey_t *k)
                 return NULL;
             const jview_member_t *x = &m[slots[h] - 1];
             if (key_is(x, k))
-                return &x->v;
+                return x;
         }
     }
     for (uint32_t i = 0; i < obj->n; i++)
         if (key_is(&m[i], k))
-            return &m[i].v;
+            return &m[i];
     return NULL;
+}
+
+static inline const val_t *get_member(const val_t *obj, const skey_t *k)
+{
+    const jview_member_t *m = find_member(obj, k);
+    return m ? &m->v : NULL;
 }
 
 static void report_missing(vctx_t *c, const props_t *p, const prop_t *pr)
@@ -580,16 +582,24 @@ static inline bool v_prop(vctx_t *c, const props_t *p, const prop_t *pr, const v
 static __attribute__((noinline)) bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
 {
     bool ok = true;
-    /* Only "properties": either look up the names that matter (through the object's
-     * index, or a scan of its members' heads) or walk the members once (a hash and a compare each), whichever costs
-     * less. An empty schema ({} or true) needs no lookup unless the key is required. */
-    if (!p->scan_keys && (is_indexed(obj) ? p->nlook * LOOKUP_INDEXED < obj->n * 3
-                                          : p->nlook * (obj->n + 4) < 12 * obj->n)) {
+    /* Only "properties": look up the names that matter, as ajv's generated code does —
+     * through the object's index, or a scan of a small object's heads (an object too
+     * big for an index is walked instead). An empty schema ({} or true) needs no lookup
+     * unless the key is required. */
+    if (!p->scan_keys && (obj->n < JVIEW_INDEX_MIN || is_indexed(obj))) {
+        /* Events of one kind list their keys in the same order, often the schema's:
+         * the member after the last one found is tried first. */
+        uint32_t next = 0;
         for (size_t i = 0; i < p->n; i++) {
             const prop_t *pr = &p->v[i];
             if (pr->trivial && !pr->required)
                 continue;
-            if (!v_prop(c, p, pr, get_member(obj, &pr->key))) {
+            const jview_member_t *m = obj->u.m + next;
+            if (next >= obj->n || !key_is(m, &pr->key))
+                m = find_member(obj, &pr->key);
+            if (m)
+                next = (uint32_t)(m - obj->u.m) + 1;
+            if (!v_prop(c, p, pr, m ? &m->v : NULL)) {
                 ok = false;
                 if (!c->collect)
                     return false;
@@ -756,13 +766,24 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
         report_type(c, k, v);
         return false;
     case OP_ENUM:
-        for (uint32_t i = 0; i < k->u.value->n; i++)
-            if (sch_value_equal(v, &k->u.value->u.a[i]))
-                return true;
+        if (k->u.en.strs) {
+            if (v->type == JV_STR) {
+                uint64_t head = jview_key_head(v->u.s, v->n);
+                for (uint32_t i = 0; i < k->u.en.value->n; i++) {
+                    const skey_t *e = &k->u.en.strs[i];
+                    if (e->head == head && e->n == v->n && jview_key_tail_eq(e->s, v->u.s, v->n))
+                        return true;
+                }
+            }
+        } else {
+            for (uint32_t i = 0; i < k->u.en.value->n; i++)
+                if (sch_value_equal(v, &k->u.en.value->u.a[i]))
+                    return true;
+        }
         REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
         return false;
     case OP_CONST:
-        if (sch_value_equal(v, k->u.value))
+        if (sch_value_equal(v, k->u.en.value))
             return true;
         REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
         return false;
