@@ -21,6 +21,9 @@ LDFLAGS := $(if $(filter 1,$(SAN)),$(SANFLAGS))
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 LIB_SRC := $(sort $(shell find src -name '*.c' ! -path src/main.c))
+# The JSON Schema interpreter and the views it reads are the data plane's hot loop:
+# -O3 (more inlining and unrolling) measured about 5% faster there in bench/schema.
+HOT_SRC := src/schema/validate.c src/util/jview.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 FUZZ    := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
@@ -31,6 +34,10 @@ all: $(BUILD)/manifold
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+ifneq ($(SAN),1)
+$(HOT_SRC:%.c=$(BUILD)/obj/%.o): CFLAGS += -O3
+endif
 
 $(BUILD)/libmanifold.a: $(LIB_OBJ)
 	@rm -f $@

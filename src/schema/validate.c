@@ -754,41 +754,11 @@ static void report_type(vctx_t *c, const kw_t *k, const val_t *v)
 
 /* ----- the interpreter ------------------------------------------------------------------------ */
 
-static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
+/* The instructions that run subschemas or loop over members and items, kept out of
+ * exec(): exec runs for every instruction, and small it saves fewer registers. */
+static __attribute__((noinline)) bool exec_loop(vctx_t *c, const kw_t *k, const val_t *v)
 {
     switch ((enum op)k->op) {
-    case OP_FALSE:
-        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, STR_LIT("no value is allowed here"));
-        return false;
-    case OP_TYPE:
-        if (type_of(v, n->draft) & k->u.types)
-            return true;
-        report_type(c, k, v);
-        return false;
-    case OP_ENUM:
-        if (k->u.en.strs) {
-            if (v->type == JV_STR) {
-                uint64_t head = jview_key_head(v->u.s, v->n);
-                for (uint32_t i = 0; i < k->u.en.value->n; i++) {
-                    const skey_t *e = &k->u.en.strs[i];
-                    if (e->head == head && e->n == v->n && jview_key_tail_eq(e->s, v->u.s, v->n))
-                        return true;
-                }
-            }
-        } else {
-            for (uint32_t i = 0; i < k->u.en.value->n; i++)
-                if (sch_value_equal(v, &k->u.en.value->u.a[i]))
-                    return true;
-        }
-        REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
-        return false;
-    case OP_CONST:
-        if (sch_value_equal(v, k->u.en.value))
-            return true;
-        REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
-        return false;
-    case OP_REF:
-        return v_node(c, k->u.sub, v);
     case OP_ALLOF: {
         bool ok = true;
         for (size_t i = 0; i < k->u.list.n; i++)
@@ -825,48 +795,6 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
         if (quick(c, k->u.cond.cond, v))
             return k->u.cond.then ? v_node(c, k->u.cond.then, v) : true;
         return k->u.cond.els ? v_node(c, k->u.cond.els, v) : true;
-
-    case OP_MIN:
-    case OP_MAX:
-    case OP_XMIN:
-    case OP_XMAX:
-        if (limit_ok(k, sch_num_of_view(v)))
-            return true;
-        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
-        return false;
-    case OP_MULOF:
-        if (sch_num_multiple_of(sch_num_of_view(v), k->u.lim.n))
-            return true;
-        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
-        return false;
-
-    case OP_MINLEN:
-    case OP_MAXLEN: {
-        size_t len = v->n;
-        /* a code point takes 1 to 4 bytes: the byte length often decides alone */
-        size_t cps = (k->op == OP_MAXLEN && len <= k->u.count) ||
-                             (k->op == OP_MINLEN && len / 4 >= k->u.count)
-                         ? k->u.count
-                         : utf8_len(v->u.s, len);
-        if (k->op == OP_MINLEN ? cps >= k->u.count : cps <= k->u.count)
-            return true;
-        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
-        return false;
-    }
-    case OP_PATTERN: {
-        int m = sch_re_match(k->u.pat.re, v->u.s, v->n);
-        if (m == 1)
-            return true;
-        REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH,
-               m == 0 ? k->msg
-                      : STR_LIT("the pattern could not be evaluated on this value (match limit)"));
-        return false;
-    }
-    case OP_FORMAT:
-        if (sch_format_check(k->u.format, v->u.s, v->n))
-            return true;
-        REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH, k->msg);
-        return false;
 
     case OP_ITEMS: {
         bool ok = true;
@@ -908,18 +836,6 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
         }
         return ok;
     }
-    case OP_MINITEMS:
-    case OP_MINPROPS:
-        if (v->n >= k->u.count)
-            return true;
-        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
-        return false;
-    case OP_MAXITEMS:
-    case OP_MAXPROPS:
-        if (v->n <= k->u.count)
-            return true;
-        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
-        return false;
     case OP_UNIQUE: {
         size_t a, b;
         if (!find_duplicate(v, &a, &b))
@@ -935,8 +851,6 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
                STR_LIT("must contain an item that matches the contains schema"));
         return false;
 
-    case OP_PROPS:
-        return v_props(c, k->u.props, v);
     case OP_REQUIRED: {
         bool ok = true;
         for (size_t i = 0; i < k->u.req.n; i++) {
@@ -990,6 +904,104 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
         }
         return ok;
     }
+    default:
+        return true;
+    }
+}
+
+static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
+{
+    switch ((enum op)k->op) {
+    case OP_FALSE:
+        REPORT(c, k, SCHEMA_V_SCHEMA_MISMATCH, STR_LIT("no value is allowed here"));
+        return false;
+    case OP_TYPE:
+        if (type_of(v, n->draft) & k->u.types)
+            return true;
+        report_type(c, k, v);
+        return false;
+    case OP_ENUM:
+        if (k->u.en.strs) {
+            if (v->type == JV_STR) {
+                uint64_t head = jview_key_head(v->u.s, v->n);
+                for (uint32_t i = 0; i < k->u.en.value->n; i++) {
+                    const skey_t *e = &k->u.en.strs[i];
+                    if (e->head == head && e->n == v->n && jview_key_tail_eq(e->s, v->u.s, v->n))
+                        return true;
+                }
+            }
+        } else {
+            for (uint32_t i = 0; i < k->u.en.value->n; i++)
+                if (sch_value_equal(v, &k->u.en.value->u.a[i]))
+                    return true;
+        }
+        REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
+        return false;
+    case OP_CONST:
+        if (sch_value_equal(v, k->u.en.value))
+            return true;
+        REPORT(c, k, SCHEMA_V_ENUM_MISMATCH, k->msg);
+        return false;
+    case OP_REF:
+        return v_node(c, k->u.sub, v);
+    case OP_MIN:
+    case OP_MAX:
+    case OP_XMIN:
+    case OP_XMAX:
+        if (limit_ok(k, sch_num_of_view(v)))
+            return true;
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
+        return false;
+    case OP_MULOF:
+        if (sch_num_multiple_of(sch_num_of_view(v), k->u.lim.n))
+            return true;
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
+        return false;
+
+    case OP_MINLEN:
+    case OP_MAXLEN: {
+        size_t len = v->n;
+        /* a code point takes 1 to 4 bytes: the byte length often decides alone */
+        size_t cps = (k->op == OP_MAXLEN && len <= k->u.count) ||
+                             (k->op == OP_MINLEN && len / 4 >= k->u.count)
+                         ? k->u.count
+                         : utf8_len(v->u.s, len);
+        if (k->op == OP_MINLEN ? cps >= k->u.count : cps <= k->u.count)
+            return true;
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
+        return false;
+    }
+    case OP_PATTERN: {
+        int m = sch_re_match(k->u.pat.re, v->u.s, v->n);
+        if (m == 1)
+            return true;
+        REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH,
+               m == 0 ? k->msg
+                      : STR_LIT("the pattern could not be evaluated on this value (match limit)"));
+        return false;
+    }
+    case OP_FORMAT:
+        if (sch_format_check(k->u.format, v->u.s, v->n))
+            return true;
+        REPORT(c, k, SCHEMA_V_PATTERN_MISMATCH, k->msg);
+        return false;
+
+    case OP_MINITEMS:
+    case OP_MINPROPS:
+        if (v->n >= k->u.count)
+            return true;
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
+        return false;
+    case OP_MAXITEMS:
+    case OP_MAXPROPS:
+        if (v->n <= k->u.count)
+            return true;
+        REPORT(c, k, SCHEMA_V_RANGE_MISMATCH, k->msg);
+        return false;
+    case OP_PROPS:
+        return v_props(c, k->u.props, v);
+    default:
+        return exec_loop(c, k, v);
     }
     return true;
 }
