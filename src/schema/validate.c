@@ -924,11 +924,10 @@ static bool exec(vctx_t *c, const node_t *n, const kw_t *k, const val_t *v)
         if (k->u.en.strs) {
             if (v->type == JV_STR) {
                 uint64_t head = jview_key_head(v->u.s, v->n);
-                for (uint32_t i = 0; i < k->u.en.value->n; i++) {
-                    const skey_t *e = &k->u.en.strs[i];
+                const skey_t *e = k->u.en.strs, *end = e + k->u.en.value->n;
+                for (; e < end; e++)
                     if (e->head == head && e->n == v->n && jview_key_tail_eq(e->s, v->u.s, v->n))
                         return true;
-                }
             }
         } else {
             for (uint32_t i = 0; i < k->u.en.value->n; i++)
