@@ -36,9 +36,10 @@ const plans = names.map((name) => {
 console.error(`ajv: compiled 3 plans in ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(2)} ms`);
 
 const events = [];
+const lines = [];
 for (const f of ['sample.jsonl', 'mutated.jsonl'])
   for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n'))
-    if (line.trim()) events.push(JSON.parse(line));
+    if (line.trim()) { lines.push(line); events.push(JSON.parse(line)); }
 
 function rulesFor(p, ev) {
   const c = { event: ev, rule: null, global: p.global };
@@ -102,4 +103,18 @@ for (const p of plans) {
 for (let v = 0; v < 2; v++) {
   const [ns, viol] = timeSet(all[v]);
   console.log(`time all ${v ? 'invalid' : 'valid'} ${all[v].length} ${ns.toFixed(0)} ${viol}`);
+}
+
+// JSON.parse of every event, ns per event (fastest pass), like schema_bench.c's "prep".
+{
+  let best = Infinity, sink = 0;
+  const start = process.hrtime.bigint();
+  for (let pass = 0; pass < 20000 && (pass < 50 || Number(process.hrtime.bigint() - start) < 1e9); pass++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < lines.length; i++) sink += JSON.parse(lines[i]).type.length;
+    const t = Number(process.hrtime.bigint() - t0);
+    if (pass >= 20 && t < best) best = t;
+  }
+  if (sink < 0) console.log(sink);
+  console.log(`prep parse ${(best / lines.length).toFixed(0)}`);
 }
