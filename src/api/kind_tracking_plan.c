@@ -13,6 +13,7 @@
 #include "api/engine.h"
 #include "schema/schema.h"
 #include "util/json.h"
+#include "util/jview.h"
 #include "util/util.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -318,12 +319,14 @@ static const compiled_event *event_rule(const compiled_plan *p, const char *name
     return oldest;
 }
 
-static void add_violations(json_t *list, const schema_t *s, const json_t *ev)
+/* `view` is the event's (NULL if it could not be built: schema_validate then reports
+ * why). One view serves the event's rule and the global rule. */
+static void add_violations(json_t *list, const schema_t *s, const json_t *ev, const jview_t *view)
 {
     if (!s)
         return;
     schema_result_t res = {.limit = 200};
-    if (!schema_validate(s, ev, &res)) {
+    if (!(view ? schema_validate_view(s, view, &res) : schema_validate(s, ev, &res))) {
         json_t *arr = schema_result_json(&res);
         json_array_extend(list, arr);
         json_decref(arr);
@@ -331,7 +334,8 @@ static void add_violations(json_t *list, const schema_t *s, const json_t *ev)
     schema_result_free(&res);
 }
 
-static json_t *check_event(const compiled_plan *p, size_t index, const json_t *ev)
+static json_t *check_event(const compiled_plan *p, size_t index, const json_t *ev,
+                           const jview_t *view)
 {
     json_t *out = json_object();
     json_t *violations = json_array();
@@ -353,14 +357,14 @@ static json_t *check_event(const compiled_plan *p, size_t index, const json_t *e
                                             "keyword", "events", "message", "event is not in the tracking plan: ",
                                             name ? name : "(no event name)"));
         else
-            add_violations(violations, e->rule, ev);
-        add_violations(violations, p->global, ev);
+            add_violations(violations, e->rule, ev, view);
+        add_violations(violations, p->global, ev, view);
     } else if (!strcmp(type, "identify") || !strcmp(type, "group")) {
         bool is_id = type[0] == 'i';
         json_object_set_new(out, "event", json_string(type));
         json_object_set_new(out, "planned", json_boolean(is_id ? p->has_identify : p->has_group));
-        add_violations(violations, is_id ? p->identify : p->group, ev);
-        add_violations(violations, p->global, ev);
+        add_violations(violations, is_id ? p->identify : p->group, ev, view);
+        add_violations(violations, p->global, ev, view);
     } else { /* page, screen, alias: never checked (delivery.md §2.1) */
         json_object_set_new(out, "event", json_string(type));
         json_object_set_new(out, "planned", json_true());
@@ -412,9 +416,16 @@ void h_plan_validate(call *c)
     compiled_plan *p = plan_compiled(&r);
     res_row_clear(&r);
     json_t *results = json_array();
+    jview_doc_t *views = jview_doc_new();
     size_t i;
     json_t *ev;
-    json_array_foreach(events, i, ev) json_array_append_new(results, check_event(p, i, ev));
+    json_array_foreach(events, i, ev) {
+        const jview_t *view = views ? jview_add(views, ev) : NULL;
+        json_array_append_new(results, check_event(p, i, ev, view));
+        if (views)
+            jview_doc_reset(views);
+    }
+    jview_doc_free(views);
     plan_release(p);
     reply(c, json_pack("{s:o}", "results", results));
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "schema/schema.h"
+#include "util/jview.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define HAVE_ASAN 1
@@ -634,6 +635,63 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Violations are recorded as references and formatted when read: they must read the
+ * same however many instances share the result, whether read once or twice, whether
+ * validated from jansson or from a view built by the caller. */
+static void test_result_records(void **state)
+{
+    (void)state;
+    schema_t *s = compile("{\"properties\": {\"a\": {\"type\": \"string\"},"
+                          " \"list\": {\"uniqueItems\": true}}, \"required\": [\"b\"]}");
+    json_t *one = parse("{\"a\": 1, \"b\": true}");
+    json_t *two = parse("{\"a\": \"x\", \"list\": [1, 2, 1]}");
+    schema_result_t r = {0};
+    assert_false(schema_validate(s, one, &r));
+    assert_false(schema_validate(s, two, &r)); /* appended to the same result */
+    assert_int_equal(r.count, 3);
+    const schema_violation_t *v0 = schema_result_item(&r, 0), *v1 = schema_result_item(&r, 1);
+    assert_string_equal(v0->path, "/a");
+    assert_string_equal(v0->message, "expected string, got integer");
+    assert_string_equal(v0->keyword, "type");
+    assert_int_equal(v0->type, SCHEMA_V_DATATYPE_MISMATCH);
+    assert_string_equal(v1->path, "/list");
+    assert_string_equal(v1->message, "must not contain equal items (items 0 and 2)");
+    assert_string_equal(schema_result_item(&r, 2)->path, "/b");
+    assert_ptr_equal(schema_result_item(&r, 0), v0); /* formatted once */
+    assert_string_equal(v0->path, "/a");
+    assert_null(schema_result_item(&r, 3));
+    schema_result_clear(&r);
+    assert_int_equal(r.count, 0);
+    assert_null(schema_result_item(&r, 0));
+
+    /* the same through a view the caller builds, read after more validations */
+    jview_doc_t *d = jview_doc_new();
+    const jview_t *v = jview_add(d, two);
+    json_t *three = parse("{\"a\": \"x\"}");
+    assert_false(schema_validate_view(s, v, &r));
+    assert_false(schema_validate(s, three, &r));
+    assert_int_equal(r.count, 3);
+    assert_string_equal(schema_result_item(&r, 0)->path, "/list");
+    assert_string_equal(schema_result_item(&r, 1)->path, "/b");
+    assert_string_equal(schema_result_item(&r, 1)->message, "required property \"b\" is missing");
+    assert_string_equal(schema_result_item(&r, 2)->path, "/b");
+    assert_false(schema_validate_view(s, v, NULL));
+    assert_true(schema_validate_view(s, jview_get(v, "a", 1), NULL)); /* not an object */
+
+    /* a limit truncates */
+    schema_result_free(&r);
+    r.limit = 1;
+    assert_false(schema_validate(s, two, &r)); /* two violations */
+    assert_int_equal(r.count, 1);
+    assert_true(r.truncated);
+    schema_result_free(&r);
+    jview_doc_free(d);
+    json_decref(one);
+    json_decref(two);
+    json_decref(three);
+    schema_free(s);
+}
+
 static void test_threads(void **state)
 {
     (void)state;
@@ -735,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_malformed_schemas),
         cmocka_unit_test(test_meta_check),
         cmocka_unit_test(test_validation_allocates_nothing),
+        cmocka_unit_test(test_result_records),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_cli),
     };
