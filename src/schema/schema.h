@@ -110,7 +110,9 @@ typedef struct schema_result {
     struct schema_store *store; /* private */
 } schema_result_t;
 
-/* Violation i (< count), formatted on first use; NULL when out of memory. */
+/* Violation i (< count), formatted on first use; NULL when out of memory. The pointer
+ * and its strings stay valid until the result is validated into again, cleared or
+ * freed. */
 const schema_violation_t *schema_result_item(schema_result_t *res, size_t i);
 
 /* Validates `instance`. With `res` NULL it only answers valid/invalid (and stops at the

@@ -13,8 +13,8 @@
  * several schemas build it once and call schema_validate_view().
  *
  * Nothing is allocated unless a violation is recorded: the instance path lives in a
- * fixed array on the stack as (key, index) segments and becomes a JSON pointer string
- * only when a violation needs it.
+ * fixed array on the stack as (key, index) segments, a violation copies those segments
+ * into its result, and they become a JSON pointer string only when it is read.
  */
 #include <pthread.h>
 #include <stdarg.h>
