@@ -1,7 +1,8 @@
 /*
  * fuzz_schema.c — libFuzzer target for src/schema: compile a schema, validate an
- * instance in both modes, render the violations, and (sometimes) run the meta-schema
- * check. Must never crash, leak or hang; the two validation modes must agree.
+ * instance in both modes and through a view of its own, render the violations, and
+ * (sometimes) run the meta-schema check. Must never crash, leak or hang; the modes and
+ * the views must agree.
  *
  * Input: one flag byte, then a JSON schema, then the instance (whatever follows the
  * schema's closing token). Flags: bit 0 asserts "format"; bits 1-2 force a draft
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "schema/schema.h"
+#include "util/jview.h"
 
 static schema_meta_t *meta;
 
@@ -75,6 +77,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool full = schema_validate(s, inst, &r);
         if (quick != full || full != (r.count == 0))
             abort();
+        /* a view built by the caller gives the same answer */
+        jview_doc_t *d = jview_doc_new();
+        const jview_t *v = d ? jview_add(d, inst) : NULL;
+        schema_result_t r2 = {0};
+        if (v && (schema_validate_view(s, v, &r2) != full || r2.count != r.count))
+            abort();
+        schema_result_free(&r2);
+        jview_doc_free(d);
         for (size_t i = 0; i < r.count; i++) {
             const schema_violation_t *v = schema_result_item(&r, i);
             if (!v || !v->path || !v->message || !v->keyword || !v->schema_path ||

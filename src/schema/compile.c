@@ -1033,6 +1033,22 @@ static size_t compile_ops(comp_t *c, json_t *j, const where_t *w, int depth, kw_
         if (k.u.req.n)
             ops[n++] = k;
     }
+    /* "properties": {"context": {}, "traits": {}} — every tracking-plan rule has some —
+     * constrains nothing when each subschema accepts everything and none is required:
+     * no instruction at all then. */
+    for (size_t i = 0; i < n; i++) {
+        const props_t *p = ops[i].op == OP_PROPS ? ops[i].u.props : NULL;
+        if (!p || p->scan_keys || p->nreq)
+            continue;
+        bool noop = true;
+        for (size_t x = 0; x < p->n && noop; x++)
+            noop = p->v[x].trivial;
+        if (noop) {
+            memmove(&ops[i], &ops[i + 1], (n - i - 1) * sizeof *ops);
+            n--;
+            break;
+        }
+    }
     if ((v = json_object_get(j, "dependencies"))) {
         if (!json_is_object(v)) {
             fail(c, w, "dependencies", "\"dependencies\" must be an object");
