@@ -1204,6 +1204,7 @@ static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth)
         op->spath = op->op == OP_FALSE ? node->loc : kw_loc(c, node, sch_op_keyword[op->op]);
         if (op->op == OP_PROPS) {
             op->u.props->add_spath = kw_loc(c, node, "additionalProperties");
+            op->u.props->loc = node->loc;
             op->u.props->pat_spath = kw_loc(c, node, "patternProperties");
             op->u.props->req_spath = kw_loc(c, node, "required");
         } else if (op->op == OP_TUPLE) {

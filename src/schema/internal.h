@@ -163,6 +163,7 @@ typedef struct props {
     node_t *add;    /* additionalProperties schema, or NULL */
     bool add_false; /* additionalProperties: false */
     str_t add_spath, pat_spath, req_spath;
+    str_t loc; /* the node's location, for the "nested too deep" violation */
     bool scan_keys; /* must walk the instance's keys (patterns or additional present) */
 } props_t;
 

@@ -572,14 +572,15 @@ static inline bool v_prop(vctx_t *c, const props_t *p, const prop_t *pr, const v
         return false;
     }
     push_key(c, pr->key.s, pr->key.n);
-    bool r = pr->node->flat ? v_program(c, pr->node, x) : v_node(c, pr->node, x);
+    const node_t *nd = pr->node;
+    bool r = nd->flat || nd->props ? v_program(c, nd, x) : v_node(c, nd, x);
     c->plen--;
     return r;
 }
 
 /* properties + patternProperties + additionalProperties, and the "required" keys that
  * "properties" names. */
-static __attribute__((noinline)) bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
+static inline bool v_props_body(vctx_t *c, const props_t *p, const val_t *obj)
 {
     bool ok = true;
     /* Only "properties": look up the names that matter, as ajv's generated code does —
@@ -666,6 +667,22 @@ static __attribute__((noinline)) bool v_props(vctx_t *c, const props_t *p, const
             if (p->v[i].required && !get_member(obj, &p->v[i].key))
                 report_missing(c, p, &p->v[i]);
     }
+    return ok;
+}
+
+/* Objects are where validation descends, so they keep the depth count (v_node leaves
+ * it to them): a descent into an object rule costs one call. */
+static __attribute__((noinline)) bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
+{
+    if (c->depth >= SCHEMA_MAX_DEPTH) {
+        report(c, p->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
+               STR_LIT("validation nested too deep (a recursive schema on a deep value)"), NULL,
+               0, STR_LIT(""));
+        return false;
+    }
+    c->depth++;
+    bool ok = v_props_body(c, p, obj);
+    c->depth--;
     return ok;
 }
 
@@ -1050,7 +1067,7 @@ static bool v_node(vctx_t *c, const node_t *n, const val_t *v)
 {
     if (trivial(n))
         return true;
-    if (n->flat) /* cannot recurse: no depth to track */
+    if (n->flat || n->props) /* no depth to track here (v_props keeps it) */
         return v_program(c, n, v);
     if (c->depth >= SCHEMA_MAX_DEPTH) {
         report(c, n->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
