@@ -692,6 +692,58 @@ static void test_result_records(void **state)
     schema_free(s);
 }
 
+/* A recursive schema on a deep instance stops at SCHEMA_MAX_DEPTH with a violation,
+ * through objects (where the depth is counted) and through arrays; an instance too
+ * deep for a view is refused the same way. */
+static void test_nesting_limits(void **state)
+{
+    (void)state;
+    schema_t *objs = compile("{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#\"}}}");
+    schema_t *arrs = compile("{\"items\": {\"$ref\": \"#\"}}");
+    for (int deep = 0; deep < 2; deep++) {
+        int levels = deep ? 1000 : 100;
+        json_t *o = json_object(), *a = json_array();
+        json_t *co = o, *ca = a;
+        for (int i = 0; i < levels; i++) {
+            json_t *no = json_object(), *na = json_array();
+            json_object_set_new(co, "a", no);
+            json_array_append_new(ca, na);
+            co = no;
+            ca = na;
+        }
+        schema_result_t r = {0};
+        assert_int_equal(schema_validate(objs, o, &r), !deep);
+        assert_int_equal(schema_validate(objs, o, NULL), !deep);
+        if (deep) {
+            assert_int_equal(r.count, 1);
+            assert_string_equal(schema_result_item(&r, 0)->keyword, "$ref");
+            assert_non_null(strstr(schema_result_item(&r, 0)->message, "nested too deep"));
+        }
+        schema_result_clear(&r);
+        assert_int_equal(schema_validate(arrs, a, &r), !deep);
+        assert_int_equal(r.count, deep ? 1 : 0);
+        schema_result_free(&r);
+        json_decref(o);
+        json_decref(a);
+    }
+    /* deeper than a view can hold (jansson's own parser stops at 2048 as well) */
+    json_t *root = json_array(), *cur = root;
+    for (int i = 0; i < JVIEW_MAX_DEPTH + 1; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    schema_result_t r = {0};
+    assert_false(schema_validate(arrs, root, &r));
+    assert_int_equal(r.count, 1);
+    assert_non_null(strstr(schema_result_item(&r, 0)->message, "cannot be validated"));
+    assert_false(schema_validate(arrs, root, NULL));
+    schema_result_free(&r);
+    json_decref(root);
+    schema_free(objs);
+    schema_free(arrs);
+}
+
 static void test_threads(void **state)
 {
     (void)state;
@@ -794,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_meta_check),
         cmocka_unit_test(test_validation_allocates_nothing),
         cmocka_unit_test(test_result_records),
+        cmocka_unit_test(test_nesting_limits),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_cli),
     };
