@@ -1196,6 +1196,11 @@ static node_t *compile_node(comp_t *c, json_t *j, const where_t *w, int depth)
     node->flat = true;
     for (size_t i = 0; i < k; i++)
         node->flat &= !op_has_sub(node->ops[i].op);
+    /* the typical scalar rule: "type" and one more keyword (format, enum, pattern...) */
+    if (k == 2 && node->types && node->flat) {
+        node->one = &node->ops[1];
+        node->one_cat = (uint8_t)op_cat(node->ops[1].op);
+    }
     /* the typical object rule: "properties" (with "required") and at most "type" */
     if (k == (node->types ? 2u : 1u) && node->ops[k - 1].op == OP_PROPS)
         node->props = node->ops[k - 1].u.props;

@@ -230,6 +230,8 @@ struct node {
     uint8_t mark;     /* cycle check */
     bool flat;        /* no instruction has subschemas: validating it never recurses */
     struct props *props; /* the program is "properties" (after "type", if any): its props */
+    const struct kw *one; /* the program is "type" and one more instruction: that one */
+    uint8_t one_cat;      /* its category */
     uint32_t leaf;    /* the program is one "type" instruction: its T_* mask */
     uint32_t types;   /* ops[0] is "type" (checked from here, ops untouched): its mask */
     str_t loc; /* "#/json/pointer" in the root document, "uri#/pointer" elsewhere */

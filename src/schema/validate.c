@@ -1045,6 +1045,17 @@ static inline bool v_program(vctx_t *c, const node_t *n, const val_t *v)
         }
         return v->type != JV_OBJ || v_props(c, n->props, v);
     }
+    if (n->one) { /* the common scalar rule: "type" and one keyword, no loops */
+        bool ok = type_of(v, n->draft) & n->types;
+        if (!ok) {
+            report_type(c, &n->ops[0], v);
+            if (!c->collect)
+                return false;
+        }
+        if (n->one_cat == CAT_ANY || n->one_cat == cat_of(v))
+            ok &= exec(c, n, n->one, v);
+        return ok;
+    }
     bool ok = true;
     unsigned first = n->cat[CAT_ANY];
     if (n->types) {
