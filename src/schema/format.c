@@ -387,11 +387,43 @@ static bool bidi_rule(const uint32_t *cp, size_t n, bool *rtl)
     return end == B_L || end == B_EN;
 }
 
+/* Letters, digits and '-': the characters of an ASCII label. */
+static bool ldh(unsigned char c) { return alpha((char)c) || dig((char)c) || c == '-'; }
+
+/* The common case of hostname(): plain ASCII labels, none an A-label ("xn--"), so
+ * nothing to decode and no Bidi rule to apply. 1 valid, 0 invalid, -1 not that case. */
+static int hostname_plain(const char *s, size_t n, bool idn)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != '.') {
+            if ((unsigned char)s[i] >= 0x80)
+                return -1;
+            continue;
+        }
+        const char *l = s + start;
+        size_t len = i - start;
+        if (len >= 4 && (l[0] | 0x20) == 'x' && (l[1] | 0x20) == 'n' && l[2] == '-' && l[3] == '-')
+            return -1;
+        if (len == 0 || len > 63 || l[0] == '-' || l[len - 1] == '-' ||
+            (idn && len >= 4 && l[2] == '-' && l[3] == '-'))
+            return 0;
+        for (size_t k = 0; k < len; k++)
+            if (!ldh((unsigned char)l[k]))
+                return 0;
+        start = i + 1;
+    }
+    return n <= 253;
+}
+
 /* hostname (RFC 1123, A-labels decoded and checked) and idn-hostname (U-labels too). */
 static bool hostname(const char *s, size_t n, bool idn)
 {
     if (n == 0)
         return false;
+    int plain = hostname_plain(s, n, idn);
+    if (plain >= 0)
+        return plain;
     size_t total = 0, i = 0;
     bool any_rtl = false, bidi_ok = true;
     for (;;) {
@@ -466,10 +498,16 @@ static bool hostname(const char *s, size_t n, bool idn)
 
 /* ----- e-mail (RFC 5321 mailbox) ------------------------------------------------------------- */
 
+/* RFC 5322 atext: letters, digits and these (a table: this runs per character). */
+static const bool atext_sym[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['/'] = 1, ['='] = 1, ['?'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['{'] = 1,
+    ['|'] = 1, ['}'] = 1, ['~'] = 1,
+};
+
 static bool atext(unsigned char c, bool idn)
 {
-    return alpha((char)c) || dig((char)c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL ||
-           (idn && c >= 0x80);
+    return alpha((char)c) || dig((char)c) || atext_sym[c] || (idn && c >= 0x80);
 }
 
 static bool email(const char *s, size_t n, bool idn)
