@@ -670,16 +670,21 @@ static inline bool v_props_body(vctx_t *c, const props_t *p, const val_t *obj)
     return ok;
 }
 
+/* Recursion is bounded: only a recursive $ref on a deep value gets here. */
+static __attribute__((noinline)) bool too_deep(vctx_t *c, str_t loc)
+{
+    report(c, loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
+           STR_LIT("validation nested too deep (a recursive schema on a deep value)"), NULL, 0,
+           STR_LIT(""));
+    return false;
+}
+
 /* Objects are where validation descends, so they keep the depth count (v_node leaves
  * it to them): a descent into an object rule costs one call. */
 static __attribute__((noinline)) bool v_props(vctx_t *c, const props_t *p, const val_t *obj)
 {
-    if (c->depth >= SCHEMA_MAX_DEPTH) {
-        report(c, p->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-               STR_LIT("validation nested too deep (a recursive schema on a deep value)"), NULL,
-               0, STR_LIT(""));
-        return false;
-    }
+    if (c->depth >= SCHEMA_MAX_DEPTH)
+        return too_deep(c, p->loc);
     c->depth++;
     bool ok = v_props_body(c, p, obj);
     c->depth--;
@@ -1080,12 +1085,8 @@ static bool v_node(vctx_t *c, const node_t *n, const val_t *v)
         return true;
     if (n->flat || n->props) /* no depth to track here (v_props keeps it) */
         return v_program(c, n, v);
-    if (c->depth >= SCHEMA_MAX_DEPTH) {
-        report(c, n->loc, "$ref", SCHEMA_V_SCHEMA_MISMATCH, NULL, 0,
-               STR_LIT("validation nested too deep (a recursive schema on a deep value)"), NULL,
-               0, STR_LIT(""));
-        return false;
-    }
+    if (c->depth >= SCHEMA_MAX_DEPTH)
+        return too_deep(c, n->loc);
     c->depth++;
     bool ok = v_program(c, n, v);
     c->depth--;
