@@ -189,7 +189,7 @@ static __attribute__((noinline)) bool store_grow(schema_result_t *r, size_t nseg
         ss->recs = recs;
         ss->cap = cap;
     }
-    if (ss->nsegs + nseg > ss->capsegs) {
+    if (!ss->segs || ss->nsegs + nseg > ss->capsegs) { /* never NULL once a record exists */
         size_t cap = ss->capsegs ? ss->capsegs * 2 : 64;
         while (cap < ss->nsegs + nseg)
             cap *= 2;
