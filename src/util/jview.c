@@ -119,6 +119,8 @@ static bool build(jview_doc_t *d, const json_t *j, jview_t *out, unsigned depth)
         if (depth >= JVIEW_MAX_DEPTH)
             return false;
         size_t n = json_array_size(j);
+        if (n > UINT32_MAX)
+            return false;
         jview_t *a = alloc(d, n * sizeof *a + 1, _Alignof(jview_t));
         if (!a)
             return false;
