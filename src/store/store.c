@@ -677,13 +677,34 @@ int store_audit_list(txn *t, const char *workspace, long long before_id, const c
     snprintf(s0, sizeof s0, "%lld", start_ms);
     snprintf(e0, sizeof e0, "%lld", end_ms > 0 ? end_ms : (long long)9e18);
     snprintf(lim, sizeof lim, "%d", limit);
-    snprintf(plen, sizeof plen, "%zu", prefix ? strlen(prefix) : 0);
+    /* `prefix` names a resource: it matches that resource and the ones under it
+     * (".../sources/js" and ".../sources/js/destinations/x", not ".../sources/js2"). */
+    size_t n = prefix ? strlen(prefix) : 0;
+    while (n && prefix[n - 1] == '/')
+        n--;
+    char *under = malloc(n + 2);
+    if (!under)
+        return ST_ERROR;
+    if (n)
+        memcpy(under, prefix, n);
+    under[n] = '/';
+    under[n + 1] = '\0';
+    char *exact = strndup(prefix ? prefix : "", n);
+    if (!exact) {
+        free(under);
+        return ST_ERROR;
+    }
+    snprintf(plen, sizeof plen, "%zu", n ? n + 1 : 0);
     audit_iter it = {fn, ctx};
-    const char *p[] = {workspace, b, s0, e0, plen, prefix ? prefix : "", lim};
-    return run(t, "SELECT id, workspace, time, time_ms, actor, access_token, action, resource, before, after, request_id "
-                  "FROM audit_events WHERE workspace = ? AND id < ? AND time_ms >= ? AND time_ms < ? "
-                  "AND substr(resource, 1, CAST(? AS INTEGER)) = ? ORDER BY id DESC LIMIT ?",
-               7, p, audit_each, &it, NULL);
+    const char *p[] = {workspace, b, s0, e0, plen, exact, plen, under, lim};
+    int rc = run(t, "SELECT id, workspace, time, time_ms, actor, access_token, action, resource, before, after, request_id "
+                    "FROM audit_events WHERE workspace = ? AND id < ? AND time_ms >= ? AND time_ms < ? "
+                    "AND (CAST(? AS INTEGER) = 0 OR resource = ? OR substr(resource, 1, CAST(? AS INTEGER)) = ?) "
+                    "ORDER BY id DESC LIMIT ?",
+                 9, p, audit_each, &it, NULL);
+    free(under);
+    free(exact);
+    return rc;
 }
 
 /* ---- idempotency ---- */

@@ -360,6 +360,18 @@ def test_resource_prefix_filter(srv):
     assert audit_events(srv, resource=WS_NAME) == audit_events(srv)
 
 
+def test_resource_filter_is_a_name_not_a_string_prefix(srv):
+    a = mk_source(srv)
+    longer = mk_source(srv, slug=a + "2")  # its name starts with a's
+    mk_dest(srv, longer, D1)
+    got = {e["resource"] for e in audit_events(srv, resource=src_name(a))}
+    assert got == {src_name(a)}, got
+    assert {e["resource"] for e in audit_events(srv, resource=src_name(longer))} == \
+        {src_name(longer), dst_name(longer, D1)}
+    # a trailing slash changes nothing
+    assert audit_events(srv, resource=src_name(a) + "/") == audit_events(srv, resource=src_name(a))
+
+
 def test_time_filters(srv):
     rec = Recorder(srv, srv.owner)
     slug1, slug2 = uniq("t"), uniq("t")
