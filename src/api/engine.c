@@ -1,4 +1,5 @@
 #include "api/engine.h"
+#include "auth/auth.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <ctype.h>
@@ -666,7 +667,8 @@ void engine_delete(call *c)
     bool audited = audit_change(c, &t, "delete", &r, before, NULL);
     json_decref(before);
     json_decref(body);
-    if (!audited)
+    bool dropped = false;
+    if (!audited || !iam_drop_policies_on(c, &t, name, &dropped))
         goto rollback;
     if (dry)
         goto rollback;
@@ -674,6 +676,8 @@ void engine_delete(call *c)
         fail_store(c, ST_ERROR, k->name);
         goto out;
     }
+    if (dropped)
+        auth_forget_all(); /* the dropped grants stop at once on this process */
     if (k->after_commit)
         k->after_commit(c);
     buf_puts(&c->resp->body, "{}");

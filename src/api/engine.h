@@ -89,6 +89,11 @@ const role_def *iam_role(const char *id_or_name);
 bool iam_allows(const principal *p, route_action action, const char *target);
 /* Grants role on resource to subject ("users/<id>") inside t (bootstrap, admin, invites). */
 int iam_grant(txn *t, const char *ws_slug, const char *role, const char *subject, const char *resource);
+/* Deleting resource `name` drops, in the same transaction, the policies that name it or
+ * anything under it (each audited as its DELETE): a later resource of the same name must
+ * not inherit them. False on a store error (the call has failed); *dropped says whether
+ * any went, and then the caller forgets cached grants once it has committed. */
+bool iam_drop_policies_on(call *c, txn *t, const char *name, bool *dropped);
 /* Turns the open invites for email into policies of user_id, inside t; *accepted counts them. */
 int iam_accept_invites(txn *t, const char *email, const char *user_id, int *accepted);
 /* Records one mutation in the audit trail, in the caller's transaction. before/after are

@@ -627,24 +627,84 @@ void h_users_list(call *c)
 
 /* DELETE /v1beta/workspaces/{ws}/users/{user} (inferred): removes the user from the
  * workspace — every policy they hold in it — so their tokens lose all access at once. */
-typedef struct del_ctx { const char *ws; char **names; json_t **before; int n, cap; } del_ctx;
+typedef struct del_ctx {
+    const char *ws;
+    const char *on; /* collect only the policies on this resource or under it; NULL: all */
+    char **names;
+    json_t **before;
+    int n, cap;
+    bool oom; /* the listing stopped short: nothing may be deleted */
+} del_ctx;
+
+static bool covers(const char *resource, const char *name)
+{
+    size_t n = strlen(name);
+    return resource && strncmp(resource, name, n) == 0 && (resource[n] == '\0' || resource[n] == '/');
+}
 
 static int collect_policy(void *ctx, res_row *r)
 {
     del_ctx *d = ctx;
     if (strcmp(r->workspace, d->ws))
         return 0;
+    json_t *body = json_loads(r->body, 0, NULL);
+    if (d->on && !covers(json_string_value(json_object_get(body, "resource")), d->on)) {
+        json_decref(body);
+        return 0;
+    }
     if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 8;
-        d->names = realloc(d->names, (size_t)d->cap * sizeof *d->names);
-        d->before = realloc(d->before, (size_t)d->cap * sizeof *d->before);
+        int cap = d->cap ? d->cap * 2 : 8;
+        char **names = realloc(d->names, (size_t)cap * sizeof *names);
+        if (names)
+            d->names = names;
+        json_t **before = realloc(d->before, (size_t)cap * sizeof *before);
+        if (before)
+            d->before = before;
+        if (!names || !before) {
+            json_decref(body);
+            d->oom = true;
+            return 1; /* stops the listing */
+        }
+        d->cap = cap;
     }
     /* The audit entry shows the removed policy, as a DELETE of the policy would. */
-    json_t *body = json_loads(r->body, 0, NULL);
     d->before[d->n] = body ? policy_render(NULL, r, body) : NULL;
     json_decref(body);
     d->names[d->n++] = strdup(r->name);
     return 0;
+}
+
+static void del_ctx_free(del_ctx *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        free(d->names[i]);
+        json_decref(d->before[i]);
+    }
+    free(d->names);
+    free(d->before);
+}
+
+bool iam_drop_policies_on(call *c, txn *t, const char *name, bool *dropped)
+{
+    del_ctx d = {.ws = c->ws.slug, .on = name};
+    *dropped = false;
+    int rc = store_res_list_ws(t, c->ws.slug, "policy", "", 1 << 30, collect_policy, &d);
+    if (d.oom)
+        rc = ST_ERROR;
+    for (int i = 0; i < d.n && rc == ST_OK; i++) {
+        rc = store_res_delete(t, d.names[i]);
+        if (rc == ST_NOT_FOUND) { /* removed meanwhile by someone else */
+            rc = ST_OK;
+            continue;
+        }
+        if (rc == ST_OK && !audit(c, t, "policy.delete", d.names[i], d.before[i], NULL))
+            rc = ST_ERROR;
+        *dropped = true;
+    }
+    del_ctx_free(&d);
+    if (rc != ST_OK && !c->failed)
+        fail_store(c, ST_ERROR, "policy");
+    return rc == ST_OK;
 }
 
 void h_user_delete(call *c)
@@ -656,6 +716,8 @@ void h_user_delete(call *c)
     if (store_begin(c->api->st, &t, true) != ST_OK)
         return (void)fail_store(c, ST_ERROR, "user");
     int rc = store_res_list_ref(&t, "policy", subject, collect_policy, &d);
+    if (d.oom)
+        rc = ST_ERROR;
     if (rc == ST_OK && d.n == 0)
         rc = ST_NOT_FOUND;
     for (int i = 0; i < d.n && rc == ST_OK; i++) {
@@ -671,10 +733,5 @@ void h_user_delete(call *c)
         if (!c->failed)
             fail_store(c, rc == ST_OK ? ST_ERROR : rc, "user");
     }
-    for (int i = 0; i < d.n; i++) {
-        free(d.names[i]);
-        json_decref(d.before[i]);
-    }
-    free(d.names);
-    free(d.before);
+    del_ctx_free(&d);
 }

@@ -147,6 +147,7 @@ class Matrix:
             p[label] = user_principal(srv, label, new_user(srv, role=role))
         u = new_user(srv, role="none")
         grant(srv, "source-admin", u, src_name("js"))
+        self.src_admin_user = u
         p["src_admin"] = user_principal(srv, "src_admin", u)
         p["admin_read"] = admin_principal(srv, "admin_read", scope="workspace:read")
         p["other_ws"] = admin_principal(srv, "other_ws", workspace=OTHER_WS)
@@ -157,6 +158,9 @@ class Matrix:
         srv = self.srv
         if srv.get(src_path("js")).status_code == 404:
             mk_source(srv, "js")
+            # deleting js dropped the policies on it: the source admin gets theirs back
+            if getattr(self, "src_admin_user", None) is not None:
+                grant(srv, "source-admin", self.src_admin_user, src_name("js"))
         if srv.get(dst_path("js", D1)).status_code == 404:
             mk_dest(srv, "js", D1)
         fl = assert_ok(srv.get(dst_path("js", D1) + "/filters"))["filters"]

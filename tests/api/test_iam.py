@@ -477,6 +477,40 @@ def test_granted_policy_takes_effect_at_once(srv):
     assert_denied(srv.get(src_path("ios"), token=who.token))
 
 
+def test_deleting_a_resource_drops_the_policies_on_it(srv):
+    slug = uniq("gone")
+    mk_source(srv, slug)
+    mk_dest(srv, slug, D1)
+    on_source = principal_with(srv, "src admin", "source-admin", src_name(slug))
+    on_dest = principal_with(srv, "dest reader", "source-read-only", dst_name(slug, D1))
+    keeper = principal_with(srv, "other source", "source-read-only", src_name(slug + "x"))
+    assert_ok(srv.get(src_path(slug), token=on_source.token))
+    assert_ok(srv.get(dst_path(slug, D1), token=on_dest.token))
+    names = {p["name"] for p in policies_of(srv)}
+    assert_ok(srv.delete(src_path(slug)))
+    left = {p["resource"] for p in policies_of(srv)}
+    # the policies on the source and on its destination went with them; a source whose
+    # name merely starts the same keeps its own
+    assert src_name(slug) not in left and dst_name(slug, D1) not in left
+    assert src_name(slug + "x") in left
+    assert len(names) - len({p["name"] for p in policies_of(srv)}) == 2
+    # a new source of the same name is not theirs
+    mk_source(srv, slug)
+    mk_dest(srv, slug, D1)
+    assert_denied(srv.get(src_path(slug), token=on_source.token))
+    assert_denied(srv.get(dst_path(slug, D1), token=on_dest.token))
+    assert keeper.token  # unaffected principal still exists
+
+
+def test_dry_run_delete_keeps_the_policies(srv):
+    slug = uniq("dry")
+    mk_source(srv, slug)
+    who = principal_with(srv, "dry admin", "source-admin", src_name(slug))
+    assert_ok(srv.delete(src_path(slug) + "?validate_only=true"))
+    assert_ok(srv.get(src_path(slug), token=who.token))
+    assert src_name(slug) in {p["resource"] for p in policies_of(srv)}
+
+
 def second_server(start_server, srv):
     """Another process on the same database and key file."""
     s2 = start_server("--rate-limit", "0", db=srv.db, start=False)
