@@ -325,6 +325,66 @@ static void policy_committed(call *c)
     auth_forget_all();
 }
 
+/* ---- the last owner ---- */
+
+/* A workspace keeps at least one owner: a workspace-owner policy on the workspace itself.
+ * Removing the last one would leave its IAM and audit trail to admin tokens alone, so the
+ * policy DELETE and the user removal that would do it are refused (400). The count runs
+ * under a workspace lock, so two concurrent removals cannot both see the other owner. */
+typedef struct owners_ctx {
+    const char *ws_name;      /* "workspaces/<slug>" */
+    const char *skip_policy;  /* the policy being removed, or NULL */
+    const char *skip_subject; /* the user being removed, or NULL */
+    int others, removed;      /* owner policies that stay / that would go */
+} owners_ctx;
+
+static bool is_owner_policy(const json_t *body, const char *ws_name)
+{
+    const char *role = json_string_value(json_object_get(body, "role"));
+    const char *resource = json_string_value(json_object_get(body, "resource"));
+    return role && resource && iam_role(role) == iam_role("workspace-owner") &&
+           !strcmp(resource, ws_name);
+}
+
+static int count_owner(void *ctx, res_row *r)
+{
+    owners_ctx *o = ctx;
+    json_t *body = json_loads(r->body, 0, NULL);
+    if (body && is_owner_policy(body, o->ws_name)) {
+        const char *subject = json_string_value(json_object_get(body, "subject"));
+        bool goes = (o->skip_policy && !strcmp(r->name, o->skip_policy)) ||
+                    (o->skip_subject && subject && !strcmp(subject, o->skip_subject));
+        if (goes)
+            o->removed++;
+        else
+            o->others++;
+    }
+    json_decref(body);
+    return 0;
+}
+
+/* False (the call failed, 400) when removing skip_policy or skip_subject would take the
+ * workspace's last owner policy. */
+static bool keeps_an_owner(call *c, txn *t, const char *skip_policy, const char *skip_subject)
+{
+    char ws_name[160];
+    snprintf(ws_name, sizeof ws_name, "workspaces/%s", c->ws.slug);
+    owners_ctx o = {ws_name, skip_policy, skip_subject, 0, 0};
+    if (store_ws_lock(t, c->ws.slug) != ST_OK ||
+        store_res_list_ws(t, c->ws.slug, "policy", "", 1 << 30, count_owner, &o) != ST_OK)
+        return fail_store(c, ST_ERROR, "policy");
+    if (o.removed && !o.others)
+        return fail(c, 400, CODE_INVALID,
+                    "the workspace must keep an owner: grant workspace-owner on %s to another user first",
+                    ws_name);
+    return true;
+}
+
+static bool policy_before_delete(call *c, txn *t, const res_row *r)
+{
+    return keeps_an_owner(c, t, r->name, NULL);
+}
+
 const kind kind_policy = {
     .name = "policy",
     .collection = "policies",
@@ -337,6 +397,7 @@ const kind kind_policy = {
     .render = policy_render,
     .parent_ok = policy_parent_ok,
     .ref = policy_ref,
+    .before_delete = policy_before_delete,
     .after_commit = policy_committed,
 };
 
@@ -720,6 +781,8 @@ void h_user_delete(call *c)
         rc = ST_ERROR;
     if (rc == ST_OK && d.n == 0)
         rc = ST_NOT_FOUND;
+    if (rc == ST_OK && !keeps_an_owner(c, &t, NULL, subject))
+        rc = ST_ERROR; /* already answered */
     for (int i = 0; i < d.n && rc == ST_OK; i++) {
         rc = store_res_delete(&t, d.names[i]);
         if (rc == ST_OK && !audit(c, &t, "policy.delete", d.names[i], d.before[i], NULL))

@@ -532,6 +532,14 @@ int store_res_get(txn *t, const char *name, res_row *out)
     return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
 }
 
+int store_ws_lock(txn *t, const char *slug)
+{
+    if (t->st->drv->single_writer || !t->in_tx)
+        return ST_OK;
+    const char *p[] = {slug};
+    return run(t, "SELECT slug FROM workspaces WHERE slug = ? FOR UPDATE", 1, p, NULL, NULL, NULL);
+}
+
 int store_res_get_locked(txn *t, const char *name, res_row *out, bool share)
 {
     if (t->st->drv->single_writer || !t->in_tx)

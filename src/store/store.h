@@ -55,6 +55,10 @@ typedef struct ws_row {
 } ws_row;
 int store_ws_get(txn *t, const char *slug_or_id, ws_row *out);
 int store_ws_create(txn *t, const ws_row *w);
+/* Serialises, to the end of the transaction, the changes that must see a workspace's
+ * policies as a whole (removing an owner): a row lock on PostgreSQL; SQLite has a single
+ * writer already. */
+int store_ws_lock(txn *t, const char *slug);
 /* Lists workspaces with slug > after, ascending, at most limit; returns count or ST_ERROR. */
 int store_ws_list(txn *t, const char *after, int limit, ws_row *out);
 int store_ws_count(txn *t);

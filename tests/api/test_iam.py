@@ -502,6 +502,39 @@ def test_deleting_a_resource_drops_the_policies_on_it(srv):
     assert keeper.token  # unaffected principal still exists
 
 
+def test_the_last_owner_stays(srv):
+    ws = uniq("own")
+    srv.add_workspace(ws, uniq("w")[:10])
+    admin = admin_principal(srv, "last owner admin", workspace=ws)
+
+    def pols():
+        return list_all(srv, policies_path("-", ws), "policies", token=admin.token)
+
+    def delete(path):
+        return srv.delete("/v1beta/" + path, token=admin.token)
+
+    a = new_user(srv, role="workspace-owner", workspace=ws)
+    a_pol = next(p for p in pols() if p["subject"] == a.name)
+    assert_error(delete(a_pol["name"]), 400, 3)
+    assert_error(delete(f"workspaces/{ws}/users/{a.id}"), 400, 3)
+    assert a_pol in pols()
+    # with a second owner, the first may go, policy or user
+    b = new_user(srv, role="workspace-owner", workspace=ws)
+    assert_ok(delete(f"workspaces/{ws}/users/{a.id}"))
+    b_pol = next(p for p in pols() if p["subject"] == b.name)
+    assert_error(delete(b_pol["name"]), 400, 3)
+    # the last owner's other policies may go, and so may a second owner policy of theirs
+    extra = grant(srv, "source-admin", b, f"workspaces/{ws}/sources/x", token=admin.token, ws=ws)
+    assert_ok(delete(extra["name"]))
+    again = grant(srv, "workspace-owner", b, f"workspaces/{ws}", token=admin.token, ws=ws)
+    assert_ok(delete(again["name"]))
+    assert_error(delete(b_pol["name"]), 400, 3)
+    # an owner role on something smaller than the workspace does not count as its owner
+    small = grant(srv, "workspace-owner", a, f"workspaces/{ws}/sources/x", token=admin.token, ws=ws)
+    assert_error(delete(b_pol["name"]), 400, 3)
+    assert_ok(delete(small["name"]))
+
+
 def test_dry_run_delete_keeps_the_policies(srv):
     slug = uniq("dry")
     mk_source(srv, slug)
