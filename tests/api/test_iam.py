@@ -535,6 +535,25 @@ def test_the_last_owner_stays(srv):
     assert_ok(delete(small["name"]))
 
 
+def test_racing_owner_removals_keep_one_owner(srv):
+    """Four owners removed at once, by policy and by user: one always stays."""
+    import concurrent.futures
+    for k in range(4):
+        ws = uniq("race")
+        srv.add_workspace(ws, uniq("r")[:10])
+        admin = admin_principal(srv, "race admin", workspace=ws)
+        owners = [new_user(srv, role="workspace-owner", workspace=ws) for _ in range(4)]
+        pols = {p["subject"]: p["name"] for p in
+                list_all(srv, policies_path("-", ws), "policies", token=admin.token)}
+        paths = [f"/v1beta/workspaces/{ws}/users/{u.id}" if i % 2 else "/v1beta/" + pols[u.name]
+                 for i, u in enumerate(owners)]
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            rs = list(ex.map(lambda p: srv.delete(p, token=admin.token), paths))
+        assert sorted(r.status_code for r in rs) == [200, 200, 200, 400], [r.text for r in rs]
+        left = list_all(srv, policies_path("workspace-owner", ws), "policies", token=admin.token)
+        assert len(left) == 1, left
+
+
 def test_dry_run_delete_keeps_the_policies(srv):
     slug = uniq("dry")
     mk_source(srv, slug)
