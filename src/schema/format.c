@@ -11,10 +11,11 @@
 #include <string.h>
 
 #include "schema/internal.h"
+#include "util/util.h"
 
 static bool dig(char c) { return c >= '0' && c <= '9'; }
 static bool alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static bool hexd(char c) { return dig(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static bool hexd(char c) { return hex_value(c) >= 0; }
 
 /* n ASCII digits at s as a number, or -1 */
 static int num_n(const char *s, size_t n)

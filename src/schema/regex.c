@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "schema/internal.h"
+#include "util/util.h"
 
 /* ECMAScript WhiteSpace + LineTerminator, as class contents, and its complement. */
 #define WS_SET "\\t\\n\\x{0b}\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}" \
@@ -86,17 +87,6 @@ static const char *gc_short(const char *s, size_t n)
     return NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 static bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
@@ -107,7 +97,7 @@ static long hexn(const char *p, size_t n, size_t *i, int k)
     if (*i + (size_t)k > n)
         return -1;
     for (int j = 0; j < k; j++) {
-        int h = hexval(p[*i + (size_t)j]);
+        int h = hex_value(p[*i + (size_t)j]);
         if (h < 0)
             return -1;
         v = v * 16 + h;
@@ -131,8 +121,8 @@ static long read_u(tr_t *t)
         size_t j = t->i + 1;
         long v = 0;
         int digits = 0;
-        while (j < t->n && hexval(t->p[j]) >= 0) {
-            v = v * 16 + hexval(t->p[j++]);
+        while (j < t->n && hex_value(t->p[j]) >= 0) {
+            v = v * 16 + hex_value(t->p[j++]);
             if (v > 0x10FFFF)
                 return -1;
             digits++;

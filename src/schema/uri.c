@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "schema/internal.h"
+#include "util/util.h"
 
 typedef struct part {
     const char *s;
@@ -169,17 +170,6 @@ char *sch_uri_resolve(const char *base, const char *ref)
 
 size_t sch_uri_doc_len(const char *uri) { return strcspn(uri, "#"); }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *sch_uri_unescape(const char *s, size_t n, size_t *outlen)
 {
     char *out = malloc(n + 1);
@@ -188,8 +178,8 @@ char *sch_uri_unescape(const char *s, size_t n, size_t *outlen)
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         int h, l;
-        if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
-            (l = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (h = hex_value(s[i + 1])) >= 0 &&
+            (l = hex_value(s[i + 2])) >= 0) {
             out[k++] = (char)(h * 16 + l);
             i += 2;
         } else {

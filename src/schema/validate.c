@@ -478,7 +478,7 @@ static inline bool trivial(const node_t *n) { return n->cat[CAT_N] == 0; }
 /* Is the key of member m the key k? */
 static inline bool key_is(const jview_member_t *m, const skey_t *k)
 {
-    return m->head == k->head && m->keylen == k->n && jview_key_tail_eq(m->key, k->s, k->n);
+    return jview_member_is(m, k->s, k->n, k->head);
 }
 
 static const prop_t *find_prop(const props_t *p, const jview_member_t *m)
@@ -514,26 +514,9 @@ static inline bool is_indexed(const val_t *obj)
     return obj->n >= JVIEW_INDEX_MIN && obj->n <= JVIEW_INDEX_MAX;
 }
 
-/* The member of obj named k, or NULL: through the object's index, or a scan that
- * compares heads (and the bytes past them, if any). */
 static inline const jview_member_t *find_member(const val_t *obj, const skey_t *k)
 {
-    const jview_member_t *m = obj->u.m;
-    if (is_indexed(obj)) {
-        unsigned bits = jview_index_bits(obj->n);
-        const uint16_t *slots = jview_index(obj, bits);
-        for (uint32_t h = jview_index_slot(k->hash, bits);; h = (h + 1) & ((1u << bits) - 1)) {
-            if (!slots[h])
-                return NULL;
-            const jview_member_t *x = &m[slots[h] - 1];
-            if (key_is(x, k))
-                return x;
-        }
-    }
-    for (uint32_t i = 0; i < obj->n; i++)
-        if (key_is(&m[i], k))
-            return &m[i];
-    return NULL;
+    return jview_find(obj, k->s, k->n, k->head, k->hash);
 }
 
 static inline const val_t *get_member(const val_t *obj, const skey_t *k)

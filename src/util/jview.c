@@ -167,22 +167,6 @@ const jview_t *jview_get(const jview_t *obj, const char *key, size_t n)
     if (obj->type != JV_OBJ)
         return NULL;
     uint64_t head = jview_key_head(key, n);
-    if (obj->n >= JVIEW_INDEX_MIN && obj->n <= JVIEW_INDEX_MAX) {
-        unsigned bits = jview_index_bits(obj->n);
-        const uint16_t *slots = jview_index(obj, bits);
-        for (uint32_t h = jview_index_slot(jview_key_hash(head, n), bits);;
-             h = (h + 1) & ((1u << bits) - 1)) {
-            if (!slots[h])
-                return NULL;
-            const jview_member_t *m = &obj->u.m[slots[h] - 1];
-            if (m->head == head && m->keylen == n && jview_key_tail_eq(m->key, key, n))
-                return &m->v;
-        }
-    }
-    for (uint32_t i = 0; i < obj->n; i++) {
-        const jview_member_t *m = &obj->u.m[i];
-        if (m->head == head && m->keylen == n && jview_key_tail_eq(m->key, key, n))
-            return &m->v;
-    }
-    return NULL;
+    const jview_member_t *m = jview_find(obj, key, n, head, jview_key_hash(head, n));
+    return m ? &m->v : NULL;
 }

@@ -113,6 +113,36 @@ static inline uint32_t jview_index_slot(uint32_t hash, unsigned bits)
     return hash >> (32 - bits);
 }
 
+/* Is member m's key key[0..n), whose head is `head`? */
+static inline bool jview_member_is(const jview_member_t *m, const char *key, size_t n,
+                                   uint64_t head)
+{
+    return m->head == head && m->keylen == n && jview_key_tail_eq(m->key, key, n);
+}
+
+/* The member of object obj named key[0..n), or NULL, given the key's head and hash
+ * (callers that look the same key up often keep them): through the object's index, or
+ * a scan that compares heads. */
+static inline const jview_member_t *jview_find(const jview_t *obj, const char *key, size_t n,
+                                               uint64_t head, uint32_t hash)
+{
+    const jview_member_t *m = obj->u.m;
+    if (obj->n >= JVIEW_INDEX_MIN && obj->n <= JVIEW_INDEX_MAX) {
+        unsigned bits = jview_index_bits(obj->n);
+        const uint16_t *slots = jview_index(obj, bits);
+        for (uint32_t h = jview_index_slot(hash, bits);; h = (h + 1) & ((1u << bits) - 1)) {
+            if (!slots[h])
+                return NULL;
+            if (jview_member_is(&m[slots[h] - 1], key, n, head))
+                return &m[slots[h] - 1];
+        }
+    }
+    for (uint32_t i = 0; i < obj->n; i++)
+        if (jview_member_is(&m[i], key, n, head))
+            return &m[i];
+    return NULL;
+}
+
 /* The member named key[0..n) of an object, or NULL. */
 const jview_t *jview_get(const jview_t *obj, const char *key, size_t n);
 

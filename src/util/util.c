@@ -157,14 +157,6 @@ void ksuid(char *out)
     out[27] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 long pct_decode(const char *in, size_t n, char *out)
 {
     size_t o = 0;
@@ -175,7 +167,7 @@ long pct_decode(const char *in, size_t n, char *out)
         }
         if (i + 2 >= n)
             return -1;
-        int h = hexval(in[i + 1]), l = hexval(in[i + 2]);
+        int h = hex_value(in[i + 1]), l = hex_value(in[i + 2]);
         if (h < 0 || l < 0)
             return -1;
         out[o++] = (char)(h << 4 | l);

@@ -26,6 +26,18 @@ void random_lower(char *out, size_t n);
 /* A KSUID-shaped id: 27 base62 chars, time-ordered. out holds 28. */
 void ksuid(char *out);
 
+/* The value of a hexadecimal digit, or -1. */
+static inline int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Percent-decodes in[0..n) into out (capacity n+1). Returns decoded length or -1 on a
  * malformed escape. Never turns '+' into space (paths and our query args are not forms). */
 long pct_decode(const char *in, size_t n, char *out);
