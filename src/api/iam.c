@@ -382,7 +382,13 @@ static bool keeps_an_owner(call *c, txn *t, const char *skip_policy, const char 
 
 static bool policy_before_delete(call *c, txn *t, const res_row *r)
 {
-    return keeps_an_owner(c, t, r->name, NULL);
+    char ws_name[160];
+    snprintf(ws_name, sizeof ws_name, "workspaces/%s", c->ws.slug);
+    json_t *body = json_loads(r->body, 0, NULL);
+    bool owner = body && is_owner_policy(body, ws_name);
+    json_decref(body);
+    /* only removing an owner policy needs the count (and its lock) */
+    return !owner || keeps_an_owner(c, t, r->name, NULL);
 }
 
 const kind kind_policy = {
@@ -694,7 +700,8 @@ typedef struct del_ctx {
     char **names;
     json_t **before;
     int n, cap;
-    bool oom; /* the listing stopped short: nothing may be deleted */
+    bool oom;   /* the listing stopped short: nothing may be deleted */
+    bool owner; /* one of them is an owner policy of the workspace */
 } del_ctx;
 
 static bool covers(const char *resource, const char *name)
@@ -728,6 +735,9 @@ static int collect_policy(void *ctx, res_row *r)
         }
         d->cap = cap;
     }
+    char ws_name[160];
+    snprintf(ws_name, sizeof ws_name, "workspaces/%s", d->ws);
+    d->owner |= body && is_owner_policy(body, ws_name);
     /* The audit entry shows the removed policy, as a DELETE of the policy would. */
     d->before[d->n] = body ? policy_render(NULL, r, body) : NULL;
     json_decref(body);
@@ -781,7 +791,7 @@ void h_user_delete(call *c)
         rc = ST_ERROR;
     if (rc == ST_OK && d.n == 0)
         rc = ST_NOT_FOUND;
-    if (rc == ST_OK && !keeps_an_owner(c, &t, NULL, subject))
+    if (rc == ST_OK && d.owner && !keeps_an_owner(c, &t, NULL, subject))
         rc = ST_ERROR; /* already answered */
     for (int i = 0; i < d.n && rc == ST_OK; i++) {
         rc = store_res_delete(&t, d.names[i]);

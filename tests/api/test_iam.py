@@ -499,7 +499,8 @@ def test_deleting_a_resource_drops_the_policies_on_it(srv):
     mk_dest(srv, slug, D1)
     assert_denied(srv.get(src_path(slug), token=on_source.token))
     assert_denied(srv.get(dst_path(slug, D1), token=on_dest.token))
-    assert keeper.token  # unaffected principal still exists
+    # the look-alike's grant still works: allowed, and absent
+    assert_error(srv.get(src_path(slug + "x"), token=keeper.token), 404, 5)
 
 
 def test_the_last_owner_stays(srv):
