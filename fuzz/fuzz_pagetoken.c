@@ -1,6 +1,6 @@
 /* Fuzz target: page tokens are attacker-controlled query parameters. Decoding must never
  * crash, and a token that decodes must be one we signed: re-encoding gives it back. */
-#include "api/api.h"
+#include "api/call.h"
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -80,6 +80,24 @@ run_unit() {
     [ "$n" -gt 0 ] || fail 1 "unit: no unit-test binaries in build/asan/tests (run make SAN=1 unit)"
 }
 
+# ---- 1b. source checks -------------------------------------------------------------------
+
+run_lint() {
+    section "source checks (tests/lint)"
+    local t log
+    for t in tests/lint/*.sh; do
+        [ -x "$t" ] || continue
+        log="$WORK/lint-$(basename "$t").log"
+        if "$t" >"$log" 2>&1; then
+            pass 1
+            echo "ok   lint $(basename "$t")"
+        else
+            fail 1 "lint $(basename "$t")"
+            show_log "$log"
+        fi
+    done
+}
+
 # ---- 2. fuzz targets -------------------------------------------------------------------
 
 run_fuzz() {
@@ -236,7 +254,7 @@ start_postgres() {
 
 # ---- main ------------------------------------------------------------------------------
 
-[ "${SKIP_UNIT:-0}" = 1 ] || run_unit
+[ "${SKIP_UNIT:-0}" = 1 ] || { run_unit; run_lint; }
 [ "${SKIP_FUZZ:-0}" = 1 ] || run_fuzz
 find_python
 [ "${SKIP_SQLITE:-0}" = 1 ] || run_pytest sqlite

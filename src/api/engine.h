@@ -10,7 +10,7 @@
  * deleting a resource deletes its subtree with one range delete. */
 #ifndef MANIFOLD_ENGINE_H
 #define MANIFOLD_ENGINE_H
-#include "api/api.h"
+#include "api/call.h"
 
 typedef enum id_mode {
     ID_FROM_NAME,   /* the client sends the full name; its last segment is the id (sources, destinations) */

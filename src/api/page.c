@@ -2,7 +2,7 @@
  * non-negative integer; page tokens are opaque: URL-safe base64 of a payload (an offset or the last
  * key seen) plus a 12-byte keyed MAC, so a forged or edited token is refused with 400
  * instead of walking the table from an arbitrary place. */
-#include "api/api.h"
+#include "api/call.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <errno.h>

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 /* api.h declares a fail() of its own: it must come before cmocka's fail() macro. */
-#include "api/api.h"
+#include "api/call.h"
 #include "util/util.h"
 
 #include <cmocka.h>

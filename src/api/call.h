@@ -1,0 +1,54 @@
+/* call — one API request as a handler sees it (the matched route, the authenticated
+ * principal, the resolved workspace, the path parameters) and the helpers every handler
+ * uses to read the request and answer it. The router fills a call in and hands it to a
+ * handler; this file depends on nothing above it, so the router, IAM, paging and the
+ * kinds all depend on it and never on each other for these. Errors leave through fail(),
+ * which writes the spec's {"error": "...", "code": N} body. */
+#ifndef MANIFOLD_CALL_H
+#define MANIFOLD_CALL_H
+#include "api/api.h"
+
+#define CALL_MAX_PARAMS 6
+struct call {
+    api *api;
+    request *req;
+    response *resp;
+    const route *route;
+    principal who;
+    bool authed;
+    ws_row ws;             /* resolved {ws}, when the route has one */
+    bool has_ws;
+    int nparams;
+    const char *pname[CALL_MAX_PARAMS];
+    size_t pname_len[CALL_MAX_PARAMS];
+    const char *pval[CALL_MAX_PARAMS];
+    json_t *body;          /* parsed lazily by call_body */
+    bool failed;
+};
+
+/* call.c */
+const char *call_param(const call *c, const char *name);
+/* Writes an error; always returns false so handlers can `return fail(...)`. */
+bool fail(call *c, int status, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+bool fail_store(call *c, int rc, const char *what);
+/* Sends v (reference stolen) as the 200 body. */
+void reply(call *c, json_t *v);
+/* The request body as a JSON object ({} when empty); NULL after fail() on bad JSON. */
+json_t *call_body(call *c);
+/* Checks that every key of obj is allowed; lowerCamelCase aliases are renamed to their
+ * snake_case form. where names the object in messages ("access_token"). */
+bool check_fields(call *c, json_t *obj, const char *where, const char *const *allowed);
+
+/* page.c — page_size and page_token, with tokens signed so they cannot be forged. */
+typedef struct page {
+    int size;
+    char after[512];   /* the payload of the page token ("" on the first page) */
+} page;
+bool page_parse(call *c, page *p);
+/* Appends ,"next_page_token":"..." for payload (empty payload = last page). */
+void page_token_write(buf *out, const char *payload);
+/* Exposed for unit tests. */
+void page_token_encode(const char *payload, char *out, size_t cap);
+int page_token_decode(const char *token, char *payload, size_t cap);
+
+#endif
