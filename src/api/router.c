@@ -297,29 +297,58 @@ static bool authorize(call *c)
     return true;
 }
 
+/* A deferred answer's group has settled: send it, or, if the group could not be made
+ * durable, an error in place of the success it would have claimed. Runs on the store's
+ * flusher thread (or inline when the group had already settled). */
+static void answer_when_durable(void *arg, bool ok)
+{
+    request *req = arg;
+    if (!ok && req->resp->status < 300)
+        resp_error(req->resp, 503, CODE_UNAVAILABLE, "the change could not be made durable; it was not applied");
+    http_resume(req);
+}
+
+static void dispatch(call *c);
+
+/* Every call runs with deferred durability: a write's answer waits for its group commit
+ * with the connection suspended, not in a thread (see store_defer_begin). */
 void api_handle(request *req, response *resp, void *ctx)
 {
-    call c = {.api = ctx, .req = req, .resp = resp};
+    api *a = ctx;
+    store_defer_begin();
+    call c = {.api = a, .req = req, .resp = resp};
+    dispatch(&c);
+    uint64_t gen = store_defer_end();
+    if (gen) {
+        http_defer(req);
+        store_when_durable(a->st, gen, answer_when_durable, req);
+    }
+}
+
+static void dispatch(call *c)
+{
+    request *req = c->req;
     bool known;
-    c.route = match(&c, &known);
-    if (!c.route) {
+    c->route = match(c, &known);
+    if (!c->route) {
         /* The docs: 404 means "either the request method or path is incorrect". */
-        fail(&c, 404, CODE_NOT_FOUND, known ? "method %s not allowed on this path" : "not found", req->method);
+        fail(c, 404, CODE_NOT_FOUND, known ? "method %s not allowed on this path" : "not found", req->method);
         return;
     }
-    trim_verbs(&c);
+    trim_verbs(c);
     for (int i = 0; i < req->nquery; i++)
         if (req->query[i].key[0] == '\x01') {
-            fail(&c, 400, CODE_INVALID, "invalid percent-encoding in query string");
+            fail(c, 400, CODE_INVALID, "invalid percent-encoding in query string");
             return;
         }
-    if (c.route->action != ACT_PUBLIC) {
-        if (!authenticate(&c) || !rate_limit(&c) || !authorize(&c))
+    if (c->route->action != ACT_PUBLIC) {
+        if (!authenticate(c) || !rate_limit(c) || !authorize(c))
             goto done;
-        req->auth = &c.who;
+        req->auth = &c->who;
     }
-    c.route->fn(&c);
+    c->route->fn(c);
 done:
-    json_decref(c.body);
-    principal_release(&c.who);
+    json_decref(c->body);
+    principal_release(&c->who);
+    req->auth = NULL; /* the principal lives in the call, which ends here */
 }

@@ -28,6 +28,8 @@ typedef struct request {
     int64_t start_ms;
     const char *client_ip;
     void *auth;                    /* set by the API layer: the authenticated principal */
+    struct response *resp;         /* the answer being built for this request */
+    bool deferred;                 /* http_defer was called: the answer waits for http_resume */
 } request;
 
 typedef struct response {
@@ -63,6 +65,14 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
 int http_port(http_server *);
 /* Stops accepting, lets in-flight requests finish, frees everything. */
 void http_stop(http_server *);
+
+/* Deferred answers. A handler whose answer may not leave yet (its write is not yet
+ * durable) fills resp in as usual and calls http_defer: the connection is suspended, so
+ * its thread goes on serving other connections, and the answer is sent as resp stands
+ * when http_resume is called — from any thread, exactly once, possibly before the
+ * handler has returned. */
+void http_defer(request *req);
+void http_resume(request *req);
 
 /* Writes a JSON error body {"error": msg, "code": code} with the given status. */
 void resp_error(response *w, int status, int code, const char *msg);

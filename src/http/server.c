@@ -52,6 +52,7 @@ struct http_server {
 
 typedef struct req_ctx {
     request req;
+    response resp;
     bool started;  /* the first (headers-only) handler call has happened */
     bool rejected; /* a response was already queued (early error) */
     bool too_big;
@@ -70,6 +71,17 @@ const char *req_query(const request *r, const char *name)
         if (!strcmp(r->query[i].key, name))
             return r->query[i].val;
     return NULL;
+}
+
+void http_defer(request *req)
+{
+    req->deferred = true;
+    MHD_suspend_connection(req->conn);
+}
+
+void http_resume(request *req)
+{
+    MHD_resume_connection(req->conn);
 }
 
 void resp_header(response *w, const char *name, const char *val)
@@ -122,6 +134,11 @@ void resp_error(response *w, int status, int code, const char *msg)
 
 static void request_free(request *r)
 {
+    if (r->resp) {
+        buf_free(&r->resp->body);
+        for (int i = 0; i < r->resp->nheaders; i++)
+            free(r->resp->headers[i].key), free(r->resp->headers[i].val);
+    }
     free(r->path);
     for (int i = 0; i < r->nseg; i++)
         free(r->segs[i]);
@@ -316,6 +333,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         return MHD_YES;
     }
+    if (rc->req.deferred) { /* resumed: the answer may leave now */
+        rc->rejected = true;
+        return send_response(s, conn, &rc->resp, &rc->req);
+    }
     if (*upload_size) {
         if (mono_ms() - rc->req.start_ms > (int64_t)s->cfg.request_deadline_s * 1000)
             return MHD_NO; /* too slow: drop the connection */
@@ -335,21 +356,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reject_now(s, conn, rc, 413, 3, "request body too large");
 
     request *r = &rc->req;
-    response w = {.status = 200};
+    response *w = &rc->resp;
+    w->status = 200;
+    r->resp = w;
     const char *msg = NULL;
     int st = split_path(r, &msg);
     if (!st) {
         query_ctx q = {.r = r};
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &q);
         if (q.overflow)
-            resp_error(&w, 400, 3, "too many query parameters");
+            resp_error(w, 400, 3, "too many query parameters");
         else
-            s->handler(r, &w, s->ctx);
+            s->handler(r, w, s->ctx);
     } else {
-        resp_error(&w, st, st == 404 ? 5 : 3, msg);
+        resp_error(w, st, st == 404 ? 5 : 3, msg);
     }
+    if (r->deferred)
+        return MHD_YES; /* suspended: sent when resumed (above) */
     rc->rejected = true; /* a response is queued; ignore any further calls */
-    return send_response(s, conn, &w, r);
+    return send_response(s, conn, w, r);
 }
 
 /* Called by MHD with the raw request-target before it parses it: remembers where the target
@@ -462,7 +487,7 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
     sl = ai->ai_addrlen;
     /* MHD_USE_ITC: MHD_quiesce_daemon (graceful stop) fails without it in this mode. */
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);

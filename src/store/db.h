@@ -39,6 +39,15 @@ typedef struct db_driver {
     int  (*begin)(db_conn *, bool write);
     int  (*commit)(db_conn *);
     int  (*rollback)(db_conn *);
+    /* Optional: makes every transaction committed so far on this connection durable, for
+     * drivers whose commit does not (SQLite with synchronous=NORMAL: fdatasync of the
+     * WAL). It must not use the connection's handle otherwise: it runs while another
+     * thread uses the connection. */
+    int  (*sync)(db_conn *);
+    /* Optional, called by the thread that calls sync: log maintenance (SQLite: a WAL
+     * checkpoint once it has grown). in_slot: right after a commit, before any other
+     * transaction begins (keep it short); otherwise concurrently with the writer. */
+    int  (*checkpoint)(db_conn *, bool in_slot);
     /* The last error message on this connection (never contains parameter values). */
     const char *(*errmsg)(db_conn *);
 } db_driver;

@@ -9,22 +9,40 @@
 
 #define SCHEMA_VERSION "1"
 
-#define GROUP_MAX 256  /* savepoints per group commit at most */
+/* Group commit state, guarded by gmu (see store.h). */
+typedef struct durable_waiter {
+    uint64_t gen;
+    void (*fn)(void *arg, bool ok);
+    void *arg;
+    struct durable_waiter *next;
+} durable_waiter;
 
 struct store {
     db_pool *pool;
     const db_driver *drv;
-    /* group commit state, guarded by gmu (see store.h) */
     pthread_mutex_t gmu;
-    pthread_cond_t slot_cv;  /* a writer may enter: signalled once per hand-over */
+    pthread_cond_t slot_cv;  /* the writer slot is free (or the flusher wants it) */
+    pthread_cond_t flush_cv; /* the flusher has work, or must stop */
     pthread_cond_t done_cv;  /* a group became durable (or failed): broadcast */
-    bool busy;         /* a writer is inside the shared transaction (or committing it) */
+    bool busy;         /* a writer (or the flusher's COMMIT) holds the writer connection */
     bool open;         /* BEGIN has been issued on the writer connection */
-    int waiting;       /* writers waiting to enter */
+    bool flush_wanted; /* the flusher waits for the slot: writers let it go first */
+    bool stopping;
     int members;       /* savepoints released into the open group */
-    uint64_t gen, done;
-    bool result[256];  /* outcome of generation g at result[g % 256] */
+    uint64_t gen;      /* the open (or last opened) group */
+    uint64_t done;     /* every group up to this one is settled (durable or failed) */
+    bool result[256];  /* outcome of group g at result[g % 256] */
+    durable_waiter *waiters;
+    pthread_t flusher;
+    bool has_flusher;
 };
+
+/* Commits made by this thread while deferral is on (store_defer_begin) are not waited
+ * for; the newest group they joined is remembered here for store_defer_end. */
+static _Thread_local bool defer_on;
+static _Thread_local uint64_t defer_gen;
+
+static void *flusher_main(void *arg);
 
 static void copy(char *dst, size_t cap, const char *src)
 {
@@ -44,7 +62,12 @@ store *store_open(const char *dsn, int readers, char *err, size_t errlen)
     s->drv = db_pool_driver(s->pool);
     pthread_mutex_init(&s->gmu, NULL);
     pthread_cond_init(&s->slot_cv, NULL);
+    pthread_cond_init(&s->flush_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
+    if (s->drv->single_writer) {
+        pthread_create(&s->flusher, NULL, flusher_main, s);
+        s->has_flusher = true;
+    }
     txn t;
     if (store_begin(s, &t, true) != ST_OK || s->drv->script(t.c, s->drv->schema_sql) != DB_OK) {
         snprintf(err, errlen, "%s: migration failed: %s", s->drv->name, t.c ? s->drv->errmsg(t.c) : "no connection");
@@ -66,9 +89,18 @@ void store_close(store *s)
 {
     if (!s)
         return;
+    if (s->has_flusher) {
+        /* The flusher settles whatever is still open before it stops. */
+        pthread_mutex_lock(&s->gmu);
+        s->stopping = true;
+        pthread_cond_signal(&s->flush_cv);
+        pthread_mutex_unlock(&s->gmu);
+        pthread_join(s->flusher, NULL);
+    }
     db_pool_close(s->pool);
     pthread_mutex_destroy(&s->gmu);
     pthread_cond_destroy(&s->slot_cv);
+    pthread_cond_destroy(&s->flush_cv);
     pthread_cond_destroy(&s->done_cv);
     free(s);
 }
@@ -77,15 +109,21 @@ const char *store_backend(store *s) { return s->drv->name; }
 
 /* ---- transactions ---- */
 
-/* ---- group commit (single-writer backends) ---- */
+/* ---- group commit (single-writer backends) ----
+ *
+ * Writers take turns on the one writer connection, each inside a savepoint of a shared
+ * transaction (the open group), and leave at once. One flusher thread closes the group:
+ * it takes the writer slot for the COMMIT, which with synchronous=NORMAL only appends the
+ * group's pages to the WAL (no fsync), gives the slot back, and makes the WAL durable with
+ * the driver's sync (fdatasync) while the next group fills. So a group holds everything
+ * that arrived during one fsync, however many threads or connections sent it, and a
+ * writer waiting for durability holds no lock (and, through store_defer_*, no thread). */
 
 static int group_begin(store *s, txn *t)
 {
     pthread_mutex_lock(&s->gmu);
-    s->waiting++;
-    while (s->busy)
+    while (s->busy || s->flush_wanted)
         pthread_cond_wait(&s->slot_cv, &s->gmu);
-    s->waiting--;
     s->busy = true;
     pthread_mutex_unlock(&s->gmu);
     t->c = db_acquire(s->pool, true); /* never blocks: busy already serialises writers */
@@ -96,7 +134,7 @@ static int group_begin(store *s, txn *t)
             t->c = NULL;
             pthread_mutex_lock(&s->gmu);
             s->busy = false;
-            pthread_cond_signal(&s->slot_cv);
+            pthread_cond_broadcast(&s->slot_cv);
             pthread_mutex_unlock(&s->gmu);
             return ST_ERROR;
         }
@@ -104,61 +142,159 @@ static int group_begin(store *s, txn *t)
         s->gen++;
     }
     t->gen = s->gen;
+    t->grouped = true;
+    t->in_tx = true;
     if (s->drv->script(t->c, "SAVEPOINT w") != DB_OK) {
         log_error("%s: savepoint failed: %s", s->drv->name, s->drv->errmsg(t->c));
-        t->grouped = true;
-        t->in_tx = true;
         store_rollback(t);
         return ST_ERROR;
     }
-    t->grouped = true;
-    t->in_tx = true;
     return ST_OK;
 }
 
-/* Called with gmu held by the writer that is inside. Either hands the shared transaction
- * to a waiting writer (who will commit it later) or commits it now. Returns the outcome
- * for generation gen once it is known; waits for it when another writer commits. */
-static bool group_leave(store *s, txn *t, bool member)
+/* Gives the writer slot back (gmu held). A member's work joins the open group, which the
+ * flusher is told about. */
+static void group_leave(store *s, txn *t, bool member)
 {
-    uint64_t gen = t->gen;
-    if (member)
-        s->members++;
+    /* A group nobody has joined holds no work, but its open transaction holds SQLite's
+     * write lock (other processes, e.g. admin commands, would wait on it): end it. */
+    if (!member && !s->members && s->open) {
+        s->drv->rollback(t->c);
+        s->open = false;
+    }
     db_release(s->pool, t->c, true);
     t->c = NULL;
-    if (s->waiting > 0 && s->members < GROUP_MAX) {
-        /* Hand over to one waiting writer only: waking them all would cost every one of
-         * them a context switch per hand-over. */
-        s->busy = false;
-        pthread_cond_signal(&s->slot_cv);
-        if (!member)
-            return true;
-        while (s->done < gen)
-            pthread_cond_wait(&s->done_cv, &s->gmu);
-        return s->result[gen % 256];
+    s->busy = false;
+    if (member) {
+        s->members++;
+        pthread_cond_signal(&s->flush_cv);
     }
-    /* Nobody queued behind us (or the group is full): commit the group now. The commit's
-     * fsync runs without gmu so that arriving writers can queue up for the next group. */
+    /* Broadcast: the flusher and writers wait on the same condition. */
+    pthread_cond_broadcast(&s->slot_cv);
+}
+
+/* Waits (gmu held) until group gen is settled; its outcome. */
+static bool group_wait(store *s, uint64_t gen)
+{
+    while (s->done < gen)
+        pthread_cond_wait(&s->done_cv, &s->gmu);
+    return s->result[gen % 256];
+}
+
+/* Settles every group up to gen (gmu held) and hands back the waiters to call. */
+static durable_waiter *group_settle(store *s, uint64_t gen, bool ok)
+{
+    for (uint64_t g = s->done + 1; g <= gen; g++)
+        s->result[g % 256] = ok;
+    s->done = gen;
+    pthread_cond_broadcast(&s->done_cv);
+    durable_waiter *ready = NULL, **pp = &s->waiters;
+    while (*pp) {
+        durable_waiter *w = *pp;
+        if (w->gen <= gen) {
+            *pp = w->next;
+            w->next = ready;
+            ready = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    return ready;
+}
+
+/* One group: COMMIT under the writer slot, sync outside it. */
+static void flush_group(store *s)
+{
+    s->flush_wanted = true;
+    while (s->busy)
+        pthread_cond_wait(&s->slot_cv, &s->gmu);
+    s->busy = true;
+    s->flush_wanted = false;
+    uint64_t gen = s->gen;
     int members = s->members;
+    s->members = 0;
+    s->open = false;
     pthread_mutex_unlock(&s->gmu);
+
     db_conn *c = db_acquire(s->pool, true);
     int64_t t0 = mono_ms();
     bool ok = s->drv->commit(c) == DB_OK;
-    log_debug("group commit: %d transactions in %lld ms", members, (long long)(mono_ms() - t0));
     if (!ok) {
         log_error("%s: group commit failed: %s", s->drv->name, s->drv->errmsg(c));
         s->drv->rollback(c);
+    } else if (s->drv->checkpoint && s->drv->checkpoint(c, true) != DB_OK) {
+        log_error("%s: checkpoint failed", s->drv->name);
     }
     db_release(s->pool, c, true);
     pthread_mutex_lock(&s->gmu);
-    s->open = false;
-    s->members = 0;
-    s->result[gen % 256] = ok;
-    s->done = gen;
     s->busy = false;
-    pthread_cond_broadcast(&s->done_cv); /* the group's members answer their clients */
-    pthread_cond_signal(&s->slot_cv);    /* the next writer starts the next group */
-    return ok;
+    pthread_cond_broadcast(&s->slot_cv); /* the next group fills while this one syncs */
+    pthread_mutex_unlock(&s->gmu);
+
+    if (ok && s->drv->sync && s->drv->sync(c) != DB_OK) {
+        /* The group is committed but not known to be on disk: its writers are told it
+         * failed (an acknowledged write must be durable). */
+        log_error("%s: sync of group %llu failed: %s", s->drv->name, (unsigned long long)gen, s->drv->errmsg(c));
+        ok = false;
+    }
+    log_debug("group commit: %d transactions in %lld ms", members, (long long)(mono_ms() - t0));
+
+    pthread_mutex_lock(&s->gmu);
+    durable_waiter *ready = group_settle(s, gen, ok);
+    pthread_mutex_unlock(&s->gmu);
+    while (ready) {
+        durable_waiter *next = ready->next;
+        ready->fn(ready->arg, ok);
+        free(ready);
+        ready = next;
+    }
+    if (ok && s->drv->checkpoint && s->drv->checkpoint(c, false) != DB_OK)
+        log_error("%s: checkpoint failed", s->drv->name);
+    pthread_mutex_lock(&s->gmu);
+}
+
+static void *flusher_main(void *arg)
+{
+    store *s = arg;
+    pthread_mutex_lock(&s->gmu);
+    for (;;) {
+        while (!s->members && !s->stopping)
+            pthread_cond_wait(&s->flush_cv, &s->gmu);
+        if (s->members)
+            flush_group(s);
+        else if (s->stopping)
+            break;
+    }
+    pthread_mutex_unlock(&s->gmu);
+    return NULL;
+}
+
+void store_defer_begin(void)
+{
+    defer_on = true;
+    defer_gen = 0;
+}
+
+uint64_t store_defer_end(void)
+{
+    defer_on = false;
+    return defer_gen;
+}
+
+bool store_when_durable(store *s, uint64_t gen, void (*fn)(void *arg, bool ok), void *arg)
+{
+    pthread_mutex_lock(&s->gmu);
+    if (s->done >= gen) {
+        bool ok = s->result[gen % 256];
+        pthread_mutex_unlock(&s->gmu);
+        fn(arg, ok);
+        return true;
+    }
+    durable_waiter *w = malloc(sizeof *w);
+    *w = (durable_waiter){.gen = gen, .fn = fn, .arg = arg, .next = s->waiters};
+    s->waiters = w;
+    pthread_mutex_unlock(&s->gmu);
+    return false;
 }
 
 /* ---- transactions ---- */
@@ -192,7 +328,14 @@ int store_commit(txn *t)
             return ST_ERROR;
         }
         pthread_mutex_lock(&s->gmu);
-        bool ok = group_leave(s, t, true);
+        group_leave(s, t, true);
+        bool ok = true;
+        if (defer_on) {
+            if (t->gen > defer_gen)
+                defer_gen = t->gen; /* the caller answers once store_when_durable fires */
+        } else {
+            ok = group_wait(s, t->gen);
+        }
         pthread_mutex_unlock(&s->gmu);
         return ok ? ST_OK : ST_ERROR;
     }

@@ -30,10 +30,12 @@ const char *store_backend(store *);
 bool store_ping(store *);
 
 /* Group commit (single-writer backends, i.e. SQLite): each write transaction runs as a
- * savepoint inside one shared database transaction; the last writer of a burst issues the
- * COMMIT (one fsync for the whole group) and store_commit returns only after the commit
- * that covers its work is durable, so "answered" still means "on disk". A transaction
- * that rolls back undoes only its own savepoint.
+ * savepoint inside one shared database transaction (the open group) and leaves it at
+ * once; a flusher thread commits the group and makes it durable (fsync) while the next
+ * group fills, so a group holds whatever arrived during one fsync. store_commit returns
+ * only once the group that holds its work is durable, so "answered" still means "on
+ * disk" — unless the calling thread turned deferral on (below). A transaction that rolls
+ * back undoes only its own savepoint.
  *
  * write=false on a single-statement read skips BEGIN (autocommit reads are consistent). */
 int store_begin(store *, txn *t, bool write);
@@ -41,6 +43,18 @@ int store_commit(txn *t);
 void store_rollback(txn *t);
 /* Releases the connection of a read "transaction" opened with write=false. */
 void store_end(txn *t);
+
+/* Deferred durability, for callers that must not hold a thread while a group syncs (the
+ * HTTP layer suspends the connection instead). Between store_defer_begin and
+ * store_defer_end, store_commit on this thread returns as soon as its work has joined the
+ * group, and the work is visible to other readers but not yet known to be on disk.
+ * store_defer_end returns the group to wait for (0: nothing to wait for: no grouped
+ * commit happened). store_when_durable calls fn(arg, ok) once that group is durable (ok)
+ * or failed (the work is lost: answer an error); at once, in this thread, when it already
+ * is settled (and then returns true), otherwise later from the flusher thread. */
+void store_defer_begin(void);
+uint64_t store_defer_end(void);
+bool store_when_durable(store *, uint64_t gen, void (*fn)(void *arg, bool ok), void *arg);
 
 /* ---- meta ---- */
 int store_meta_get(txn *t, const char *key, char *out, size_t outlen);
