@@ -570,3 +570,21 @@ def test_cli_validates_with_an_example_plan_rule():
         ("Required-Missing", "required", "/properties/name"), ("Range-Mismatch", "minimum", "/properties/price"),
         ("Pattern-Mismatch", "pattern", "/properties/currency")}
     assert run_cli(rule, [json.dumps(good)]).returncode == 0
+
+
+def test_cli_reads_schemas_and_instances_with_nul():
+    # \u0000 is legal JSON: in the schema (const, enum, pattern) and in the instances, and
+    # compared by length (a string with a NUL is not its prefix up to the NUL).
+    schema = {"$schema": D7, "type": "object", "properties": {
+        "a": {"const": "x\u0000y"}, "b": {"enum": ["\u0000", "z"]}, "c": {"type": "string", "maxLength": 3},
+        "d": {"type": "string", "pattern": "^a\u0000b$"}}}
+    lines = [json.dumps({"a": "x\u0000y", "b": "\u0000", "c": "\u0000\u0000\u0000", "d": "a\u0000b"}),
+             json.dumps({"a": "x"}), json.dumps({"b": ""}), json.dumps({"c": "\u0000" * 4}),
+             json.dumps({"d": "a"})]
+    assert "\\u0000" in lines[0] and "\\u0000" in json.dumps(schema)
+    p = run_cli(schema, lines)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    assert [[(e["keyword"], e["path"]) for e in o["errors"]] for o in out] == [
+        [], [("const", "/a")], [("enum", "/b")], [("maxLength", "/c")], [("pattern", "/d")]]
+    assert out[1]["errors"][0]["message"] == 'must be "x\\u0000y"'
