@@ -380,6 +380,18 @@ static bool keeps_an_owner(call *c, txn *t, const char *skip_policy, const char 
     return true;
 }
 
+int iam_count_owners(txn *t, const char *ws_slug, int *owners)
+{
+    char ws_name[160];
+    snprintf(ws_name, sizeof ws_name, "workspaces/%s", ws_slug);
+    owners_ctx o = {ws_name, NULL, NULL, 0, 0};
+    int rc = store_ws_lock(t, ws_slug);
+    if (rc == ST_OK)
+        rc = store_res_list_ws(t, ws_slug, "policy", "", 1 << 30, count_owner, &o);
+    *owners = o.others;
+    return rc;
+}
+
 static bool policy_before_delete(call *c, txn *t, const res_row *r)
 {
     char ws_name[160];

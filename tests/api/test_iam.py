@@ -275,10 +275,41 @@ def test_invite_is_matched_without_case(srv):
     assert not [p for p in policies_of(srv, "workspace-owner") if p["subject"] == u.name]
 
 
-def test_user_without_invite_or_role_becomes_owner_and_role_none_gets_nothing(srv):
-    owner = new_user(srv, role=None)
-    assert [p["resource"] for p in policies_of(srv, "workspace-owner") if p["subject"] == owner.name] == [WS_NAME]
-    nobody = new_user(srv, role="none")
+def user_create(srv, email, ws, *extra):
+    p = srv.cli("user", "create", "--email", email, "--password-stdin", "--workspace", ws, *extra,
+                input=PASSWORD + "\n")
+    assert p.stdout.startswith("users/usr_"), p.stdout
+    return p.stdout.strip(), p.stderr
+
+
+def test_only_the_first_user_without_invite_or_role_becomes_owner(srv):
+    ws = uniq("first")
+    srv.add_workspace(ws, uniq("f")[:10])
+    admin = admin_principal(srv, "first user admin", workspace=ws)
+
+    def pols(name):
+        return [(p["name"].split("/roles/")[1].split("/")[0], p["resource"])
+                for p in list_all(srv, policies_path("-", ws), "policies", token=admin.token) if p["subject"] == name]
+
+    first, err = user_create(srv, f"{uniq('a')}@example.com", ws)
+    assert pols(first) == [("workspace-owner", f"workspaces/{ws}")] and err == "", err
+    # the workspace has an owner now: least privilege, and one line on stderr saying so
+    email = f"{uniq('b')}@example.com"
+    second, err = user_create(srv, email, ws)
+    assert pols(second) == []
+    assert len(err.splitlines()) == 1 and "no access" in err and "--role" in err and "invite" in err, err
+    assert_denied(basic_token_request(srv, email, PASSWORD, workspaces=(ws,)))
+    # an explicit --role still grants, and --role none is silent
+    third, err = user_create(srv, f"{uniq('c')}@example.com", ws, "--role", "workspace-owner")
+    assert pols(third) == [("workspace-owner", f"workspaces/{ws}")] and err == "", err
+    fourth, err = user_create(srv, f"{uniq('d')}@example.com", ws, "--role", "none")
+    assert pols(fourth) == [] and err == "", err
+
+
+def test_user_without_invite_or_role_in_a_workspace_with_an_owner_gets_nothing(srv):
+    # the bootstrap made an owner of the default workspace
+    assert policies_of(srv, "workspace-owner")
+    nobody = new_user(srv, role=None)
     assert not [p for p in policies_of(srv) if p["subject"] == nobody.name]
     assert_denied(basic_token_request(srv, nobody.email, nobody.password))
 
