@@ -1,7 +1,7 @@
 /* manifold — a self-hosted Segment Config API server.
  *   manifold serve [flags]                 the API server (see `manifold serve --help`)
  *   manifold token create|list|revoke ...  manage access tokens on the database directly
- *   manifold user create ...               add a user (owner of a workspace)
+ *   manifold user create ...               add a user (invites, --role, or owner if first)
  *   manifold schema validate SCHEMA.json   validate JSON lines on stdin against a schema */
 #include "api/engine.h"
 #include "app/admin.h"
@@ -353,7 +353,8 @@ static int cmd_user(int argc, char **argv)
     const char *role = opt(argc, argv, "--role");
     if (role && !strcmp(role, "none"))
         role = "";
-    int r = admin_user_create(st, email, pw, ws, role, id);
+    bool no_access = false;
+    int r = admin_user_create(st, email, pw, ws, role, id, &no_access);
     memset(pw, 0, sizeof pw);
     store_close(st);
     auth_shutdown();
@@ -362,6 +363,11 @@ static int cmd_user(int argc, char **argv)
                 r == ST_CONFLICT ? "a user with this e-mail exists" : r == ST_NOT_FOUND ? "no such workspace or role" : "database error");
         return 1;
     }
+    if (no_access)
+        fprintf(stderr,
+                "manifold user create: users/%s has no access to workspace %s (it already has an "
+                "owner): grant it with --role ROLE, an invite, or a policy made by an owner\n",
+                id, ws);
     printf("users/%s\n", id);
     return 0;
 }

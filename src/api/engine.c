@@ -668,7 +668,8 @@ void engine_delete(call *c)
     json_decref(before);
     json_decref(body);
     bool dropped = false;
-    if (!audited || !iam_drop_policies_on(c, &t, name, &dropped))
+    if (!audited || !iam_drop_policies_on(c, &t, name, &dropped) ||
+        !iam_drop_invite_grants_on(c, &t, name))
         goto rollback;
     if (dry)
         goto rollback;

@@ -94,6 +94,12 @@ int iam_grant(txn *t, const char *ws_slug, const char *role, const char *subject
  * not inherit them. False on a store error (the call has failed); *dropped says whether
  * any went, and then the caller forgets cached grants once it has committed. */
 bool iam_drop_policies_on(call *c, txn *t, const char *name, bool *dropped);
+/* The same for open invites: their grants on `name` or under it go (the invite is
+ * updated, or deleted when none is left), each audited. False on a store error. */
+bool iam_drop_invite_grants_on(call *c, txn *t, const char *name);
+/* Counts the workspace-owner policies on the workspace itself, under the workspace's row
+ * lock (PostgreSQL), so that a concurrent count waits for this transaction. */
+int iam_count_owners(txn *t, const char *ws_slug, int *owners);
 /* Turns the open invites for email into policies of user_id, inside t; *accepted counts them. */
 int iam_accept_invites(txn *t, const char *email, const char *user_id, int *accepted);
 /* Records one mutation in the audit trail, in the caller's transaction. before/after are

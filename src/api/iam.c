@@ -380,6 +380,18 @@ static bool keeps_an_owner(call *c, txn *t, const char *skip_policy, const char 
     return true;
 }
 
+int iam_count_owners(txn *t, const char *ws_slug, int *owners)
+{
+    char ws_name[160];
+    snprintf(ws_name, sizeof ws_name, "workspaces/%s", ws_slug);
+    owners_ctx o = {ws_name, NULL, NULL, 0, 0};
+    int rc = store_ws_lock(t, ws_slug);
+    if (rc == ST_OK)
+        rc = store_res_list_ws(t, ws_slug, "policy", "", 1 << 30, count_owner, &o);
+    *owners = o.others;
+    return rc;
+}
+
 static bool policy_before_delete(call *c, txn *t, const res_row *r)
 {
     char ws_name[160];
@@ -775,6 +787,116 @@ bool iam_drop_policies_on(call *c, txn *t, const char *name, bool *dropped)
     del_ctx_free(&d);
     if (rc != ST_OK && !c->failed)
         fail_store(c, ST_ERROR, "policy");
+    return rc == ST_OK;
+}
+
+/* ---- invites' grants on a deleted resource ---- */
+
+/* Deleting a resource must take the open invites' grants on it too, as it takes the
+ * policies: else a later resource of the same name would be granted on acceptance. */
+typedef struct inv_ctx {
+    const char *on; /* the deleted resource */
+    char **names;   /* invites with a grant on it or under it */
+    int n, cap;
+    bool oom;
+} inv_ctx;
+
+/* The invite's policies except those on `on` or under it (a new array); *hit tells
+ * whether any were left out. */
+static json_t *policies_without(json_t *body, const char *on, bool *hit)
+{
+    json_t *kept = json_array();
+    size_t i;
+    json_t *p;
+    *hit = false;
+    json_array_foreach(json_object_get(body, "policies"), i, p) {
+        if (covers(json_string_value(json_object_get(p, "resource")), on))
+            *hit = true;
+        else
+            json_array_append(kept, p);
+    }
+    return kept;
+}
+
+static int collect_invite(void *ctx, res_row *r)
+{
+    inv_ctx *d = ctx;
+    json_t *body = json_loads(r->body, 0, NULL);
+    bool hit = false;
+    json_decref(body ? policies_without(body, d->on, &hit) : NULL);
+    json_decref(body);
+    if (!hit)
+        return 0;
+    if (d->n == d->cap) {
+        int cap = d->cap ? d->cap * 2 : 4;
+        char **names = realloc(d->names, (size_t)cap * sizeof *names);
+        if (!names) {
+            d->oom = true;
+            return 1; /* stops the listing */
+        }
+        d->names = names;
+        d->cap = cap;
+    }
+    if (!(d->names[d->n] = strdup(r->name))) {
+        d->oom = true;
+        return 1;
+    }
+    d->n++;
+    return 0;
+}
+
+/* Stores the invite without its grants on `on` (deleted with its e-mail marker when none
+ * is left) and audits it. The listing ran unlocked, so the row is re-read under a lock. */
+static int prune_invite(call *c, txn *t, const char *name, const char *on)
+{
+    res_row r = {0};
+    int rc = store_res_get_locked(t, name, &r, false);
+    if (rc == ST_NOT_FOUND)
+        return ST_OK; /* accepted or deleted meanwhile */
+    json_t *body = rc == ST_OK ? json_loads(r.body, 0, NULL) : NULL;
+    bool hit = false;
+    json_t *kept = body ? policies_without(body, on, &hit) : NULL;
+    if (rc == ST_OK && !body)
+        rc = ST_ERROR;
+    if (rc == ST_OK && hit) {
+        json_t *before = invite_render(c, &r, body), *after = NULL;
+        if (!json_array_size(kept)) {
+            rc = invite_before_delete(c, t, &r) ? store_res_delete(t, name) : ST_ERROR;
+        } else {
+            long long old = r.version;
+            json_object_set(body, "policies", kept);
+            free(r.body);
+            r.body = json_to_string(body);
+            r.version = old + 1;
+            rfc3339(now_ms(), r.update_time);
+            rc = r.body ? store_res_update(t, &r, old) : ST_ERROR;
+            after = invite_render(c, &r, body);
+        }
+        if (rc == ST_OK && !audit(c, t, after ? "invite.update" : "invite.delete", name, before, after))
+            rc = ST_ERROR;
+        json_decref(before);
+        json_decref(after);
+    }
+    json_decref(kept);
+    json_decref(body);
+    res_row_clear(&r);
+    return rc;
+}
+
+bool iam_drop_invite_grants_on(call *c, txn *t, const char *name)
+{
+    inv_ctx d = {.on = name};
+    int rc = store_res_list_ws(t, c->ws.slug, "invite", "", 1 << 30, collect_invite, &d);
+    if (d.oom)
+        rc = ST_ERROR;
+    for (int i = 0; i < d.n; i++) {
+        if (rc == ST_OK)
+            rc = prune_invite(c, t, d.names[i], name);
+        free(d.names[i]);
+    }
+    free(d.names);
+    if (rc != ST_OK && !c->failed)
+        fail_store(c, ST_ERROR, "invite");
     return rc == ST_OK;
 }
 

@@ -246,7 +246,11 @@ static schema_t *compile_rule(json_t *rule)
     if (!json_is_object(rule))
         return NULL;
     pthread_once(&meta_once, meta_load);
-    schema_options_t o = {.loader = schema_meta_loader, .loader_ctx = meta};
+    /* Known formats assert, as Segment's validator (ajv with ajv-formats) does: a rule's
+     * "format": "email" is a check, not an annotation (delivery.md §2.4: Invalid Value). */
+    schema_options_t o = {.flags = SCHEMA_OPT_FORMAT_ASSERT,
+                          .loader = schema_meta_loader,
+                          .loader_ctx = meta};
     return schema_compile(rule, &o, NULL);
 }
 

@@ -106,8 +106,18 @@ int admin_token_create(store *st, const char *ws_slug, const char *scope, const 
     return store_commit(&t);
 }
 
+/* The role a user gets when neither --role nor an invite says: owner for the first user
+ * of a workspace (someone must administer it), nothing once it has an owner (least
+ * privilege: owners grant more through invites or policies). */
+static int default_role(txn *t, const char *ws_slug, int accepted, const char **role)
+{
+    int owners = 0, rc = accepted ? ST_OK : iam_count_owners(t, ws_slug, &owners);
+    *role = accepted || owners ? "" : "workspace-owner";
+    return rc;
+}
+
 int admin_user_create(store *st, const char *email, const char *password, const char *ws_slug, const char *role,
-                      char id_out[32])
+                      char id_out[32], bool *no_access)
 {
     user_row u = {0};
     snprintf(u.id, sizeof u.id, "usr_");
@@ -124,16 +134,18 @@ int admin_user_create(store *st, const char *email, const char *password, const 
     if (rc == ST_OK)
         rc = store_user_create(&t, &u);
     /* Open invites for this e-mail become the user's policies; without any invite (and
-     * without --role) the user becomes an owner of the workspace: local access to the
-     * database is the credential. */
+     * without --role) see default_role. */
     char subject[64], resource[128];
     snprintf(subject, sizeof subject, "users/%s", u.id);
     snprintf(resource, sizeof resource, "workspaces/%s", w.slug);
     int accepted = 0;
     if (rc == ST_OK)
         rc = iam_accept_invites(&t, u.email, u.id, &accepted);
-    if (!role)
-        role = accepted ? "" : "workspace-owner";
+    *no_access = false;
+    if (rc == ST_OK && !role) {
+        rc = default_role(&t, w.slug, accepted, &role);
+        *no_access = !accepted && !*role;
+    }
     if (rc == ST_OK && *role) {
         if (!iam_role(role))
             rc = ST_NOT_FOUND;

@@ -17,9 +17,10 @@ int admin_token_create(store *st, const char *ws_slug, const char *scope, const 
                        const char *user_id, char *out);
 /* Creates a user with an Argon2id password hash, turns open invites for the e-mail into
  * the user's policies, and grants role on workspace ws_slug ("" for none; NULL: owner
- * when no invite was accepted) — all in one transaction. ST_NOT_FOUND: no such workspace
- * or role. */
+ * when no invite was accepted and the workspace has no owner yet, else nothing) — all in
+ * one transaction. *no_access tells that the NULL role granted nothing and no invite did.
+ * ST_NOT_FOUND: no such workspace or role. */
 int admin_user_create(store *st, const char *email, const char *password, const char *ws_slug, const char *role,
-                      char id_out[32]);
+                      char id_out[32], bool *no_access);
 
 #endif

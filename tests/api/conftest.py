@@ -286,9 +286,10 @@ class Server:
         self.db.execute("INSERT INTO workspaces (id, slug, display_name, create_time) VALUES (?, ?, ?, ?)",
                         (ws_id, slug, display_name, "2024-01-02T03:04:05Z"))
 
-    def add_user(self, email, password, workspace=DEFAULT_WS):
+    def add_user(self, email, password, workspace=DEFAULT_WS, role="workspace-owner"):
+        """`manifold user create`, an owner of the workspace unless role says otherwise."""
         p = self.cli("user", "create", "--email", email, "--password-stdin", "--workspace", workspace,
-                     input=password + "\n")
+                     "--role", role, input=password + "\n")
         assert re.match(r"^users/\S+\n$", p.stdout), p.stdout
         return p.stdout.strip()
 

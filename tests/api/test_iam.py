@@ -12,7 +12,8 @@ import pytest
 from conftest import RFC3339_Z, TOKEN_RE, assert_error, assert_ok
 from helpers_iam import (BUILTIN_ROLES, FILTER, PASSWORD, WS, WS_NAME, WSP, admin_principal,
                          assert_denied, assert_insufficient, assert_unauthenticated, basic_token_request,
-                         dests_without_required, dst_name, dst_path, grant, has_route, invites, list_all,
+                         dests_without_required, dst_name, dst_path, events_since, grant, has_route, invites,
+                         latest_event_id, list_all,
                          mk_dest, mk_filter, mk_invite, mk_plan, mk_source, new_user, plan_id, plan_path,
                          policies_of, policies_path, principal_with, src_name, src_path, uniq, user_principal,
                          users)
@@ -275,10 +276,41 @@ def test_invite_is_matched_without_case(srv):
     assert not [p for p in policies_of(srv, "workspace-owner") if p["subject"] == u.name]
 
 
-def test_user_without_invite_or_role_becomes_owner_and_role_none_gets_nothing(srv):
-    owner = new_user(srv, role=None)
-    assert [p["resource"] for p in policies_of(srv, "workspace-owner") if p["subject"] == owner.name] == [WS_NAME]
-    nobody = new_user(srv, role="none")
+def user_create(srv, email, ws, *extra):
+    p = srv.cli("user", "create", "--email", email, "--password-stdin", "--workspace", ws, *extra,
+                input=PASSWORD + "\n")
+    assert p.stdout.startswith("users/usr_"), p.stdout
+    return p.stdout.strip(), p.stderr
+
+
+def test_only_the_first_user_without_invite_or_role_becomes_owner(srv):
+    ws = uniq("first")
+    srv.add_workspace(ws, uniq("f")[:10])
+    admin = admin_principal(srv, "first user admin", workspace=ws)
+
+    def pols(name):
+        return [(p["name"].split("/roles/")[1].split("/")[0], p["resource"])
+                for p in list_all(srv, policies_path("-", ws), "policies", token=admin.token) if p["subject"] == name]
+
+    first, err = user_create(srv, f"{uniq('a')}@example.com", ws)
+    assert pols(first) == [("workspace-owner", f"workspaces/{ws}")] and err == "", err
+    # the workspace has an owner now: least privilege, and one line on stderr saying so
+    email = f"{uniq('b')}@example.com"
+    second, err = user_create(srv, email, ws)
+    assert pols(second) == []
+    assert len(err.splitlines()) == 1 and "no access" in err and "--role" in err and "invite" in err, err
+    assert_denied(basic_token_request(srv, email, PASSWORD, workspaces=(ws,)))
+    # an explicit --role still grants, and --role none is silent
+    third, err = user_create(srv, f"{uniq('c')}@example.com", ws, "--role", "workspace-owner")
+    assert pols(third) == [("workspace-owner", f"workspaces/{ws}")] and err == "", err
+    fourth, err = user_create(srv, f"{uniq('d')}@example.com", ws, "--role", "none")
+    assert pols(fourth) == [] and err == "", err
+
+
+def test_user_without_invite_or_role_in_a_workspace_with_an_owner_gets_nothing(srv):
+    # the bootstrap made an owner of the default workspace
+    assert policies_of(srv, "workspace-owner")
+    nobody = new_user(srv, role=None)
     assert not [p for p in policies_of(srv) if p["subject"] == nobody.name]
     assert_denied(basic_token_request(srv, nobody.email, nobody.password))
 
@@ -562,6 +594,83 @@ def test_dry_run_delete_keeps_the_policies(srv):
     assert_ok(srv.delete(src_path(slug) + "?validate_only=true"))
     assert_ok(srv.get(src_path(slug), token=who.token))
     assert src_name(slug) in {p["resource"] for p in policies_of(srv)}
+
+
+
+def invite_with(srv, *pols):
+    """An invite for a fresh e-mail with (role, resource) grants."""
+    return assert_ok(srv.post(f"{WSP}/invites", json={"invite": {"email": f"{uniq('pr')}@example.com", "policies": [
+        {"role": role, "resource": res} for role, res in pols]}}))
+
+
+def invite_named(srv, name):
+    return next((i for i in invites(srv) if i["name"] == name), None)
+
+
+def role_name(role):
+    return f"workspaces/{WS}/roles/{role}"
+
+
+def test_deleting_a_resource_drops_the_invite_grants_on_it(srv):
+    slug = uniq("invgone")
+    mk_source(srv, slug)
+    mk_dest(srv, slug, D1)
+    kept = [{"role": role_name("tracking-plan-read-only"), "resource": WS_NAME},
+            {"role": role_name("source-read-only"), "resource": src_name(slug + "2")}]
+    mixed = invite_with(srv, ("source-admin", src_name(slug)), ("tracking-plan-read-only", WS_NAME),
+                        ("source-read-only", dst_name(slug, D1)), ("source-read-only", src_name(slug + "2")))
+    only = invite_with(srv, ("source-admin", src_name(slug)))
+    under = invite_with(srv, ("source-read-only", dst_name(slug, D1)))
+    lookalike = invite_with(srv, ("source-admin", src_name(slug + "2")))
+    last = latest_event_id(srv)
+    assert_ok(srv.delete(src_path(slug)))
+    # the grants on the source and under it went; the others stay, as does the rest of the invite
+    m = invite_named(srv, mixed["name"])
+    assert m == dict(mixed, policies=kept), m
+    assert invite_named(srv, only["name"]) is None and invite_named(srv, under["name"]) is None
+    # `…/sources/<slug>2` is not under `…/sources/<slug>`: untouched
+    assert invite_named(srv, lookalike["name"]) == lookalike
+    # audited in the same request, after the source's own entry
+    evs = events_since(srv, last)
+    assert (evs[0]["action"], evs[0]["resource"]) == ("source.delete", src_name(slug)), evs
+    assert {e["request_id"] for e in evs} == {evs[0]["request_id"]}, evs
+    by = {(e["action"], e["resource"]): e for e in evs[1:]}
+    assert set(by) == {("invite.update", mixed["name"]), ("invite.delete", only["name"]),
+                       ("invite.delete", under["name"])}, by
+    upd = by[("invite.update", mixed["name"])]
+    assert upd["before"] == mixed and upd["after"] == m, upd
+    assert by[("invite.delete", only["name"])]["before"] == only
+    assert by[("invite.delete", only["name"])]["after"] is None
+    # accepting gives only what is left; a new source of the old name is not the user's
+    mk_source(srv, slug)
+    u = new_user(srv, role=None, email=mixed["email"])
+    mine = sorted((p["name"].split("/roles/")[1].split("/")[0], p["resource"])
+                  for p in policies_of(srv) if p["subject"] == u.name)
+    assert mine == [("source-read-only", src_name(slug + "2")), ("tracking-plan-read-only", WS_NAME)], mine
+    assert_denied(srv.get(src_path(slug), token=user_principal(srv, "pruned", u).token))
+    # the deleted invite's e-mail can be invited again (its marker went with it)
+    mk_invite(srv, only["email"])
+
+
+def test_deleting_a_destination_drops_only_the_invite_grants_under_it(srv):
+    slug = uniq("invdst")
+    mk_source(srv, slug)
+    mk_dest(srv, slug, D1)
+    inv = invite_with(srv, ("source-admin", src_name(slug)), ("source-read-only", dst_name(slug, D1)))
+    assert_ok(srv.delete(dst_path(slug, D1)))
+    assert invite_named(srv, inv["name"])["policies"] == [{"role": role_name("source-admin"),
+                                                          "resource": src_name(slug)}]
+
+
+def test_dry_run_delete_keeps_the_invites(srv):
+    slug = uniq("invdry")
+    mk_source(srv, slug)
+    mixed = invite_with(srv, ("source-admin", src_name(slug)), ("source-read-only", WS_NAME))
+    only = invite_with(srv, ("source-admin", src_name(slug)))
+    last = latest_event_id(srv)
+    assert_ok(srv.delete(src_path(slug) + "?validate_only=true"))
+    assert invite_named(srv, mixed["name"]) == mixed and invite_named(srv, only["name"]) == only
+    assert events_since(srv, last) == []
 
 
 def second_server(start_server, srv):

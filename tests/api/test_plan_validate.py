@@ -340,6 +340,48 @@ def test_plan_without_rules_for_a_type(srv):
     assert [v["type"] for v in rs[3]["violations"]] == ["Unplanned-Event"]
 
 
+
+# ---- formats assert (as ajv with ajv-formats) -------------------------------------------------
+
+# format -> (valid values, invalid values)
+FORMATS = {
+    "email": (["joe@example.com", "a.b+c@sub.example.org"], ["not an email", "joe@", "@example.com"]),
+    "date-time": (["2024-02-29T12:30:00Z", "1990-12-31T15:59:60-08:00"],
+                  ["yesterday", "2024-02-30T12:00:00Z", "2024-01-01 12:00"]),
+    "date": (["2024-02-29"], ["2023-02-29", "29/02/2024"]),
+    "ipv4": (["192.168.0.1"], ["256.1.1.1", "1.2.3"]),
+    "uri": (["https://example.com/a?b=c#d"], ["no scheme here", "http://exa mple.com"]),
+    "hostname": (["www.example.com"], ["-bad-.example.com", "a" * 64 + ".com"]),
+}
+
+
+@pytest.fixture(scope="module")
+def format_plan(srv):
+    props = {f: {"type": "string", "format": f} for f in FORMATS}
+    rule = {"$schema": D7, "type": "object", "properties": {"properties": {"type": "object", "properties": props}}}
+    return plan_id(create_plan(srv, rules={"events": [{"name": "Formats", "version": 1, "rules": rule}]}))
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_format_violations_are_reported(srv, format_plan, fmt):
+    good, bad = FORMATS[fmt]
+    rs = results(srv, format_plan, [track("Formats", {fmt: v}) for v in good + bad])
+    for v, r in zip(good, rs):
+        assert r["valid"] and r["violations"] == [], (fmt, v, r)
+    for v, r in zip(bad, rs[len(good):]):
+        assert triples(r) == {("Pattern-Mismatch", "format", "/properties/" + fmt)}, (fmt, v, r)
+        assert fmt in r["violations"][0]["message"], r
+
+
+def test_format_applies_only_to_strings_and_unknown_formats_are_ignored(srv):
+    rule = {"$schema": D7, "type": "object", "properties": {"properties": {"type": "object", "properties": {
+        "when": {"format": "date-time"}, "odd": {"type": "string", "format": "no-such-format"}}}}}
+    pid = plan_id(create_plan(srv, rules={"events": [{"name": "E", "version": 1, "rules": rule}]}))
+    rs = results(srv, pid, [track("E", {"when": 5, "odd": "anything"}), track("E", {"when": "yesterday"})])
+    assert rs[0]["valid"], rs[0]
+    assert triples(rs[1]) == {("Pattern-Mismatch", "format", "/properties/when")}
+
+
 # ---- requests ---------------------------------------------------------------------------------
 
 def body_of_size(n, count=100):
@@ -528,3 +570,21 @@ def test_cli_validates_with_an_example_plan_rule():
         ("Required-Missing", "required", "/properties/name"), ("Range-Mismatch", "minimum", "/properties/price"),
         ("Pattern-Mismatch", "pattern", "/properties/currency")}
     assert run_cli(rule, [json.dumps(good)]).returncode == 0
+
+
+def test_cli_reads_schemas_and_instances_with_nul():
+    # \u0000 is legal JSON: in the schema (const, enum, pattern) and in the instances, and
+    # compared by length (a string with a NUL is not its prefix up to the NUL).
+    schema = {"$schema": D7, "type": "object", "properties": {
+        "a": {"const": "x\u0000y"}, "b": {"enum": ["\u0000", "z"]}, "c": {"type": "string", "maxLength": 3},
+        "d": {"type": "string", "pattern": "^a\u0000b$"}}}
+    lines = [json.dumps({"a": "x\u0000y", "b": "\u0000", "c": "\u0000\u0000\u0000", "d": "a\u0000b"}),
+             json.dumps({"a": "x"}), json.dumps({"b": ""}), json.dumps({"c": "\u0000" * 4}),
+             json.dumps({"d": "a"})]
+    assert "\\u0000" in lines[0] and "\\u0000" in json.dumps(schema)
+    p = run_cli(schema, lines)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    assert [[(e["keyword"], e["path"]) for e in o["errors"]] for o in out] == [
+        [], [("const", "/a")], [("enum", "/b")], [("maxLength", "/c")], [("pattern", "/d")]]
+    assert out[1]["errors"][0]["message"] == 'must be "x\\u0000y"'
