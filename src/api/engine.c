@@ -1,9 +1,12 @@
 #include "api/engine.h"
+#include "api/view.h"
 #include "auth/auth.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <ctype.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +153,56 @@ static void reply_row(call *c, const res_row *r, json_t *body)
     reply(c, out);
 }
 
+/* ---- stored views (api/view.h) ------------------------------------------------------ */
+
+/* Bump when any kind's render hook changes what it writes: views stored by an older
+ * binary must not be served by this one. */
+#define RENDER_REVISION "1"
+
+/* What a render depends on besides its row: this code's revision, the destination catalog
+ * (settings, defaults, display names) and the server key (secret versions). Views made
+ * under another epoch (a new catalog, a new key file, an upgrade) are rendered again. */
+static const char *render_epoch(call *c)
+{
+    static char epoch[17];
+    static atomic_bool ready;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    if (atomic_load(&ready))
+        return epoch;
+    pthread_mutex_lock(&mu);
+    if (!atomic_load(&ready)) {
+        crypto_generichash_state st;
+        unsigned char mac[12], h[8];
+        auth_mac("render epoch", 12, mac);
+        crypto_generichash_init(&st, NULL, 0, sizeof h);
+        crypto_generichash_update(&st, (const unsigned char *)RENDER_REVISION, sizeof RENDER_REVISION);
+        crypto_generichash_update(&st, mac, sizeof mac);
+        const cat_list *l = &c->api->cat->destinations;
+        for (size_t i = 0; i < l->n; i++) {
+            char *set = json_to_string(l->items[i].settings);
+            crypto_generichash_update(&st, (const unsigned char *)l->items[i].name, strlen(l->items[i].name) + 1);
+            crypto_generichash_update(&st, (const unsigned char *)l->items[i].json, l->items[i].json_len);
+            crypto_generichash_update(&st, (const unsigned char *)set, strlen(set) + 1);
+            free(set);
+        }
+        crypto_generichash_final(&st, h, sizeof h);
+        sodium_bin2hex(epoch, sizeof epoch, h, sizeof h);
+        atomic_store(&ready, true);
+    }
+    pthread_mutex_unlock(&mu);
+    return epoch;
+}
+
+/* The stored view of r, rendered (heap string). */
+static char *view_of(call *c, const res_row *r, const json_t *rendered)
+{
+    buf j = {0}, v = {0};
+    json_write(&j, rendered);
+    view_make(&v, render_epoch(c), r, buf_cstr(&j), j.len);
+    buf_free(&j);
+    return buf_steal(&v);
+}
+
 /* Audit entries name the action "<kind>.<verb>" and carry rendered (secret-masked) forms. */
 static bool audit_change(call *c, txn *t, const char *verb, const res_row *r, json_t *before, json_t *after)
 {
@@ -160,14 +213,24 @@ static bool audit_change(call *c, txn *t, const char *verb, const res_row *r, js
 
 /* ---- List ---------------------------------------------------------------------------- */
 
+/* A view the page had to render, to be stored for the next List. */
+typedef struct late_view {
+    char *name, *view;
+    long long version;
+} late_view;
+
 typedef struct list_ctx {
     call *c;
     buf *b;
     int n, want;
     char *last;
     bool more;
+    late_view *late;
+    int nlate;
 } list_ctx;
 
+/* Appends one item: its stored view spliced as it is when it is current, else rendered
+ * (and remembered, so that list_store_late stores the view). */
 static int list_one(void *ctx, res_row *r)
 {
     list_ctx *l = ctx;
@@ -175,16 +238,45 @@ static int list_one(void *ctx, res_row *r)
         l->more = true;
         return 1;
     }
-    json_t *body = load_body(r);
-    json_t *out = kind_of(l->c)->render(l->c, r, body);
-    json_decref(body);
     if (l->n++)
         buf_putc(l->b, ',');
-    json_write(l->b, out);
-    json_decref(out);
+    size_t len;
+    const char *spliced = view_json(r, render_epoch(l->c), &len);
+    if (spliced) {
+        buf_append(l->b, spliced, len);
+    } else {
+        json_t *body = load_body(r);
+        json_t *out = kind_of(l->c)->render(l->c, r, body);
+        json_decref(body);
+        json_write(l->b, out);
+        if (!l->late)
+            l->late = calloc((size_t)l->want, sizeof *l->late);
+        l->late[l->nlate++] = (late_view){strdup(r->name), view_of(l->c, r, out), r->version};
+        json_decref(out);
+    }
     free(l->last);
     l->last = strdup(r->name);
     return 0;
+}
+
+/* Stores the views a List rendered (rows written before views existed, by code outside
+ * the engine, or under another render epoch), so the next List splices them. Best effort:
+ * the page is answered either way, and a row updated meanwhile keeps its own view. */
+static void list_store_late(call *c, list_ctx *l)
+{
+    txn t;
+    if (l->nlate && store_begin(c->api->st, &t, true) == ST_OK) {
+        bool ok = true;
+        for (int i = 0; i < l->nlate && ok; i++)
+            ok = store_res_set_view(&t, l->late[i].name, l->late[i].version, l->late[i].view) == ST_OK;
+        if (ok)
+            store_commit(&t); /* on failure it has rolled back */
+        else
+            store_rollback(&t);
+    }
+    for (int i = 0; i < l->nlate; i++)
+        free(l->late[i].name), free(l->late[i].view);
+    free(l->late);
 }
 
 void engine_list(call *c)
@@ -241,6 +333,7 @@ void engine_list(call *c)
     buf_free(&out);
     free(l.last);
     free(parent);
+    list_store_late(c, &l);
 }
 
 /* ---- Get ----------------------------------------------------------------------------- */
@@ -420,6 +513,7 @@ void engine_create(call *c)
     json_t *stored = json_object();
     txn t = {0};
     res_row r = {0};
+    json_t *after = NULL; /* the rendered resource: its view, the audit entry */
     char key[65] = "", reqh[65] = "";
     const char *ikey = req_header(c->req, "Idempotency-Key");
     if (!name || !k->create(c, obj, name, stored) || (k->validate && !k->validate(c, stored, name)))
@@ -462,6 +556,8 @@ void engine_create(call *c)
     r.version = 1;
     rfc3339(now_ms(), r.create_time);
     memcpy(r.update_time, r.create_time, sizeof r.create_time);
+    after = k->render(c, &r, stored);
+    r.view = view_of(c, &r, after);
     int rc = store_res_insert(&t, &r);
     if (rc != ST_OK) {
         if (rc == ST_CONFLICT)
@@ -472,10 +568,7 @@ void engine_create(call *c)
     }
     if (k->after_create && !k->after_create(c, &t, &r))
         goto rollback;
-    json_t *after = k->render(c, &r, stored);
-    bool audited = audit_change(c, &t, "create", &r, NULL, after);
-    json_decref(after);
-    if (!audited)
+    if (!audit_change(c, &t, "create", &r, NULL, after))
         goto rollback;
     reply_row(c, &r, stored);
     if (dry)
@@ -493,6 +586,8 @@ rollback:
     store_rollback(&t);
 out:
     free(r.body);
+    free(r.view);
+    json_decref(after);
     json_decref(stored);
     free(name);
     free(parent);
@@ -591,9 +686,13 @@ void engine_update(call *c)
             r.body = json_to_string(stored);
             r.version = old + 1;
             rfc3339(now_ms(), r.update_time);
+            json_t *after = k->render(c, &r, stored);
+            free(r.view); /* the old version's view: replaced, never carried over */
+            r.view = view_of(c, &r, after);
             int rc = store_res_update(&t, &r, old);
             if (rc == ST_NOT_FOUND) { /* lost a race */
                 store_rollback(&t);
+                json_decref(after);
                 json_decref(stored);
                 json_decref(before);
                 res_row_clear(&r);
@@ -604,10 +703,10 @@ void engine_update(call *c)
                 continue;
             }
             if (rc != ST_OK) {
+                json_decref(after);
                 fail_store(c, rc, k->name);
                 goto rollback;
             }
-            json_t *after = k->render(c, &r, stored);
             bool audited = audit_change(c, &t, "update", &r, before, after);
             json_decref(after);
             if (!audited)

@@ -51,6 +51,24 @@ static void copy(char *dst, size_t cap, const char *src)
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+static int run(txn *t, const char *sql, int n, const char *const *p, db_row_fn fn, void *ctx, long *changes);
+
+/* The column resources.rendered (res_row.view, api/view.h) came after the first release. SQLite has no
+ * ADD COLUMN IF NOT EXISTS, so the column is added once, remembered under its own meta
+ * key: unlike schema_version, an older binary run in between leaves that key alone, and a
+ * later start does not add the column twice. Runs inside the migration transaction (on
+ * PostgreSQL under the schema script's advisory lock). */
+static int migrate_views(txn *t)
+{
+    char done[8];
+    int rc = store_meta_get(t, "resources.rendered", done, sizeof done);
+    if (rc != ST_NOT_FOUND)
+        return rc;
+    if ((rc = run(t, "ALTER TABLE resources ADD COLUMN rendered TEXT", 0, NULL, NULL, NULL, NULL)) != ST_OK)
+        return rc;
+    return store_meta_set(t, "resources.rendered", "1");
+}
+
 store *store_open(const char *dsn, int readers, char *err, size_t errlen)
 {
     store *s = calloc(1, sizeof *s);
@@ -77,6 +95,12 @@ store *store_open(const char *dsn, int readers, char *err, size_t errlen)
         return NULL;
     }
     store_meta_set(&t, "schema_version", SCHEMA_VERSION);
+    if (migrate_views(&t) != ST_OK) {
+        snprintf(err, errlen, "%s: migration failed: %s", s->drv->name, s->drv->errmsg(t.c));
+        store_rollback(&t);
+        store_close(s);
+        return NULL;
+    }
     if (store_commit(&t) != ST_OK) {
         snprintf(err, errlen, "%s: migration commit failed", s->drv->name);
         store_close(s);
@@ -639,10 +663,11 @@ int store_token_delete(txn *t, long long id)
 void res_row_clear(res_row *r)
 {
     free(r->name), free(r->workspace), free(r->parent), free(r->kind), free(r->id), free(r->body), free(r->ref);
+    free(r->view);
     memset(r, 0, sizeof *r);
 }
 
-#define RES_COLS "SELECT name, workspace, parent, kind, id, body, version, create_time, update_time, ref FROM resources "
+#define RES_COLS "SELECT name, workspace, parent, kind, id, body, version, create_time, update_time, ref, rendered FROM resources "
 
 static void res_fill(res_row *r, char *const *v)
 {
@@ -656,6 +681,7 @@ static void res_fill(res_row *r, char *const *v)
     copy(r->create_time, sizeof r->create_time, v[7]);
     copy(r->update_time, sizeof r->update_time, v[8]);
     r->ref = dup_or_null(v[9]);
+    r->view = dup_or_null(v[10]);
 }
 
 static int res_one(void *ctx, int n, char *const *v, const size_t *l)
@@ -707,9 +733,9 @@ int store_res_insert(txn *t, const res_row *r)
     char ver[24];
     snprintf(ver, sizeof ver, "%lld", r->version);
     const char *p[] = {r->name, r->workspace, r->parent, r->kind, r->id, r->body, ver,
-                       r->create_time, r->update_time, r->ref};
-    return run(t, "INSERT INTO resources (name, workspace, parent, kind, id, body, version, create_time, update_time, ref) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 10, p, NULL, NULL, NULL);
+                       r->create_time, r->update_time, r->ref, r->view};
+    return run(t, "INSERT INTO resources (name, workspace, parent, kind, id, body, version, create_time, update_time, ref, rendered) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 11, p, NULL, NULL, NULL);
 }
 
 int store_res_update(txn *t, const res_row *r, long long expect_version)
@@ -717,11 +743,19 @@ int store_res_update(txn *t, const res_row *r, long long expect_version)
     char ver[24], exp[24];
     snprintf(ver, sizeof ver, "%lld", r->version);
     snprintf(exp, sizeof exp, "%lld", expect_version);
-    const char *p[] = {r->body, ver, r->update_time, r->name, exp};
+    const char *p[] = {r->body, ver, r->update_time, r->view, r->name, exp};
     long changes = 0;
-    int rc = run(t, "UPDATE resources SET body = ?, version = ?, update_time = ? WHERE name = ? AND version = ?",
-                 5, p, NULL, NULL, &changes);
+    int rc = run(t, "UPDATE resources SET body = ?, version = ?, update_time = ?, rendered = ? WHERE name = ? AND version = ?",
+                 6, p, NULL, NULL, &changes);
     return rc ? rc : changes ? ST_OK : ST_NOT_FOUND;
+}
+
+int store_res_set_view(txn *t, const char *name, long long version, const char *view)
+{
+    char ver[24];
+    snprintf(ver, sizeof ver, "%lld", version);
+    const char *p[] = {view, name, ver};
+    return run(t, "UPDATE resources SET rendered = ? WHERE name = ? AND version = ?", 3, p, NULL, NULL, NULL);
 }
 
 int store_res_delete(txn *t, const char *name)

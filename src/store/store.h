@@ -110,6 +110,8 @@ int store_token_delete(txn *t, long long id);
 typedef struct res_row {
     char *name, *workspace, *parent, *kind, *id, *body;
     char *ref;           /* optional secondary key a kind may set (a policy's subject, …) */
+    char *view;          /* column "rendered": the public JSON made at write time (api/view.h), or NULL:
+                          * written as given by insert and update, read by every look-up */
     long long version;
     char create_time[32], update_time[32];
 } res_row;
@@ -123,6 +125,9 @@ int store_res_get_by_id(txn *t, const char *workspace, const char *kind, const c
 int store_res_insert(txn *t, const res_row *r);
 /* Updates body/version/update_time when the stored version equals expect_version. */
 int store_res_update(txn *t, const res_row *r, long long expect_version);
+/* Stores a view made after the fact (a List that had to render), if the row is still at
+ * version: a concurrent update has written its own. */
+int store_res_set_view(txn *t, const char *name, long long version, const char *view);
 int store_res_delete(txn *t, const char *name);
 /* Deletes every resource whose name starts with prefix + "/" (the subtree). */
 int store_res_delete_tree(txn *t, const char *name);
