@@ -8,7 +8,7 @@
 # fuzz/fuzz_*.c becomes a libFuzzer target.
 
 SANFLAGS := -fsanitize=address,undefined
-PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl libpcre2-8
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl libpcre2-8 zlib
 BUILD   ?= build
 OPT     ?= -O2
 ifeq ($(SAN),1)

@@ -3,7 +3,7 @@
 # Idempotent: it only calls apt-get when a package is missing.
 set -eu
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 \
-libpq-dev libsodium-dev libcurl4-openssl-dev libpcre2-dev libcmocka-dev"
+libpq-dev libsodium-dev libcurl4-openssl-dev libpcre2-dev libcmocka-dev zlib1g-dev"
 case "${1:-run}" in
   test)  PKGS="$PKGS postgresql python3-pytest python3-requests clang libclang-rt-14-dev" ;;
   bench) PKGS="$PKGS wrk"
