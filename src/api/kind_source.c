@@ -121,6 +121,13 @@ static bool source_after_create(call *c, txn *t, const res_row *src)
     return rc == ST_OK || fail_store(c, rc, "schema config");
 }
 
+/* The write key is the row's secondary key: the intake finds a source by it
+ * (store_res_list_ref) without reading every source. */
+static const char *source_ref(json_t *body)
+{
+    return json_string_value(json_array_get(json_object_get(body, "write_keys"), 0));
+}
+
 const kind kind_source = {
     .name = "source",
     .collection = "sources",
@@ -132,6 +139,7 @@ const kind kind_source = {
     .render = source_render,
     .after_create = source_after_create,
     .before_delete = tp_source_deleted,
+    .ref = source_ref,
 };
 
 /* ---- schema config ---- */

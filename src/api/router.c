@@ -2,6 +2,7 @@
  * handler may assume (an authenticated principal allowed to perform the route's action on
  * the route's workspace) is established here, once, for every route. */
 #include "api/engine.h"
+#include "http/durable.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <ctype.h>
@@ -297,32 +298,25 @@ static bool authorize(call *c)
     return true;
 }
 
-/* A deferred answer's group has settled: send it, or, if the group could not be made
- * durable, an error in place of the success it would have claimed. Runs on the store's
- * flusher thread (or inline when the group had already settled). */
-static void answer_when_durable(void *arg, bool ok)
+/* A write's group could not be made durable: an error in place of the success it would
+ * have claimed. */
+static void answer_lost(request *req)
 {
-    request *req = arg;
-    if (!ok && req->resp->status < 300)
-        resp_error(req->resp, 503, CODE_UNAVAILABLE, "the change could not be made durable; it was not applied");
-    http_resume(req);
+    resp_error(req->resp, 503, CODE_UNAVAILABLE, "the change could not be made durable; it was not applied");
 }
 
 static void dispatch(call *c);
 
+static void dispatch_work(void *arg) { dispatch(arg); }
+
 /* Every call runs with deferred durability: a write's answer waits for its group commit
- * with the connection suspended, not in a thread (see store_defer_begin). */
+ * with the connection suspended, not in a thread (http/durable.h). */
 void api_handle(request *req, response *resp, void *ctx)
 {
     api *a = ctx;
-    store_defer_begin();
     call c = {.api = a, .req = req, .resp = resp};
-    dispatch(&c);
-    uint64_t gen = store_defer_end();
-    if (gen) {
-        http_defer(req);
-        store_when_durable(a->st, gen, answer_when_durable, req);
-    }
+    durable_ops ops = {.work = dispatch_work, .lost = answer_lost, .arg = &c};
+    http_answer_durably(a->st, req, &ops);
 }
 
 static void dispatch(call *c)

@@ -43,7 +43,19 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS audit_by_workspace ON audit_events (workspace, id);"
     "CREATE TABLE IF NOT EXISTS idempotency ("
     "  key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, status INTEGER NOT NULL,"
-    "  body TEXT NOT NULL, create_ms BIGINT NOT NULL);";
+    "  body TEXT NOT NULL, create_ms BIGINT NOT NULL);"
+    /* The intake's event log (docs/intake.md): every stored event, newest by id. */
+    "CREATE TABLE IF NOT EXISTS intake_events ("
+    "  id BIGSERIAL PRIMARY KEY, source TEXT COLLATE \"C\" NOT NULL, received_ms BIGINT NOT NULL, message_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL, status TEXT NOT NULL, violations TEXT NOT NULL, event TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS intake_events_by_source ON intake_events (source, id);"
+    "CREATE TABLE IF NOT EXISTS intake_dedup (message_id TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS intake_dedup_by_expiry ON intake_dedup (expires_ms);"
+    "CREATE TABLE IF NOT EXISTS intake_counters ("
+    "  source TEXT COLLATE \"C\" NOT NULL, shard INTEGER NOT NULL, received BIGINT NOT NULL, accepted BIGINT NOT NULL,"
+    "  blocked BIGINT NOT NULL, duplicate BIGINT NOT NULL, rejected BIGINT NOT NULL, PRIMARY KEY (source, shard));"
+    "CREATE TABLE IF NOT EXISTS intake_reasons ("
+    "  source TEXT COLLATE \"C\" NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (source, reason));";
 
 static int pg_open(const char *dsn, db_conn **out, char *err, size_t errlen)
 {

@@ -61,7 +61,19 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS audit_by_workspace ON audit_events (workspace, id);"
     "CREATE TABLE IF NOT EXISTS idempotency ("
     "  key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, status INTEGER NOT NULL,"
-    "  body TEXT NOT NULL, create_ms INTEGER NOT NULL);";
+    "  body TEXT NOT NULL, create_ms INTEGER NOT NULL);"
+    /* The intake's event log (docs/intake.md): every stored event, newest by id. */
+    "CREATE TABLE IF NOT EXISTS intake_events ("
+    "  id INTEGER PRIMARY KEY, source TEXT NOT NULL, received_ms INTEGER NOT NULL, message_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL, status TEXT NOT NULL, violations TEXT NOT NULL, event TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS intake_events_by_source ON intake_events (source, id);"
+    "CREATE TABLE IF NOT EXISTS intake_dedup (message_id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS intake_dedup_by_expiry ON intake_dedup (expires_ms);"
+    "CREATE TABLE IF NOT EXISTS intake_counters ("
+    "  source TEXT NOT NULL, shard INTEGER NOT NULL, received INTEGER NOT NULL, accepted INTEGER NOT NULL,"
+    "  blocked INTEGER NOT NULL, duplicate INTEGER NOT NULL, rejected INTEGER NOT NULL, PRIMARY KEY (source, shard));"
+    "CREATE TABLE IF NOT EXISTS intake_reasons ("
+    "  source TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (source, reason));";
 
 static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
 {

@@ -1,6 +1,7 @@
 /* The store: one set of SQL for both backends. Each function is a thin, typed wrapper
  * around one statement; transactions are the caller's (the API layer's) business. */
 #include "store/store.h"
+#include "store/store_int.h"
 #include "util/util.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@ struct store {
     uint64_t done;     /* every group up to this one is settled (durable or failed) */
     bool result[256];  /* outcome of group g at result[g % 256] */
     durable_waiter *waiters;
+    bool group_res_changed; /* a member of the open group changed a resource */
+    _Atomic uint64_t config_epoch;
     pthread_t flusher;
     bool has_flusher;
 };
@@ -236,8 +239,10 @@ static void flush_group(store *s)
     s->flush_wanted = false;
     uint64_t gen = s->gen;
     int members = s->members;
+    bool res_changed = s->group_res_changed;
     s->members = 0;
     s->open = false;
+    s->group_res_changed = false;
     pthread_mutex_unlock(&s->gmu);
 
     db_conn *c = db_acquire(s->pool, true);
@@ -246,7 +251,10 @@ static void flush_group(store *s)
     if (!ok) {
         log_error("%s: group commit failed: %s", s->drv->name, s->drv->errmsg(c));
         s->drv->rollback(c);
-    } else if (s->drv->checkpoint && s->drv->checkpoint(c, true) != DB_OK) {
+    } else if (res_changed) {
+        s->config_epoch++; /* visible to readers from this COMMIT */
+    }
+    if (ok && s->drv->checkpoint && s->drv->checkpoint(c, true) != DB_OK) {
         log_error("%s: checkpoint failed", s->drv->name);
     }
     db_release(s->pool, c, true);
@@ -352,6 +360,8 @@ int store_commit(txn *t)
             return ST_ERROR;
         }
         pthread_mutex_lock(&s->gmu);
+        if (t->res_changed)
+            s->group_res_changed = true;
         group_leave(s, t, true);
         bool ok = true;
         if (defer_on) {
@@ -368,10 +378,19 @@ int store_commit(txn *t)
         log_error("%s: commit failed: %s", s->drv->name, s->drv->errmsg(t->c));
         s->drv->rollback(t->c);
         rc = ST_ERROR;
+    } else if (t->in_tx && t->res_changed) {
+        s->config_epoch++;
     }
     db_release(s->pool, t->c, t->write);
     t->c = NULL;
     return rc;
+}
+
+uint64_t store_config_epoch(store *s) { return s->config_epoch; }
+
+int store_run_(txn *t, const char *sql, int n, const char *const *p, db_row_fn fn, void *ctx, long *changes)
+{
+    return run(t, sql, n, p, fn, ctx, changes);
 }
 
 void store_rollback(txn *t)
@@ -730,6 +749,7 @@ int store_res_get_by_id(txn *t, const char *workspace, const char *kind, const c
 
 int store_res_insert(txn *t, const res_row *r)
 {
+    t->res_changed = true;
     char ver[24];
     snprintf(ver, sizeof ver, "%lld", r->version);
     const char *p[] = {r->name, r->workspace, r->parent, r->kind, r->id, r->body, ver,
@@ -740,6 +760,7 @@ int store_res_insert(txn *t, const res_row *r)
 
 int store_res_update(txn *t, const res_row *r, long long expect_version)
 {
+    t->res_changed = true;
     char ver[24], exp[24];
     snprintf(ver, sizeof ver, "%lld", r->version);
     snprintf(exp, sizeof exp, "%lld", expect_version);
@@ -760,6 +781,7 @@ int store_res_set_view(txn *t, const char *name, long long version, const char *
 
 int store_res_delete(txn *t, const char *name)
 {
+    t->res_changed = true;
     const char *p[] = {name};
     long changes = 0;
     int rc = run(t, "DELETE FROM resources WHERE name = ?", 1, p, NULL, NULL, &changes);
@@ -768,6 +790,7 @@ int store_res_delete(txn *t, const char *name)
 
 int store_res_delete_tree(txn *t, const char *name)
 {
+    t->res_changed = true;
     /* The subtree of "a/b" is every name in ["a/b/", "a/b0"): '0' sorts right after '/'. */
     size_t n = strlen(name);
     char *lo = malloc(n + 2), *hi = malloc(n + 2);

@@ -21,6 +21,7 @@ typedef struct txn {
     bool in_tx;
     bool grouped;      /* a savepoint inside a group-commit transaction (SQLite) */
     uint64_t gen;      /* the group it belongs to */
+    bool res_changed;  /* this transaction wrote a resource: bumps the config epoch on commit */
 } txn;
 
 store *store_open(const char *dsn, int readers, char *err, size_t errlen);
@@ -55,6 +56,13 @@ void store_end(txn *t);
 void store_defer_begin(void);
 uint64_t store_defer_end(void);
 bool store_when_durable(store *, uint64_t gen, void (*fn)(void *arg, bool ok), void *arg);
+
+/* Config epoch: a counter bumped whenever a committed transaction changed a resource
+ * (a source, its schema config, a plan, a connection, …), once the change is visible to
+ * other readers. Caches of resources (the intake's write-key cache) compare it to know
+ * they may be stale. It covers this process only: other processes on the same
+ * PostgreSQL database are caught by the caches' time-to-live. */
+uint64_t store_config_epoch(store *);
 
 /* ---- meta ---- */
 int store_meta_get(txn *t, const char *key, char *out, size_t outlen);
@@ -159,5 +167,32 @@ int store_audit_list(txn *t, const char *workspace, long long before_id, const c
 int store_idem_claim(txn *t, const char *key, const char *req_hash, long long create_ms);
 int store_idem_get(txn *t, const char *key, char *req_hash, int *status, char **body, long long *create_ms);
 int store_idem_put(txn *t, const char *key, const char *req_hash, int status, const char *body, long long create_ms);
+
+/* ---- intake (the Tracking API's durable event log, docs/intake.md) ---- */
+/* Claims a messageId for dedup_ms from now: ST_OK when it is new (or its earlier claim
+ * has expired), ST_CONFLICT when it is a duplicate. */
+int store_dedup_claim(txn *t, const char *message_id, long long now_ms, long long dedup_ms);
+/* Removes expired claims, at most limit of them. */
+int store_dedup_prune(txn *t, long long now_ms, int limit);
+int store_event_add(txn *t, const char *source, long long received_ms, const char *message_id, const char *type,
+                    const char *status, const char *violations, const char *event);
+typedef struct intake_counts {
+    long long received, accepted, blocked, duplicate, rejected;
+} intake_counts;
+/* Adds d to the source's lifetime counters. Counters are sharded (shard 0..15) so that
+ * concurrent transactions on PostgreSQL do not all wait on one row lock. */
+int store_counts_add(txn *t, const char *source, int shard, const intake_counts *d);
+int store_reason_add(txn *t, const char *source, const char *reason, long long n);
+int store_counts_get(txn *t, const char *source, intake_counts *out);
+int store_reasons_list(txn *t, const char *source, int (*fn)(void *, const char *reason, long long n), void *ctx);
+typedef struct event_row {
+    long long id, received_ms;
+    const char *message_id, *type, *status, *violations, *event;
+} event_row;
+/* Newest first: id < before_id (0: from the newest) and id >= min_id. */
+int store_events_list(txn *t, const char *source, long long before_id, long long min_id, int limit,
+                      int (*fn)(void *, const event_row *), void *ctx);
+/* The id of the source's n-th newest event (n >= 1), ST_NOT_FOUND when it has fewer. */
+int store_events_nth_id(txn *t, const char *source, int n, long long *id);
 
 #endif
