@@ -6,6 +6,7 @@
 #include "api/engine.h"
 #include "app/admin.h"
 #include "app/config.h"
+#include "ingest/intake.h"
 #include "schema/schema.h"
 #include "util/util.h"
 #include <errno.h>
@@ -107,6 +108,23 @@ static int write_secret_file(const char *path, const char *text)
     return ok ? 0 : -1;
 }
 
+/* The main listener's handler: the Config API, and the Tracking API's /v1/ paths unless
+ * the intake has a listener of its own (--intake-listen; then /v1/ here is the Config
+ * API's 404). */
+typedef struct front {
+    api *a;
+    intake *in; /* NULL: the intake is not served on this listener */
+} front;
+
+static void front_handle(request *req, response *resp, void *ctx)
+{
+    front *f = ctx;
+    if (f->in && intake_owns(req))
+        intake_handle(req, resp, f->in);
+    else
+        api_handle(req, resp, f->a);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     config cfg;
@@ -159,6 +177,12 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     api *a = api_new(st, cat, cfg.rate_limit);
+    a->debugger_events = cfg.debugger_events;
+    intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
+                        .dedup_ms = 24LL * 3600 * 1000, .server_version = "0.1.0"};
+    intake *in = intake_new(st, &ic);
+    bool own_intake = cfg.intake_listen_host[0] != '\0';
+    front fr = {.a = a, .in = own_intake ? NULL : in};
     http_config hc = {
         .host = cfg.listen_host, .port = cfg.listen_port, .max_body = cfg.max_body,
         .max_connections = cfg.max_connections, .max_per_ip = cfg.max_per_ip,
@@ -176,9 +200,21 @@ static int cmd_serve(int argc, char **argv)
         ensure_parent_dir(token_path); /* with PostgreSQL nothing else may have made ./var */
         token_saved = write_secret_file(token_path, token) == 0;
     }
-    http_server *srv = http_start(&hc, api_handle, a, err, sizeof err);
+    http_server *srv = http_start(&hc, front_handle, &fr, err, sizeof err);
+    http_server *isrv = NULL;
+    if (srv && own_intake) {
+        http_config ihc = hc;
+        ihc.host = cfg.intake_listen_host;
+        ihc.port = cfg.intake_listen_port;
+        isrv = http_start(&ihc, intake_handle, in, err, sizeof err);
+        if (!isrv) {
+            http_stop(srv);
+            srv = NULL;
+        }
+    }
     if (!srv) {
         fprintf(stderr, "manifold: %s\n", err);
+        intake_free(in);
         api_free(a);
         store_close(st);
         catalog_free(cat);
@@ -196,12 +232,16 @@ static int cmd_serve(int argc, char **argv)
     }
     log_info("manifold listening on %s:%d (database: %s, %u threads, rate limit %d/s per token)",
              cfg.listen_host, port, store_backend(st), cfg.threads, cfg.rate_limit);
+    if (isrv)
+        log_info("tracking API listening on %s:%d", cfg.intake_listen_host, http_port(isrv));
     fflush(stderr);
 
     int sig = 0;
     sigwait(&sigs, &sig);
     log_info("received %s: draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_stop(isrv);
     http_stop(srv);
+    intake_free(in);
     api_free(a);
     store_close(st);
     catalog_free(cat);

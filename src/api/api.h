@@ -31,6 +31,7 @@ typedef struct api {
     store *st;
     catalog *cat;
     int rate_limit;
+    int debugger_events;   /* events per source the debugger API shows (--debugger-events) */
     /* Workspaces never change once created, so they are cached for good. */
     pthread_rwlock_t ws_lock;
     ws_row *ws_cache;

@@ -1,5 +1,7 @@
 #include "app/config.h"
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,20 +24,27 @@ const char config_usage[] =
     "  --request-timeout SECONDS    deadline for one whole request (default 30)\n"
     "  --max-header-bytes BYTES     per-connection header buffer; larger headers get 431 (default 32768)\n"
     "  --db-connections N           database reader connections (default 4)\n"
-    "  --log-level LEVEL            error|warn|info|debug (default info)\n";
+    "  --log-level LEVEL            error|warn|info|debug (default info)\n"
+    "  --intake-listen HOST:PORT    serve the Tracking API (/v1/track, /v1/batch, ...) on its own listener\n"
+    "                               (default: on --listen, beside the Config API)\n"
+    "  --strict-write-keys          unknown write keys get 401 instead of Segment's 200\n"
+    "  --intake-backlog N           Tracking API requests in progress before 503 + Retry-After (default 4096)\n"
+    "  --debugger-events N          events per source the debugger API shows (default 1000)\n";
 
-typedef enum { T_STR, T_INT, T_SIZE, T_UINT, T_HOSTPORT } ftype;
+typedef enum { T_STR, T_INT, T_SIZE, T_UINT, T_HOSTPORT, T_BOOL } ftype;
 
 typedef struct flag {
     const char *name;
     ftype type;
     size_t off, cap;
     long long min, max;
+    size_t port_off; /* T_HOSTPORT: where the port goes (the host goes to off) */
 } flag;
 
-#define F(n, t, field, lo, hi) {n, t, offsetof(config, field), sizeof(((config *)0)->field), lo, hi}
+#define F(n, t, field, lo, hi) {n, t, offsetof(config, field), sizeof(((config *)0)->field), lo, hi, 0}
+#define HP(n, host, port) {n, T_HOSTPORT, offsetof(config, host), sizeof(((config *)0)->host), 0, 0, offsetof(config, port)}
 static const flag flags[] = {
-    F("listen", T_HOSTPORT, listen_host, 0, 0),
+    HP("listen", listen_host, listen_port),
     F("database", T_STR, database, 0, 0),
     F("catalog", T_STR, catalog, 0, 0),
     F("key-file", T_STR, key_file, 0, 0),
@@ -51,6 +60,10 @@ static const flag flags[] = {
     F("max-header-bytes", T_SIZE, max_header_bytes, 4096, 1 << 24),
     F("db-connections", T_INT, db_connections, 1, 256),
     F("log-level", T_STR, log_level, 0, 0),
+    HP("intake-listen", intake_listen_host, intake_listen_port),
+    F("strict-write-keys", T_BOOL, strict_write_keys, 0, 1),
+    F("intake-backlog", T_INT, intake_backlog, 1, 10000000),
+    F("debugger-events", T_INT, debugger_events, 1, 1000000),
 };
 
 static int set(config *cfg, const flag *f, const char *v, const char *src, char *err, size_t errlen)
@@ -69,17 +82,26 @@ static int set(config *cfg, const flag *f, const char *v, const char *src, char 
         char *end;
         long port = colon ? strtol(colon + 1, &end, 10) : -1;
         size_t hl = colon ? (size_t)(colon - v) : 0;
-        if (!colon || *end || colon[1] == '\0' || port < 0 || port > 65535 || hl == 0 || hl >= sizeof cfg->listen_host) {
-            snprintf(err, errlen, "%s: --listen wants HOST:PORT, got '%s'", src, v);
+        if (!colon || *end || colon[1] == '\0' || port < 0 || port > 65535 || hl == 0 || hl >= f->cap) {
+            snprintf(err, errlen, "%s: --%s wants HOST:PORT, got '%s'", src, f->name, v);
             return -1;
         }
         /* [::1]:8080 → ::1 */
         const char *h = v;
         if (h[0] == '[' && colon[-1] == ']')
             h++, hl -= 2;
-        memcpy(cfg->listen_host, h, hl);
-        cfg->listen_host[hl] = '\0';
-        cfg->listen_port = (int)port;
+        memcpy(p, h, hl);
+        p[hl] = '\0';
+        *(int *)((char *)cfg + f->port_off) = (int)port;
+        return 0;
+    }
+    if (f->type == T_BOOL) {
+        bool yes = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+        if (!yes && strcmp(v, "0") && strcmp(v, "false") && strcmp(v, "no")) {
+            snprintf(err, errlen, "%s: %s must be true or false, got '%s'", src, f->name, v);
+            return -1;
+        }
+        *(int *)p = yes;
         return 0;
     }
     char *end;
@@ -118,6 +140,8 @@ int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(co
     cfg->max_header_bytes = 32768;
     cfg->db_connections = 4;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    cfg->intake_backlog = 4096;
+    cfg->debugger_events = 1000;
 
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         char var[64] = "MANIFOLD_";
@@ -146,7 +170,8 @@ int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(co
             snprintf(err, errlen, "unknown flag '%s'", argv[i]);
             return -1;
         }
-        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        /* A boolean flag alone means true; it never takes the next argument. */
+        const char *v = eq ? eq + 1 : f->type == T_BOOL ? "true" : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) {
             snprintf(err, errlen, "flag --%s needs a value", f->name);
             return -1;

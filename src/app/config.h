@@ -23,6 +23,11 @@ typedef struct config {
     size_t max_header_bytes;
     int db_connections;
     char log_level[16];
+    char intake_listen_host[64]; /* "" unless --intake-listen: the intake's own listener */
+    int intake_listen_port;
+    int strict_write_keys;     /* unknown write keys get 401 instead of 200 */
+    int intake_backlog;        /* intake requests in flight or waiting for durability */
+    int debugger_events;       /* events per source the debugger API shows */
 } config;
 
 /* Fills defaults, then the environment (via getenv_fn, usually getenv), then argv.

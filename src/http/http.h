@@ -41,6 +41,8 @@ typedef struct response {
 
 const char *req_header(const request *r, const char *name);
 const char *req_query(const request *r, const char *name);
+/* The peer's IPv4 address in dotted form (out holds 16); false for IPv6 or unknown. */
+bool req_peer_ipv4(const request *r, char *out);
 /* Adds a response header; both strings are copied. */
 void resp_header(response *w, const char *name, const char *val);
 

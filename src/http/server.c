@@ -20,6 +20,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 #include <sodium.h>
 
@@ -71,6 +73,15 @@ const char *req_query(const request *r, const char *name)
         if (!strcmp(r->query[i].key, name))
             return r->query[i].val;
     return NULL;
+}
+
+bool req_peer_ipv4(const request *r, char *out)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr || ci->client_addr->sa_family != AF_INET)
+        return false;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ci->client_addr;
+    return inet_ntop(AF_INET, &sin->sin_addr, out, 16) != NULL;
 }
 
 void http_defer(request *req)
