@@ -72,6 +72,8 @@ bool tp_source_deleted(call *c, txn *t, const res_row *source);
 void h_conn_create(call *c), h_conn_batch(call *c);
 void h_plan_validate(call *c);
 void h_filter_preview(call *c);
+/* events.c — the source debugger (beyond Segment) */
+void h_events_list(call *c), h_events_summary(call *c);
 
 /* Helpers for kinds. */
 bool valid_slug(const char *s);

@@ -39,6 +39,9 @@ route api_routes[] = {
     K("DELETE", SRC "/{src}", ACT_WRITE, engine_delete, kind_source),
     K("GET", SRC "/{src}/schema-config", ACT_READ, engine_get, kind_schema_config),
     K("PATCH", SRC "/{src}/schema-config", ACT_WRITE, engine_update, kind_schema_config),
+    /* the source debugger (beyond Segment): what the Tracking API stored for the source */
+    R("GET", SRC "/{src}/events", ACT_READ, h_events_list),
+    R("GET", SRC "/{src}/events:summary", ACT_READ, h_events_summary),
 
     /* §8 destinations */
     K("GET", DST, ACT_READ, engine_list, kind_destination),

@@ -76,6 +76,9 @@ TABLE = {
     ("DELETE", SRC + "/{src}"):                                     "A D A D D D D D D D",
     ("GET", SRC + "/{src}/schema-config"):                          "A D A A D D D D A D",
     ("PATCH", SRC + "/{src}/schema-config"):                        "A D A D D D D D D D",
+    # the source debugger: reading the source's stored events is reading the source
+    ("GET", SRC + "/{src}/events"):                                 "A D A A D D D D A D",
+    ("GET", SRC + "/{src}/events:summary"):                         "A D A A D D D D A D",
     # destinations of js
     ("GET", DST):                                                   "A D A A D D D D A D",
     ("POST", DST):                                                  "A D A D D D D D D D",
@@ -369,6 +372,8 @@ BUILDERS = {
     ("DELETE", SRC + "/{src}"): b_source_delete,
     ("GET", SRC + "/{src}/schema-config"): b_plain(),
     ("PATCH", SRC + "/{src}/schema-config"): b_schema_patch,
+    ("GET", SRC + "/{src}/events"): b_plain(),
+    ("GET", SRC + "/{src}/events:summary"): b_plain(),
     ("GET", DST): b_plain(),
     ("POST", DST): b_dest_create,
     ("GET", DST + "/{dest}"): b_plain(),
