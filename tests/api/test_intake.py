@@ -550,12 +550,16 @@ class HeldLock:
             con.execute("COMMIT")
             con.close()
         else:
-            p = subprocess.Popen([PSQL, self.srv.db.url, "-qAt", "-c",
-                                  f"BEGIN; LOCK TABLE intake_events IN EXCLUSIVE MODE; SELECT 'locked'; "
-                                  f"SELECT pg_sleep({self.seconds}); COMMIT;"],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
-            p.stdout.readline()
+            # Statement by statement on stdin: psql prints each result as it comes.
+            p = subprocess.Popen([PSQL, self.srv.db.url, "-qAt"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            p.stdin.write("BEGIN;\nLOCK TABLE intake_events IN EXCLUSIVE MODE;\nSELECT 'locked';\n")
+            p.stdin.flush()
+            assert p.stdout.readline().strip() == "locked"
             self.ready.set()
+            time.sleep(self.seconds)
+            p.stdin.write("COMMIT;\n")
+            p.stdin.close()
             p.wait(timeout=60)
 
 
