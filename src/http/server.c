@@ -57,6 +57,9 @@ typedef struct req_ctx {
     bool started;  /* the first (headers-only) handler call has happened */
     bool rejected; /* a response was already queued (early error) */
     bool too_big;
+    size_t max_body;      /* this request's body limit (see body_limit_for) */
+    int split_status;     /* split_path's result, done at the headers stage */
+    const char *split_msg;
 } req_ctx;
 
 /* ---- request / response helpers ---------------------------------------------------- */
@@ -444,6 +447,17 @@ static const char *request_line_problem(struct MHD_Connection *conn, const char 
     return NULL;
 }
 
+/* Splits the path at the headers stage (the result is kept for the final call) and asks
+ * the application for this route's body limit, so an oversized body is refused before it
+ * is read. A path that does not split gets the default limit; it is answered 400 later. */
+static size_t body_limit_for(http_server *s, req_ctx *rc)
+{
+    rc->split_status = split_path(&rc->req, &rc->split_msg);
+    if (rc->split_status || !s->cfg.body_limit)
+        return s->cfg.max_body;
+    return s->cfg.body_limit(&rc->req, s->ctx);
+}
+
 static int count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *val)
 {
     (void)kind;
@@ -504,12 +518,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject_now(s, conn, rc, 400, 3, "conflicting Content-Length headers");
         if (cl[1] && te)
             return reject_now(s, conn, rc, 400, 3, "Content-Length together with Transfer-Encoding");
+        rc->max_body = body_limit_for(s, rc);
         if (cl[1]) {
             char *end;
             unsigned long long n = strtoull(cl[1], &end, 10);
             if (*end || end == cl[1])
                 return reject_now(s, conn, rc, 400, 3, "invalid Content-Length");
-            if (n > s->cfg.max_body)
+            if (n > rc->max_body)
                 return reject_now(s, conn, rc, 413, 3, "request body too large");
         }
         return MHD_YES;
@@ -524,7 +539,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* A body without Content-Length (chunked) that outgrows the limit: MHD 0.9.75
          * cannot queue a response mid-upload, so the rest is discarded (bounded by the
          * request deadline) and the 413 goes out once the upload ends. */
-        if (rc->too_big || rc->req.body.len + *upload_size > s->cfg.max_body) {
+        if (rc->too_big || rc->req.body.len + *upload_size > rc->max_body) {
             rc->too_big = true;
             *upload_size = 0;
             return MHD_YES;
@@ -538,8 +553,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     request *r = &rc->req;
     response w = {.status = 200};
-    const char *msg = NULL;
-    int st = split_path(r, &msg);
+    const char *msg = rc->split_msg;
+    int st = rc->split_status; /* split in body_limit_for */
     if (!st) {
         query_ctx q = {.r = r};
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &q);
