@@ -252,9 +252,10 @@ static enum MHD_Result reject_now(http_server *s, struct MHD_Connection *conn, r
 
 /* ---- libmicrohttpd's own error answers, as JSON --------------------------------------
  * MHD 0.9.75 refuses some requests before (or without) calling us — an oversized header
- * block (431), a missing Host (400), an unparsable Content-Length (400), broken chunked
- * framing (400) — through its internal transmit_error_response(), which queues a static
- * HTML (or empty) body. It has no hook to change that body, so we use two facts about it:
+ * block (431) or request line (414), an unparsable Content-Length (400, 413 past 64 bits),
+ * broken chunked framing (400, 413), an unknown HTTP version (505) — through its internal
+ * transmit_error_response(), which queues a static HTML (or empty) body. (A missing Host
+ * is checked by us instead: see request_line_problem.) It has no hook to change that body, so we use two facts about it:
  *  - it logs "Error processing request (HTTP response code is %u ('%s'))" through the
  *    daemon's logger, on the connection's own thread, right before it builds the response;
  *  - it then queues that response with MHD_queue_response(connection, status, response),
@@ -421,16 +422,20 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_info("libmicrohttpd: %s", line);
 }
 
-/* The swap needs the library's MHD_queue_response and its error messages (a build
- * without them logs nothing). Checked once at start-up so a different build of the
- * library is noticed in the log rather than by clients. */
-static void check_mhd_error_swap(void)
+/* The swap needs the library's MHD_queue_response (without it nothing can be queued at
+ * all) and its error messages (a build without them logs nothing, and its own errors stay
+ * non-JSON). Checked once at start-up so a different build of the library is noticed. */
+static bool check_mhd_error_swap(void)
 {
     pthread_once(&real_queue_once, resolve_real_queue);
     if (!real_queue_response || real_queue_response == MHD_queue_response)
-        log_error("libmicrohttpd: MHD_queue_response cannot be wrapped; its own errors stay HTML");
+        return false;
+    /* The library's calls resolve through the global scope: ours must be what it finds. */
+    if (dlsym(RTLD_DEFAULT, "MHD_queue_response") != (void *)MHD_queue_response)
+        log_warn("libmicrohttpd: MHD_queue_response is not interposed; its own error answers stay HTML");
     if (MHD_is_feature_supported(MHD_FEATURE_MESSAGES) != MHD_YES)
         log_warn("libmicrohttpd built without messages: its own error answers stay non-JSON");
+    return true;
 }
 
 /* What MHD_OPTION_STRICT_FOR_CLIENT 1 would refuse, refused here instead so the answer is
@@ -684,7 +689,12 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
         flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);
     (void)sl;
-    check_mhd_error_swap();
+    if (!check_mhd_error_swap()) {
+        snprintf(err, errlen, "libmicrohttpd's MHD_queue_response cannot be found");
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return NULL;
+    }
     s->d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
