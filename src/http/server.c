@@ -278,7 +278,7 @@ static _Thread_local struct {
     bool armed;          /* MHD just logged an error response on this thread */
     unsigned status;
     const char *html;    /* MHD's static body, for the human-readable part */
-    bool in_headers;     /* found while parsing the header block (see below) */
+    bool garbled;        /* MHD's own sending of it goes wrong (see mhd_error_write_directly) */
     http_server *srv;
 } mhd_error;
 
@@ -346,15 +346,20 @@ static struct MHD_Response *mhd_error_response(unsigned status, const char *html
     return mr;
 }
 
-/* For errors found while MHD parses the header block (a bad Content-Length), 0.9.75 has
- * a bug: parse_connection_headers() queues the error and builds its header, then its
- * caller overwrites the connection state and the header is built a second time, so the
- * client reads a second status line where the body should be (the stock HTML answer is
- * just as garbled). No queued response can come out right, so we write the whole answer
+/* Some of 0.9.75's error paths never send a queued answer right, whatever its body:
+ *  - a bad Content-Length: parse_connection_headers() queues the error and builds its
+ *    header, then its caller overwrites the connection state and the header is built a
+ *    second time, so the client reads a second status line where the body should be;
+ *  - a request-target with more arguments than the memory pool holds (431): the caller
+ *    of the argument parser ignores the error and overwrites the state, and MHD then
+ *    waits for header bytes it has thrown away, sending nothing until the idle timeout.
+ * MHD logs a message of its own just before each (see mhd_log); the second one also
+ * precedes a header line the pool cannot hold, whose answer would go out right, and is
+ * written directly just as well. We write the whole answer
  * on the connection's own socket (MHD passes us the connection; nothing of this request
  * has been sent yet, and a keep-alive connection's previous answer was sent in full
- * before MHD read this request) and shut the sending side: MHD's own garbled copy then
- * fails with EPIPE and MHD closes the connection. */
+ * before MHD read this request) and shut the sending side: MHD's own copy, if it ever
+ * sends one, fails with EPIPE, and the client has its answer and the end of the stream. */
 static void mhd_error_write_directly(struct MHD_Connection *conn, unsigned status, const char *html,
                                      http_server *s)
 {
@@ -382,7 +387,7 @@ enum MHD_Result MHD_queue_response(struct MHD_Connection *conn, unsigned int sta
     pthread_once(&real_queue_once, resolve_real_queue);
     if (mhd_error.armed && mhd_error.status == status) {
         mhd_error.armed = false;
-        if (mhd_error.in_headers) {
+        if (mhd_error.garbled) {
             mhd_error_write_directly(conn, status, mhd_error.html, mhd_error.srv);
             return real_queue_response(conn, status, resp);
         }
@@ -401,11 +406,13 @@ enum MHD_Result MHD_queue_response(struct MHD_Connection *conn, unsigned int sta
  * nothing), so a stale note can never reach a later response. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    /* MHD logs why just before it logs the error answer for a bad Content-Length. */
-    bool was_in_headers = mhd_error.in_headers;
+    /* Before each error answer that MHD would send wrongly or not at all, it logs why
+     * (see mhd_error_write_directly). */
+    bool was_garbled = mhd_error.garbled;
     mhd_error.armed = false;
-    mhd_error.in_headers = starts_with(fmt, "Failed to parse `Content-Length'") ||
-                           starts_with(fmt, "Too large value of 'Content-Length'");
+    mhd_error.garbled = starts_with(fmt, "Failed to parse `Content-Length'") ||
+                        starts_with(fmt, "Too large value of 'Content-Length'") ||
+                        starts_with(fmt, "Not enough memory in pool to allocate header record");
     if (starts_with(fmt, MHD_ERROR_LOG_PREFIX)) {
         va_list aq;
         va_copy(aq, ap);
@@ -414,7 +421,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         va_end(aq);
         mhd_error.srv = cls;
         mhd_error.armed = true;
-        mhd_error.in_headers = was_in_headers;
+        mhd_error.garbled = was_garbled;
     }
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
