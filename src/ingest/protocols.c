@@ -441,11 +441,13 @@ static void changed(run *r)
 static bool omit(run *r, const char *key, json_t **list)
 {
     json_t *c = json_object_get(r->event, r->container);
-    if (!json_is_object(c) || json_object_del(c, key))
+    if (!json_is_object(c) || !json_object_get(c, key))
         return false;
+    json_t *name = json_string(key); /* before the delete: key may be the member's own */
+    json_object_del(c, key);
     if (!*list)
         *list = json_array();
-    json_array_append_new(*list, json_string(key));
+    json_array_append_new(*list, name);
     changed(r);
     return true;
 }
