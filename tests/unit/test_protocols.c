@@ -804,6 +804,13 @@ static void concurrent_apply(void **state)
 
 /* ----- timing -------------------------------------------------------------------------------- */
 
+static double now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
 /* A typical planned track event (analytics.js shape, ~1 KB) against a typical rule and
  * rules.global, default config: the intake's hot path. Prints ns/event. */
 static void timing_typical_event(void **state)
@@ -837,34 +844,41 @@ static void timing_typical_event(void **state)
         "\"integrations\": {}}";
     protocols *p = mk_plan("{}", plan);
     json_t *ev = parse(event);
-    enum { N = 20000 };
+    /* The machine is shared: report the fastest of several batches (the least disturbed). */
+    enum { BATCHES = 15, N = 2000 };
     protocols_result r;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int i = 0; i < N; i++) {
-        protocols_apply(p, ev, &r);
-        if (r.blocked || json_array_size(r.violations))
-            fail_msg("typical event: blocked or violated");
-        protocols_result_clear(&r);
+    double best = 1e18;
+    for (int b = 0; b < BATCHES; b++) {
+        double t0 = now_ns();
+        for (int i = 0; i < N; i++) {
+            protocols_apply(p, ev, &r);
+            if (r.blocked || json_array_size(r.violations))
+                fail_msg("typical event: blocked or violated");
+            protocols_result_clear(&r);
+        }
+        double ns = (now_ns() - t0) / N;
+        best = ns < best ? ns : best;
     }
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / N;
-    print_message("protocols_apply, typical valid track event (%zu bytes): %.0f ns/event\n", strlen(event), ns);
+    print_message("protocols_apply, typical valid track event (%zu bytes): %.0f ns/event\n", strlen(event), best);
     /* the same event with one violation (recorded and annotated): the slow path */
     json_object_set_new(json_object_get(ev, "properties"), "price", json_string("18.99"));
     json_t *copy = json_deep_copy(ev);
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int i = 0; i < N / 4; i++) {
-        json_t *e = json_deep_copy(copy);
-        protocols_apply(p, e, &r);
-        if (json_array_size(r.violations) != 1)
-            fail_msg("typical event with a violation: %zu violations", json_array_size(r.violations));
-        protocols_result_clear(&r);
-        json_decref(e);
+    best = 1e18;
+    for (int b = 0; b < BATCHES; b++) {
+        double t0 = now_ns();
+        for (int i = 0; i < N / 4; i++) {
+            json_t *e = json_deep_copy(copy);
+            protocols_apply(p, e, &r);
+            if (json_array_size(r.violations) != 1)
+                fail_msg("typical event with a violation: %zu violations", json_array_size(r.violations));
+            protocols_result_clear(&r);
+            json_decref(e);
+        }
+        double ns = (now_ns() - t0) / (N / 4);
+        best = ns < best ? ns : best;
     }
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (N / 4);
-    print_message("protocols_apply, same event with one violation (incl. a deep copy of the event): %.0f ns/event\n", ns);
+    print_message("protocols_apply, same event with one violation (incl. a deep copy of the event): %.0f ns/event\n",
+                  best);
     json_decref(copy);
     json_decref(ev);
     protocols_free(p);
