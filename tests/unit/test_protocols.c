@@ -18,7 +18,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/tp_rules.h"
 #include "ingest/protocols.h"
+#include "schema/schema.h"
 
 /* ----- helpers --------------------------------------------------------------------------- */
 
@@ -765,6 +767,108 @@ static void compile_errors(void **state)
     protocols_free(p);
 }
 
+/* ----- the projected view: the same verdicts as the whole event ------------------------------ */
+
+/* Fields ("a.b.c") of s's violations on the whole event, as a newline-joined list. */
+static void expected_fields(json_t *rule, const json_t *ev, char *out, size_t cap)
+{
+    if (!rule)
+        return;
+    schema_error_t err;
+    schema_t *s = tp_compile_rule(rule, &err);
+    if (!s)
+        fail_msg("rule does not compile: %s", err.message);
+    schema_result_t res = {0};
+    schema_validate(s, ev, &res);
+    for (size_t i = 0; i < res.count; i++) {
+        const char *path = schema_result_item(&res, i)->path;
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s\n", *path ? path + 1 : "");
+        for (char *c = out + len; *c; c++)
+            *c = *c == '/' ? '.' : *c;
+    }
+    schema_result_free(&res);
+    schema_free(s);
+}
+
+static void projected_view_same_verdicts(void **state)
+{
+    (void)state;
+    /* rules.global variants: bounded ones (projected) and each keyword that forces the whole
+     * object at its node */
+    static const char *const globals[] = {
+        "{\"properties\": {\"context\": {\"type\": \"object\", \"required\": [\"ip\"], \"properties\": {"
+        "  \"library\": {\"type\": \"object\", \"required\": [\"name\"], \"properties\": {\"name\": {\"type\": \"string\"}}}}},"
+        "  \"userId\": {\"type\": \"string\", \"minLength\": 2}}}",
+        "{\"additionalProperties\": false, \"properties\": {\"type\": {}, \"event\": {}, \"context\": {},"
+        "  \"properties\": {}}}",
+        "{\"properties\": {\"context\": {\"properties\": {\"library\": {\"enum\": [{\"name\": \"x\"}]}}}}}",
+        "{\"properties\": {\"context\": {\"minProperties\": 3}}}",
+        "{\"properties\": {\"context\": {\"patternProperties\": {\"^i\": {\"type\": \"string\"}}}}}",
+        "{\"properties\": {\"context\": {\"dependencies\": {\"ip\": [\"locale\"]}}}}",
+        "{\"definitions\": {\"lib\": {\"required\": [\"version\"]}},"
+        "  \"properties\": {\"context\": {\"properties\": {\"library\": {\"$ref\": \"#/definitions/lib\"}}}}}",
+        "{\"properties\": {\"context\": {\"properties\": {\"a\": {}, \"b\": {}, \"c\": {}, \"d\": {}, \"e\": {},"
+        "  \"f\": {}, \"g\": {}, \"ip\": {\"type\": \"integer\"}}}}}",
+        "{\"properties\": {\"context\": {\"allOf\": [{\"required\": [\"locale\"]}]}}}",
+        "{\"properties\": {\"context\": {\"x-unknown\": 1, \"properties\": {\"ip\": {\"type\": \"integer\"}}}}}",
+        "{\"properties\": {\"properties\": {\"properties\": {\"items\": {\"items\": {\"properties\": {"
+        "  \"price\": {\"type\": \"number\"}}, \"required\": [\"sku\"]}}}}}}",
+    };
+    static const char *const rules[] = {
+        NULL,
+        "{\"properties\": {\"properties\": {\"required\": [\"id\"], \"properties\": {\"id\": {\"type\": \"string\"},"
+        "  \"n\": {\"type\": \"object\", \"properties\": {\"m\": {\"type\": \"integer\"}}}}}}}",
+    };
+    static const char *const events[] = {
+        "{\"type\": \"track\", \"event\": \"E\", \"userId\": \"u\", \"context\": {\"library\": {\"name\": \"x\"},"
+        "  \"ip\": \"1.2.3.4\", \"locale\": \"en\"}, \"properties\": {\"id\": \"a\", \"n\": {\"m\": 1}}}",
+        "{\"type\": \"track\", \"event\": \"E\", \"userId\": 5, \"context\": {\"library\": {\"name\": 1, \"version\": 2},"
+        "  \"ip\": 4, \"extra\": true}, \"properties\": {\"id\": 1, \"n\": {\"m\": \"x\"}}, \"sentAt\": 1}",
+        "{\"type\": \"track\", \"event\": \"E\", \"context\": 5, \"properties\": [1]}",
+        "{\"type\": \"track\", \"event\": \"E\", \"context\": {\"library\": {}}, \"properties\": {\"items\": "
+        "  [{\"sku\": \"a\", \"price\": 1}, {\"price\": \"x\"}]}}",
+        "{\"type\": \"track\", \"event\": \"E\"}",
+    };
+    for (size_t g = 0; g < sizeof globals / sizeof globals[0]; g++)
+        for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
+            json_t *gj = parse(globals[g]), *rj = rules[r] ? parse(rules[r]) : NULL;
+            json_t *plan = json_pack("{s:{s:O, s:[{s:s, s:O*}]}}", "rules", "global", gj, "events", "name", "E",
+                                     "rules", rj);
+            char err[256];
+            protocols *p = protocols_compile(NULL, plan, "web", "rs", "P", err, sizeof err);
+            if (!p)
+                fail_msg("global %zu rule %zu: %s", g, r, err);
+            for (size_t e = 0; e < sizeof events / sizeof events[0]; e++) {
+                json_t *ev = parse(events[e]);
+                char want[2048] = "", got[2048] = "";
+                expected_fields(rj, ev, want, sizeof want);
+                expected_fields(gj, ev, want, sizeof want);
+                protocols_result res;
+                protocols_apply(p, ev, &res);
+                size_t i;
+                json_t *v;
+                json_array_foreach(res.violations, i, v) {
+                    /* the API's field notation writes indices as [n]: back to dots */
+                    size_t len = strlen(got);
+                    for (const char *c = json_string_value(json_object_get(v, "field")); *c && len + 2 < sizeof got; c++)
+                        if (*c != ']')
+                            got[len++] = *c == '[' ? '.' : *c;
+                    got[len++] = '\n';
+                    got[len] = '\0';
+                }
+                if (strcmp(want, got))
+                    fail_msg("global %zu rule %zu event %zu:\nwant\n%sgot\n%s", g, r, e, want, got);
+                protocols_result_clear(&res);
+                json_decref(ev);
+            }
+            protocols_free(p);
+            json_decref(plan);
+            json_decref(gj);
+            json_decref(rj);
+        }
+}
+
 /* ----- threads ------------------------------------------------------------------------------- */
 
 static void *worker(void *arg)
@@ -910,6 +1014,7 @@ int main(void)
         cmocka_unit_test(draft04_and_draft07),
         cmocka_unit_test(formats_assert),
         cmocka_unit_test(compile_errors),
+        cmocka_unit_test(projected_view_same_verdicts),
         cmocka_unit_test(concurrent_apply),
         cmocka_unit_test(timing_typical_event),
     };
