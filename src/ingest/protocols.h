@@ -30,7 +30,8 @@ typedef struct protocols_result {
 } protocols_result;
 
 /* Applies delivery.md §2 to event in place (omissions, context.protocols annotations). Thread-safe for
- * concurrent calls on one protocols. The strings in *out live as long as p. */
+ * concurrent calls on one protocols. The strings in *out live as long as p. Events forwarded from
+ * another source (§2.5: they carry "forwardedFromProject") bypass the checks: do not pass them. */
 void protocols_apply(const protocols *p, json_t *event, protocols_result *out);
 void protocols_result_clear(protocols_result *);
 
