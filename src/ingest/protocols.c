@@ -33,9 +33,11 @@
  * forward_* fields of the result (§2.5, §2.6).
  *
  * Hot path: the event's view (util/jview.h) is built once and serves its rule and
- * rules.global; it is rebuilt only when an omission changed the event in between. Views
- * and violation results live in per-thread scratch that is reused, so a valid event
- * allocates only the empty violations array the result hands back.
+ * rules.global; it is rebuilt only when an omission changed the event in between. It holds
+ * only the members the two rules can read (a projection computed at compile time, see
+ * "what the rules can read"). Views and violation results live in per-thread scratch that
+ * is reused, so a valid event allocates only the empty violations array the result hands
+ * back.
  */
 #include "ingest/protocols.h"
 
