@@ -125,6 +125,17 @@ static void front_handle(request *req, response *resp, void *ctx)
         api_handle(req, resp, f->a);
 }
 
+/* The HTTP layer's per-request body limit on the main listener: the intake's for its
+ * paths (never below what the intake itself accepts, compressed bodies included), the
+ * route table's otherwise. */
+static size_t front_body_limit(const request *req, void *ctx)
+{
+    front *f = ctx;
+    if (f->in && intake_owns(req))
+        return intake_body_limit(req, f->in);
+    return api_body_limit(req, f->a);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     config cfg;
@@ -177,6 +188,7 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     api *a = api_new(st, cat, cfg.rate_limit);
+    api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
     intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
                         .dedup_ms = 24LL * 3600 * 1000, .server_version = "0.1.0"};
@@ -185,6 +197,7 @@ static int cmd_serve(int argc, char **argv)
     front fr = {.a = a, .in = own_intake ? NULL : in};
     http_config hc = {
         .host = cfg.listen_host, .port = cfg.listen_port, .max_body = cfg.max_body,
+        .body_limit = front_body_limit,
         .max_connections = cfg.max_connections, .max_per_ip = cfg.max_per_ip,
         .idle_timeout_s = cfg.idle_timeout, .request_deadline_s = cfg.request_timeout,
         .threads = cfg.threads, .max_header_bytes = cfg.max_header_bytes,
@@ -206,6 +219,7 @@ static int cmd_serve(int argc, char **argv)
         http_config ihc = hc;
         ihc.host = cfg.intake_listen_host;
         ihc.port = cfg.intake_listen_port;
+        ihc.body_limit = intake_body_limit;
         isrv = http_start(&ihc, intake_handle, in, err, sizeof err);
         if (!isrv) {
             http_stop(srv);

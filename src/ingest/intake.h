@@ -23,6 +23,10 @@ intake *intake_new(store *st, const intake_config *cfg);
 void intake_free(intake *);
 /* Is this request for the intake (a path under /v1/, which /v1beta is not)? */
 bool intake_owns(const request *req);
+/* The HTTP layer's body limit for an intake request (http_config.body_limit; ctx is the
+ * intake): above every body the intake could accept, so that the intake's own checks
+ * (on decompressed bytes) answer with the Tracking API's 400, and bounded. */
+size_t intake_body_limit(const request *req, void *ctx);
 /* The http_handler of the intake; ctx is the intake. */
 void intake_handle(request *req, response *resp, void *ctx);
 
