@@ -165,7 +165,7 @@ static int target_of(job *j, const char *slug)
     char name[512];
     snprintf(name, sizeof name, "workspaces/%s/sources/%s", j->src->ws, slug);
     for (int i = 0; i < j->ntargets; i++)
-        if (!strcmp(j->targets[i].source, name))
+        if (!strcmp(j->targets[i].own ? j->src->name : j->targets[i].source, name))
             return i;
     if (j->ntargets == (int)(sizeof j->targets / sizeof j->targets[0]))
         return -1;

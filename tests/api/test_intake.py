@@ -582,3 +582,42 @@ def test_backlog_answers_503(start_server):
     th.join(60)
     ok200(first["r"])
     assert sorted(e["event"]["event"] for e in events(srv, slug)) == ["slow", "warm"]
+
+
+# ---- Protocols enforcement at intake -------------------------------------------------------
+
+
+def test_protocols_block_and_forward(server):
+    """A source connected to a plan that blocks unplanned track events: the blocked event is
+    stored BLOCKED and counted, forwarded into the named source with forwardedFromProject;
+    a planned event passes; a later config change applies to the next event."""
+    slug, key = new_source(server)
+    sink, _ = new_source(server)
+    plans = "/v1beta/workspaces/myworkspace/tracking-plans"
+    plan = assert_ok(server.post(plans, json={"tracking_plan": {"display_name": "P", "rules": {"events": [
+        {"name": "Planned", "version": 1, "rules": {"$schema": "http://json-schema.org/draft-07/schema#",
+                                                     "type": "object"}}]}}}))
+    pid = plan["id"] if "id" in plan else plan["name"].rsplit("/", 1)[1]
+    assert_ok(server.post(f"{plans}/{pid}/source-connections", json={"source_name": src_name(slug)}))
+    r = server.request("PATCH", src_path(slug) + "/schema-config", json={
+        "schema_config": {"allow_unplanned_track_events": False, "forwarding_blocked_events_to": sink},
+        "update_mask": {"paths": ["schema_config.allow_unplanned_track_events",
+                                  "schema_config.forwarding_blocked_events_to"]}})
+    assert_ok(r)
+    ok200(send(server, "/v1/track", {"userId": "u", "event": "Unplanned"}, key=key))
+    ok200(send(server, "/v1/track", {"userId": "u", "event": "Planned"}, key=key))
+    ok200(send(server, "/v1/page", {"userId": "u", "name": "Home"}, key=key))  # pages are not enforced
+    by = {e["event"].get("event", e["type"]): e for e in events(server, slug)}
+    assert by["Unplanned"]["status"] == "BLOCKED"
+    assert by["Planned"]["status"] == "ACCEPTED" and by["page"]["status"] == "ACCEPTED"
+    s = summary(server, slug)
+    assert (s["blocked"], s["accepted"]) == (1, 2)
+    [fwd] = events(server, sink)
+    assert fwd["status"] == "ACCEPTED" and fwd["event"]["forwardedFromProject"] == slug
+    assert fwd["message_id"] == by["Unplanned"]["message_id"]
+    # Allowing unplanned events again applies to the next event at once.
+    assert_ok(server.request("PATCH", src_path(slug) + "/schema-config", json={
+        "schema_config": {"allow_unplanned_track_events": True},
+        "update_mask": {"paths": ["schema_config.allow_unplanned_track_events"]}}))
+    ok200(send(server, "/v1/track", {"userId": "u", "event": "Unplanned"}, key=key))
+    assert events(server, slug)[0]["status"] == "ACCEPTED"
