@@ -159,8 +159,10 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     api *a = api_new(st, cat, cfg.rate_limit);
+    api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     http_config hc = {
         .host = cfg.listen_host, .port = cfg.listen_port, .max_body = cfg.max_body,
+        .body_limit = api_body_limit,
         .max_connections = cfg.max_connections, .max_per_ip = cfg.max_per_ip,
         .idle_timeout_s = cfg.idle_timeout, .request_deadline_s = cfg.request_timeout,
         .threads = cfg.threads, .max_header_bytes = cfg.max_header_bytes,

@@ -27,10 +27,17 @@ typedef enum route_action {
     ACT_WRITE,        /* scope workspace */
 } route_action;
 
+/* How large a request body a route takes (see api_body_limit). */
+typedef enum route_body {
+    BODY_DEFAULT, /* --max-body */
+    BODY_PLAN,    /* --max-plan-body: whole tracking plans (2,000 rules are 1.5-3 MB) */
+} route_body;
+
 typedef struct api {
     store *st;
     catalog *cat;
     int rate_limit;
+    size_t max_body, max_plan_body; /* see api_set_body_limits */
     /* Workspaces never change once created, so they are cached for good. */
     pthread_rwlock_t ws_lock;
     ws_row *ws_cache;
@@ -48,6 +55,7 @@ typedef struct route {
     route_action action;
     route_fn fn;
     const struct kind *kind; /* engine routes: the resource kind */
+    route_body body;         /* its body limit class */
     /* compiled by router_init */
     int nseg;
     const char *seg[ROUTE_MAX_SEGS];
@@ -62,6 +70,11 @@ extern const size_t api_nroutes;
 api *api_new(store *st, catalog *cat, int rate_limit);
 void api_free(api *);
 void api_handle(request *req, response *resp, void *ctx); /* the http_handler */
+/* Body limits: routes of class BODY_PLAN take the larger of the two. */
+void api_set_body_limits(api *a, size_t max_body, size_t max_plan_body);
+/* The http_config body_limit callback: the limit of the route the request matches, known
+ * from the method and path alone so the transport can refuse a body before reading it. */
+size_t api_body_limit(const request *req, void *ctx);
 /* Finds a workspace by slug or id, through the cache. */
 int api_ws_lookup(api *a, const char *slug_or_id, ws_row *out);
 

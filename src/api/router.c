@@ -40,6 +40,7 @@ api *api_new(store *st, catalog *cat, int rate_limit)
     a->st = st;
     a->cat = cat;
     a->rate_limit = rate_limit;
+    a->max_body = a->max_plan_body = (size_t)1 << 20;
     pthread_rwlock_init(&a->ws_lock, NULL);
     return a;
 }
@@ -130,6 +131,21 @@ static const route *match(call *c, bool *path_known)
     }
     c->nparams = 0;
     return NULL;
+}
+
+void api_set_body_limits(api *a, size_t max_body, size_t max_plan_body)
+{
+    a->max_body = max_body;
+    a->max_plan_body = max_plan_body > max_body ? max_plan_body : max_body;
+}
+
+size_t api_body_limit(const request *req, void *ctx)
+{
+    api *a = ctx;
+    call c = {.api = a, .req = (request *)req};
+    bool known;
+    const route *rt = match(&c, &known);
+    return rt && rt->body == BODY_PLAN ? a->max_plan_body : a->max_body;
 }
 
 /* Cuts ":verb" off captured values so handlers see the bare id. */

@@ -8,6 +8,8 @@
 #define R(m, p, a, f) {.method = m, .pattern = p, .action = a, .fn = f}
 /* An engine route: the handler is a standard method, the kind says of what. */
 #define K(m, p, a, f, k) {.method = m, .pattern = p, .action = a, .fn = f, .kind = &k}
+/* A route whose body is a whole tracking plan: the larger --max-plan-body applies. */
+#define KP(m, p, a, f, k) {.method = m, .pattern = p, .action = a, .fn = f, .kind = &k, .body = BODY_PLAN}
 #define SRC "/v1beta/workspaces/{ws}/sources"
 #define DST SRC "/{src}/destinations"
 #define TP "/v1beta/workspaces/{ws}/tracking-plans"
@@ -68,11 +70,12 @@ route api_routes[] = {
 
     /* §9 tracking plans, source connections, and :validate (beyond Segment) */
     K("GET", TP, ACT_READ, engine_list, kind_tracking_plan),
-    K("POST", TP, ACT_WRITE, engine_create, kind_tracking_plan),
+    KP("POST", TP, ACT_WRITE, engine_create, kind_tracking_plan),
     K("GET", TP "/{plan}", ACT_READ, engine_get, kind_tracking_plan),
-    K("PUT", TP "/{plan}", ACT_WRITE, engine_update, kind_tracking_plan),
-    K("PATCH", TP "/{plan}", ACT_WRITE, engine_update, kind_tracking_plan),
+    KP("PUT", TP "/{plan}", ACT_WRITE, engine_update, kind_tracking_plan),
+    KP("PATCH", TP "/{plan}", ACT_WRITE, engine_update, kind_tracking_plan),
     K("DELETE", TP "/{plan}", ACT_WRITE, engine_delete, kind_tracking_plan),
+    /* events to check, at most 500 KB (h_plan_validate): the ordinary limit covers it */
     R("POST", TP "/{plan}:validate", ACT_READ, h_plan_validate),
     K("GET", TP "/{plan}/source-connections", ACT_READ, engine_list, kind_source_connection),
     R("POST", TP "/{plan}/source-connections", ACT_WRITE, h_conn_create),

@@ -13,6 +13,7 @@ const char config_usage[] =
     "  --key-file PATH              32-byte server key for token hashes (default: beside the database)\n"
     "  --rate-limit N               requests per second per token, 0 disables (default 60)\n"
     "  --max-body BYTES             largest request body (default 1048576)\n"
+    "  --max-plan-body BYTES        largest tracking-plan create/update body (default 8388608)\n"
     "  --bootstrap-workspace SLUG   workspace created on first start (default myworkspace)\n"
     "  --bootstrap-email EMAIL      owner user created on first start (default owner@example.com)\n"
     "  --threads N                  HTTP worker threads (default: 8 per CPU)\n"
@@ -41,6 +42,7 @@ static const flag flags[] = {
     F("key-file", T_STR, key_file, 0, 0),
     F("rate-limit", T_INT, rate_limit, 0, 1000000000),
     F("max-body", T_SIZE, max_body, 1024, 1LL << 30),
+    F("max-plan-body", T_SIZE, max_plan_body, 1024, 1LL << 30),
     F("bootstrap-workspace", T_STR, bootstrap_workspace, 0, 0),
     F("bootstrap-email", T_STR, bootstrap_email, 0, 0),
     F("threads", T_UINT, threads, 1, 256),
@@ -107,6 +109,8 @@ int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(co
     snprintf(cfg->database, sizeof cfg->database, "var/manifold.db");
     cfg->rate_limit = 60;
     cfg->max_body = 1 << 20;
+    /* A 2,000-rule tracking plan is 1.5-3 MB of JSON. */
+    cfg->max_plan_body = 8 << 20;
     snprintf(cfg->bootstrap_workspace, sizeof cfg->bootstrap_workspace, "myworkspace");
     snprintf(cfg->bootstrap_email, sizeof cfg->bootstrap_email, "owner@example.com");
     cfg->threads = 0; /* 0: number of CPUs, resolved by the caller */

@@ -13,6 +13,7 @@ typedef struct config {
     char key_file[1024];
     int rate_limit;            /* requests per second per token; 0 disables */
     size_t max_body;
+    size_t max_plan_body;      /* tracking-plan routes (the larger of the two applies) */
     char bootstrap_workspace[112];
     char bootstrap_email[256];
     unsigned threads;

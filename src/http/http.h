@@ -50,6 +50,10 @@ typedef struct http_config {
     const char *host;
     int port;
     size_t max_body;            /* bodies above this get 413 before they are read */
+    /* Optional: the body limit for one request, asked once its headers are in (method and
+     * decoded path segments are set, the body is not) with the handler's ctx. Bodies above
+     * it get 413 before they are read. NULL: max_body for every request. */
+    size_t (*body_limit)(const request *req, void *ctx);
     unsigned max_connections;   /* total */
     unsigned max_per_ip;        /* per client address */
     unsigned idle_timeout_s;    /* no bytes for this long: closed */

@@ -12,6 +12,8 @@
 #include "util/json.h"
 #include "util/util.h"
 #include <microhttpd.h>
+#include <dlfcn.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,6 +58,9 @@ typedef struct req_ctx {
     bool started;  /* the first (headers-only) handler call has happened */
     bool rejected; /* a response was already queued (early error) */
     bool too_big;
+    size_t max_body;      /* this request's body limit (see body_limit_for) */
+    int split_status;     /* split_path's result, done at the headers stage */
+    const char *split_msg;
 } req_ctx;
 
 /* ---- request / response helpers ---------------------------------------------------- */
@@ -262,6 +267,226 @@ static enum MHD_Result reject_now(http_server *s, struct MHD_Connection *conn, r
     return send_response(s, conn, &w, &rc->req);
 }
 
+/* ---- libmicrohttpd's own error answers, as JSON --------------------------------------
+ * MHD 0.9.75 refuses some requests before (or without) calling us — an oversized header
+ * block (431) or request line (414), an unparsable Content-Length (400, 413 past 64 bits),
+ * broken chunked framing (400, 413), an unknown HTTP version (505) — through its internal
+ * transmit_error_response(), which queues a static HTML (or empty) body. (A missing Host
+ * is checked by us instead: see request_line_problem.) It has no hook to change that body, so we use two facts about it:
+ *  - it logs "Error processing request (HTTP response code is %u ('%s'))" through the
+ *    daemon's logger, on the connection's own thread, right before it builds the response;
+ *  - it then queues that response with MHD_queue_response(connection, status, response),
+ *    an exported function the library calls through its PLT (it is interposable: Debian's
+ *    libmicrohttpd.so.12 carries a JUMP_SLOT relocation for it).
+ * So the logger notes the status on a thread-local, and our own MHD_queue_response (this
+ * executable's definition wins over the library's) swaps in a JSON body when the call
+ * that follows on the same thread carries that status. The connection is the argument
+ * MHD passes, so the JSON can never go to another connection; any other call passes
+ * straight through to the library. */
+
+#define MHD_ERROR_LOG_PREFIX "Error processing request (HTTP response code is "
+
+typedef enum MHD_Result (*queue_fn)(struct MHD_Connection *, unsigned int, struct MHD_Response *);
+
+static queue_fn real_queue_response;
+static pthread_once_t real_queue_once = PTHREAD_ONCE_INIT;
+
+static _Thread_local struct {
+    bool armed;          /* MHD just logged an error response on this thread */
+    unsigned status;
+    const char *html;    /* MHD's static body, for the human-readable part */
+    bool garbled;        /* MHD's own sending of it goes wrong (see mhd_error_write_directly) */
+    http_server *srv;
+} mhd_error;
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return !strncmp(s, prefix, strlen(prefix));
+}
+
+static void resolve_real_queue(void)
+{
+    real_queue_response = (queue_fn)dlsym(RTLD_NEXT, "MHD_queue_response");
+}
+
+/* The text of MHD's HTML body (tags dropped, &quot; as "), or a default for the status. */
+static void mhd_error_text(unsigned status, const char *html, char *out, size_t cap)
+{
+    size_t o = 0;
+    /* MHD answers an over-long request line with the text of an over-large header block. */
+    const char *p = html && status != 414 ? strstr(html, "<body>") : NULL;
+    for (p = p ? p + 6 : ""; *p && o + 1 < cap && strncmp(p, "</body>", 7); p++) {
+        if (*p == '<') {
+            const char *gt = strchr(p, '>');
+            p = gt ? gt : p + strlen(p) - 1;
+        } else if (!strncmp(p, "&quot;", 6)) {
+            out[o++] = '"';
+            p += 5;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    out[o] = '\0';
+    if (o)
+        return;
+    snprintf(out, cap, "%s", status == 431 ? "request header fields too large"
+                             : status == 413 ? "request body too large"
+                             : status == 414 ? "request target too long"
+                             : status == 505 ? "HTTP version not supported" : "malformed request");
+}
+
+/* The JSON body and a request id for one of MHD's error answers. */
+static void mhd_error_body(unsigned status, const char *html, http_server *s, buf *body, char rid[24])
+{
+    char msg[256];
+    mhd_error_text(status, html, msg, sizeof msg);
+    response w = {0};
+    resp_error(&w, (int)status, 3, msg);
+    *body = w.body;
+    rid[0] = '\0';
+    if (s)
+        snprintf(rid, 24, "%s%012llx", s->rid_prefix, (unsigned long long)atomic_fetch_add(&s->rid_counter, 1));
+}
+
+static struct MHD_Response *mhd_error_response(unsigned status, const char *html, http_server *s)
+{
+    buf body;
+    char rid[24];
+    mhd_error_body(status, html, s, &body, rid);
+    size_t len = body.len;
+    struct MHD_Response *mr = MHD_create_response_from_buffer(len, buf_steal(&body), MHD_RESPMEM_MUST_FREE);
+    if (!mr)
+        return NULL;
+    MHD_add_response_header(mr, "Content-Type", "application/json");
+    if (rid[0])
+        MHD_add_response_header(mr, "X-Request-Id", rid);
+    return mr;
+}
+
+/* Some of 0.9.75's error paths never send a queued answer right, whatever its body:
+ *  - a bad Content-Length: parse_connection_headers() queues the error and builds its
+ *    header, then its caller overwrites the connection state and the header is built a
+ *    second time, so the client reads a second status line where the body should be;
+ *  - a request-target with more arguments than the memory pool holds (431): the caller
+ *    of the argument parser ignores the error and overwrites the state, and MHD then
+ *    waits for header bytes it has thrown away, sending nothing until the idle timeout.
+ * MHD logs a message of its own just before each (see mhd_log); the second one also
+ * precedes a header line the pool cannot hold, whose answer would go out right, and is
+ * written directly just as well. We write the whole answer
+ * on the connection's own socket (MHD passes us the connection; nothing of this request
+ * has been sent yet, and a keep-alive connection's previous answer was sent in full
+ * before MHD read this request) and shut the sending side: MHD's own copy, if it ever
+ * sends one, fails with EPIPE, and the client has its answer and the end of the stream. */
+static void mhd_error_write_directly(struct MHD_Connection *conn, unsigned status, const char *html,
+                                     http_server *s)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    buf body, out = {0};
+    char rid[24];
+    mhd_error_body(status, html, s, &body, rid);
+    buf_printf(&out, "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n%s%s%s\r\n",
+               status, MHD_get_reason_phrase_for(status), body.len, rid[0] ? "X-Request-Id: " : "", rid,
+               rid[0] ? "\r\n" : "");
+    buf_append(&out, body.data, body.len);
+    /* A client that stopped reading may get a short answer; it gets the close regardless. */
+    ssize_t n = send(ci->connect_fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+    shutdown(ci->connect_fd, SHUT_WR);
+    buf_free(&body);
+    buf_free(&out);
+}
+
+enum MHD_Result MHD_queue_response(struct MHD_Connection *conn, unsigned int status, struct MHD_Response *resp)
+{
+    pthread_once(&real_queue_once, resolve_real_queue);
+    if (mhd_error.armed && mhd_error.status == status) {
+        mhd_error.armed = false;
+        if (mhd_error.garbled) {
+            mhd_error_write_directly(conn, status, mhd_error.html, mhd_error.srv);
+            return real_queue_response(conn, status, resp);
+        }
+        struct MHD_Response *json = mhd_error_response(status, mhd_error.html, mhd_error.srv);
+        if (json) {
+            enum MHD_Result ok = real_queue_response(conn, status, json);
+            MHD_destroy_response(json); /* MHD holds its own reference once queued */
+            return ok;
+        }
+    }
+    return real_queue_response(conn, status, resp);
+}
+
+/* MHD's logger: forwards every message to our log, and arms the swap above. Any other
+ * message disarms it (e.g. "Too late to send an error response", after which MHD queues
+ * nothing), so a stale note can never reach a later response. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    /* Before each error answer that MHD would send wrongly or not at all, it logs why
+     * (see mhd_error_write_directly). */
+    bool was_garbled = mhd_error.garbled;
+    mhd_error.armed = false;
+    mhd_error.garbled = starts_with(fmt, "Failed to parse `Content-Length'") ||
+                        starts_with(fmt, "Too large value of 'Content-Length'") ||
+                        starts_with(fmt, "Not enough memory in pool to allocate header record");
+    if (starts_with(fmt, MHD_ERROR_LOG_PREFIX)) {
+        va_list aq;
+        va_copy(aq, ap);
+        mhd_error.status = va_arg(aq, unsigned);
+        mhd_error.html = va_arg(aq, const char *);
+        va_end(aq);
+        mhd_error.srv = cls;
+        mhd_error.armed = true;
+        mhd_error.garbled = was_garbled;
+    }
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_info("libmicrohttpd: %s", line);
+}
+
+/* The swap needs the library's MHD_queue_response (without it nothing can be queued at
+ * all) and its error messages (a build without them logs nothing, and its own errors stay
+ * non-JSON). Checked once at start-up so a different build of the library is noticed. */
+static bool check_mhd_error_swap(void)
+{
+    pthread_once(&real_queue_once, resolve_real_queue);
+    if (!real_queue_response || real_queue_response == MHD_queue_response)
+        return false;
+    /* The library's calls resolve through the global scope: ours must be what it finds. */
+    if (dlsym(RTLD_DEFAULT, "MHD_queue_response") != (void *)MHD_queue_response)
+        log_warn("libmicrohttpd: MHD_queue_response is not interposed; its own error answers stay HTML");
+    if (MHD_is_feature_supported(MHD_FEATURE_MESSAGES) != MHD_YES)
+        log_warn("libmicrohttpd built without messages: its own error answers stay non-JSON");
+    return true;
+}
+
+/* What MHD_OPTION_STRICT_FOR_CLIENT 1 would refuse, refused here instead so the answer is
+ * our JSON (MHD's own answer for these is garbled, see mhd_error_write_directly): an
+ * HTTP/1.1 request without Host (RFC 9112 §3.2), and a space inside the request-target.
+ * Strictness 0 checks nothing else less than 1 does in MHD 0.9.75. */
+static const char *request_line_problem(struct MHD_Connection *conn, const char *url, const char *version)
+{
+    if (url && strchr(url, ' '))
+        return "space in the request target";
+    bool http11 = version && !strncmp(version, "HTTP/1.", 7) && strcmp(version, "HTTP/1.0");
+    if (http11 && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+        return "HTTP/1.1 request without a Host header";
+    return NULL;
+}
+
+/* Splits the path at the headers stage (the result is kept for the final call) and asks
+ * the application for this route's body limit, so an oversized body is refused before it
+ * is read. A path that does not split gets the default limit; it is answered 400 later. */
+static size_t body_limit_for(http_server *s, req_ctx *rc)
+{
+    rc->split_status = split_path(&rc->req, &rc->split_msg);
+    if (rc->split_status || !s->cfg.body_limit)
+        return s->cfg.max_body;
+    return s->cfg.body_limit(&rc->req, s->ctx);
+}
+
 static int count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *val)
 {
     (void)kind;
@@ -309,6 +534,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             t->raw_uri = NULL;
         if (raw_uri == url && version && version != raw_uri + raw_len + 1)
             return reject_now(s, conn, rc, 400, 3, "NUL byte in the request line");
+        const char *line_problem = request_line_problem(conn, url, version);
+        if (line_problem)
+            return reject_now(s, conn, rc, 400, 3, line_problem);
 
         /* Request smuggling guards: conflicting Content-Length headers, or a length
          * together with chunked encoding, are refused and the connection closed. */
@@ -319,12 +547,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject_now(s, conn, rc, 400, 3, "conflicting Content-Length headers");
         if (cl[1] && te)
             return reject_now(s, conn, rc, 400, 3, "Content-Length together with Transfer-Encoding");
+        rc->max_body = body_limit_for(s, rc);
         if (cl[1]) {
             char *end;
             unsigned long long n = strtoull(cl[1], &end, 10);
             if (*end || end == cl[1])
                 return reject_now(s, conn, rc, 400, 3, "invalid Content-Length");
-            if (n > s->cfg.max_body)
+            if (n > rc->max_body)
                 return reject_now(s, conn, rc, 413, 3, "request body too large");
         }
         return MHD_YES;
@@ -343,7 +572,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* A body without Content-Length (chunked) that outgrows the limit: MHD 0.9.75
          * cannot queue a response mid-upload, so the rest is discarded (bounded by the
          * request deadline) and the 413 goes out once the upload ends. */
-        if (rc->too_big || rc->req.body.len + *upload_size > s->cfg.max_body) {
+        if (rc->too_big || rc->req.body.len + *upload_size > rc->max_body) {
             rc->too_big = true;
             *upload_size = 0;
             return MHD_YES;
@@ -359,8 +588,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     response *w = &rc->resp;
     w->status = 200;
     r->resp = w;
-    const char *msg = NULL;
-    int st = split_path(r, &msg);
+    const char *msg = rc->split_msg;
+    int st = rc->split_status; /* split in body_limit_for */
     if (!st) {
         query_ctx q = {.r = r};
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &q);
@@ -492,6 +721,12 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
         flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);
     (void)sl;
+    if (!check_mhd_error_swap()) {
+        snprintf(err, errlen, "libmicrohttpd's MHD_queue_response cannot be found");
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return NULL;
+    }
     s->d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -504,7 +739,9 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        /* 0, not 1: request_line_problem() makes the checks 1 adds, answering JSON. */
+        MHD_OPTION_STRICT_FOR_CLIENT, 0,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
         MHD_OPTION_END);
     if (!s->d) {

@@ -195,12 +195,36 @@ def test_chunked_body_is_accepted(srv):
     assert r.status == 200 and "token" in r.json()
 
 
-@pytest.mark.parametrize("cl", ["99999999999999999999999999", "-1", "abc", "1 2", "0x10"])
-def test_absurd_content_length(srv, cl):
-    r = raw_request(srv.port, (f"POST {TOKENS} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {srv.token}\r\n"
-                               f"Content-Length: {cl}\r\n\r\n{{}}").encode())
-    # MHD may refuse some of these itself (with its own HTML body)
-    assert r is None or r.status in (400, 413), r.status
+@pytest.mark.parametrize("cl,status", [("99999999999999999999999999", 413), ("-1", 400), ("abc", 400),
+                                       ("1 2", 400), ("0x10", 400), ("", 400)])
+def test_absurd_content_length(srv, cl, status):
+    """libmicrohttpd refuses these itself, before our handler runs; the answer is still
+    the JSON error body, complete (0.9.75 would send its header block twice), and the
+    connection is closed."""
+    s = connect(srv.port)
+    try:
+        s.sendall((f"POST {TOKENS} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {srv.token}\r\n"
+                   f"Content-Length: {cl}\r\n\r\n{{}}").encode())
+        r = read_response(s, timeout=5)
+        assert_raw_error(r, status, 3)
+        assert r.headers.get("x-request-id"), r.headers
+        assert wait_closed(s, 5) is not None, "connection kept open after a bad Content-Length"
+    finally:
+        s.close()
+
+
+def test_bad_content_length_after_a_keep_alive_request(srv):
+    """The JSON answer goes to the right request: after a normal one on the same connection."""
+    s = connect(srv.port)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        r = read_response(s, timeout=5)
+        assert r.status == 200 and r.json() == {"status": "ok"}
+        s.sendall(f"POST {TOKENS} HTTP/1.1\r\nHost: t\r\nContent-Length: 12x\r\n\r\n".encode())
+        assert_raw_error(read_response(s, timeout=5), 400, 3)
+        assert wait_closed(s, 5) is not None
+    finally:
+        s.close()
 
 
 @pytest.mark.parametrize("size", ["99999999999999999999999", "1e400", "-99999999999999999999", "NaN", "inf",
@@ -220,16 +244,21 @@ def test_huge_page_size_is_clamped(srv):
 # ---- headers and framing ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", ["one-header", "many-headers", "long-request-line-query"])
+@pytest.mark.parametrize("shape", ["one-header", "many-headers", "long-request-line-query", "3000-tiny-headers"])
 def test_100kb_headers(srv, shape):
     if shape == "one-header":
         head = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + "a" * 100_000 + "\r\n\r\n"
     elif shape == "many-headers":
         head = "GET /healthz HTTP/1.1\r\nHost: t\r\n" + "".join(f"X-H{i}: {'v' * 40}\r\n" for i in range(2500)) + "\r\n"
+    elif shape == "3000-tiny-headers":  # ~20 KB: fits the buffer, not the header records
+        head = "GET /healthz HTTP/1.1\r\nHost: t\r\n" + "".join(f"X{i}:y\r\n" for i in range(3000)) + "\r\n"
     else:
         head = "GET /healthz?" + "a=b&" * 25_000 + " HTTP/1.1\r\nHost: t\r\n\r\n"
     r = raw_request(srv.port, head.encode())
-    assert r is None or r.status in (414, 431), r.status
+    # libmicrohttpd's own refusal, answered with the JSON error body
+    b = assert_raw_error(r, 414 if shape == "long-request-line-query" else 431, 3)
+    if shape == "long-request-line-query":
+        assert b["error"] == "request target too long", b
 
 
 def test_big_authorization_header(srv):
@@ -266,10 +295,84 @@ def test_content_length_with_transfer_encoding(srv, te):
         s.close()
 
 
-def test_malformed_chunked_encoding(srv):
-    r = raw_request(srv.port, (f"POST {TOKENS} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {srv.token}\r\n"
-                               "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n").encode())
-    assert r is None or r.status == 400
+@pytest.mark.parametrize("body", [
+    "zz\r\n{}\r\n0\r\n\r\n",          # chunk size not hexadecimal
+    "2\r\n{}XX0\r\n\r\n",               # no CRLF after the chunk data
+    ";ext\r\n{}\r\n0\r\n\r\n",        # empty chunk size
+    "2\r\n{}\r\n\r\n",                  # an empty line where a chunk size belongs
+    "fffffffffffffffffffff\r\n",        # chunk size beyond 64 bits: 413
+])
+def test_malformed_chunked_encoding(srv, body):
+    """libmicrohttpd finds these while reading the body, after our handler has started;
+    the answer is still the JSON error body and the connection is closed."""
+    s = connect(srv.port)
+    try:
+        s.sendall((f"POST {TOKENS} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {srv.token}\r\n"
+                   f"Transfer-Encoding: chunked\r\n\r\n{body}").encode())
+        assert_raw_error(read_response(s, timeout=5), 413 if body.startswith("fff") else 400, 3)
+        assert wait_closed(s, 5) is not None, "connection kept open after bad chunked framing"
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("data,status", [
+    (b"GET /healthz HTTP/1.1\r\n\r\n", 400),                           # HTTP/1.1 without Host
+    (b"POST /healthz HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400),  # the same, with a body
+    (b"GET /heal thz HTTP/1.1\r\nHost: t\r\n\r\n", 400),              # space in the target
+    (b"GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n", 505),
+])
+def test_refusals_before_the_handler_are_json(srv, data, status):
+    s = connect(srv.port)
+    try:
+        s.sendall(data)
+        r = read_response(s, timeout=5)
+        assert_raw_error(r, status, 3)
+        assert r.headers.get("x-request-id"), r.headers
+        assert wait_closed(s, 5) is not None
+    finally:
+        s.close()
+
+
+def test_host_is_optional_in_http_1_0(srv):
+    r = raw_request(srv.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert r.status == 200 and r.json() == {"status": "ok"}
+
+
+def test_library_errors_never_reach_another_connection(srv):
+    """Bad framing on some connections while others run keep-alive requests in parallel:
+    every good request gets its own 200, every bad one its own JSON 400."""
+    bad = (f"POST {TOKENS} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {srv.token}\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX").encode()
+    bad_cl = b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: zz\r\n\r\n"
+    errors = []
+
+    def good_worker():
+        try:
+            s = connect(srv.port)
+            with s:
+                for _ in range(30):
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                    r = read_response(s, timeout=10)
+                    assert r is not None and r.status == 200 and r.json() == {"status": "ok"}, r and r.body
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    def bad_worker(data):
+        try:
+            for _ in range(30):
+                r = raw_request(srv.port, data, timeout=10)
+                assert r is not None and r.status == 400 and r.json()["code"] == 3, r and r.body
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    import threading
+    threads = [threading.Thread(target=good_worker) for _ in range(4)]
+    threads += [threading.Thread(target=bad_worker, args=(d,)) for d in (bad, bad_cl, bad, bad_cl)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:5]
 
 
 @pytest.mark.parametrize("data", [
@@ -443,15 +546,17 @@ def test_many_query_parameters(srv):
         q = "&".join(f"p{i}=v" for i in range(n)) + "&page_size=3"
         assert_error(srv.get("/v1beta/catalog/sources?" + q), 400, 3)
     # So many that MHD's per-connection pool runs out before the handler: MHD 0.9.75 logs a
-    # 431 but leaves the connection open until the idle timeout. Either way the request is
-    # never served with a silently shortened parameter list.
+    # 431 but would send nothing until the idle timeout; the server answers the JSON 431 at
+    # once and ends the stream. The request is never served with a shortened list.
     q = "&".join(f"p{i}=v" for i in range(1000)) + "&page_size=3"
+    s = connect(srv.port, timeout=3)
     try:
-        r = raw_request(srv.port, f"GET /v1beta/catalog/sources?{q} HTTP/1.1\r\nHost: t\r\n"
-                        f"Authorization: Bearer {srv.token}\r\n\r\n".encode(), timeout=3)
-    except TimeoutError:
-        r = None
-    assert r is None or r.status in (400, 414, 431), r.status
+        s.sendall(f"GET /v1beta/catalog/sources?{q} HTTP/1.1\r\nHost: t\r\n"
+                  f"Authorization: Bearer {srv.token}\r\n\r\n".encode())
+        assert_raw_error(read_response(s, timeout=3), 431, 3)
+        assert wait_closed(s, 3) is not None
+    finally:
+        s.close()
     q = "&".join(f"p{i}=v" for i in range(20)) + "&page_size=3"
     assert len(assert_ok(srv.get("/v1beta/catalog/sources?" + q))["sources"]) == 3
     # empty segments do not count

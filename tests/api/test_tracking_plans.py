@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from conftest import RFC3339_Z
+from conftest import RFC3339_Z, assert_error
+from conftest import connect as connect_raw, read_response as read_raw
 from helpers_fp import *  # noqa: F401,F403
 
 GLOBAL = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
@@ -377,43 +378,68 @@ def test_duplicate_event_name_and_version_is_400(srv):
 
 # ---- a large plan --------------------------------------------------------------------------
 
-def big_rules(n, tag):
+def big_rules(n, tag, wide=False):
+    """n event rules shaped like the plans in tests/data/tracking-plans; wide=True adds the
+    properties a real e-commerce plan carries, about 1 KB per rule (2,000 rules ≈ 2 MB)."""
     events = []
     for i in range(n):
-        events.append(event_rule(f"{tag} Event {i:04d}", {
+        props = {
             "order_id": {"type": "string", "description": "Order identifier", "minLength": 1},
             "total": {"type": ["number", "null"], "minimum": 0},
             "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
             "coupon": {"type": ["string", "null"]},
             "products": {"type": "array", "items": {"type": "object", "properties": {
                 "product_id": {"type": "string"}, "price": {"type": "number"}}}},
-        }, ["order_id", "total"], version=1 + i % 3, description=f"Event number {i} of the big plan"))
+        }
+        if wide:
+            props.update({
+                "affiliation": {"type": "string", "description": "Store or affiliation the order came from"},
+                "shipping": {"type": "number", "minimum": 0, "description": "Shipping cost"},
+                "tax": {"type": "number", "minimum": 0, "description": "Total tax"},
+                "discount": {"type": "number", "minimum": 0, "description": "Total discount"},
+                "checkout_step": {"type": "integer", "enum": [1, 2, 3, 4]},
+            })
+        events.append(event_rule(f"{tag} Event {i:04d}", props, ["order_id", "total"], version=1 + i % 3,
+                                 description=f"Event number {i} of the big plan"))
     return {"events": events, "identify_traits": [], "group_traits": []}
 
 
+MIB = 1 << 20
+
+
+def post_headers_only(srv, path, length, chunked=False, method="POST"):
+    """Sends a POST's headers and only then the body, reading the answer as soon as it
+    comes: a refusal must come from the headers, before the body is read."""
+    s = connect_raw(srv.port)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}"
+    s.sendall((f"{method} {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {srv.token}\r\n"
+               f"Content-Type: application/json\r\n{framing}\r\n\r\n").encode())
+    return s
+
+
 def test_plan_with_2000_event_rules(start_server, record_property):
-    """Created and replaced in one call each. The bodies are ~1.35 MB (1,354,998 bytes to
-    create, 1,365,026 to replace), above the default --max-body of 1 MiB (1,048,576 bytes,
-    which refuses them with 413), so this server runs with --max-body 8 MiB."""
-    rules = big_rules(2000, "Big")
+    """A real 2,000-rule plan is about 2 MB: with the default flags it is created and
+    replaced (tracking-plan create/update take --max-plan-body, 8 MiB), while any other
+    route keeps --max-body (1 MiB) and refuses a 2 MB body before reading it."""
+    rules = big_rules(2000, "Big", wide=True)
     body = json.dumps({"tracking_plan": {"display_name": "Big", "rules": rules}}).encode()
     record_property("create_body_bytes", len(body))
-    assert len(body) > 1048576, len(body)  # the point of raising --max-body
-    small = start_server("--rate-limit", "0")
-    assert small.post(PLANS, data=body).status_code == 413  # default limit: refused before reading
-    s = start_server("--rate-limit", "0", "--max-body", str(8 << 20))
+    assert 1.9 * MIB < len(body) < 3 * MIB, len(body)
+    s = start_server("--rate-limit", "0")
     r = s.post(PLANS, data=body, timeout=120)
     b = assert_ok(r)
     assert len(b["rules"]["events"]) == 2000
     assert ordered_member(r.text, "rules") == ordered(json.dumps(rules))
     pid = plan_id(b)
-    rules2 = big_rules(2000, "Replaced")
+    rules2 = big_rules(2000, "Replaced", wide=True)
     body2 = json.dumps({"update_mask": {"paths": ["tracking_plan.rules"]},
                         "tracking_plan": {"rules": rules2}}).encode()
     record_property("replace_body_bytes", len(body2))
-    r = s.request("PUT", plan_path(pid), data=body2, timeout=120)
-    assert_ok(r)
-    assert ordered_member(r.text, "rules") == ordered(json.dumps(rules2))
+    assert len(body2) > 1.9 * MIB
+    for method in ("PUT", "PATCH"):
+        r = s.request(method, plan_path(pid), data=body2, timeout=120)
+        assert_ok(r)
+        assert ordered_member(r.text, "rules") == ordered(json.dumps(rules2))
     r = s.get(plan_path(pid), timeout=120)
     assert ordered_member(r.text, "rules") == ordered(json.dumps(rules2))
     # The replaced plan validates against its new rules.
@@ -422,6 +448,82 @@ def test_plan_with_2000_event_rules(start_server, record_property):
         {"type": "track", "event": "Big Event 0001", "properties": {}}]}))
     assert [x["valid"] for x in v["results"]] == [True, False]
     assert v["results"][1]["violations"][0]["type"] == "Unplanned-Event"
+    # Any other route: 413 from the Content-Length, JSON body, before the body is sent.
+    src = json.dumps({"source": {"name": f"workspaces/{WS}/sources/big", "catalog_name": "catalog/sources/javascript",
+                                 "settings": {"pad": "x" * (2 * MIB)}}}).encode()
+    sock = post_headers_only(s, f"/v1beta/workspaces/{WS}/sources", len(src))
+    try:
+        r = read_raw(sock, timeout=10)
+        assert r is not None and r.status == 413, r and (r.status, r.body[:200])
+        assert r.headers.get("content-type", "").startswith("application/json")
+        assert r.json() == {"error": "request body too large", "code": 3}
+    finally:
+        sock.close()
+    # the plan collection with a method that has no route keeps the default limit too
+    sock = post_headers_only(s, PLANS, len(body), method="DELETE")
+    try:
+        assert_raw_413(read_raw(sock, timeout=10))
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_max_plan_body_changes_the_plan_limit(start_server, monkeypatch, how):
+    """--max-plan-body (MANIFOLD_MAX_PLAN_BODY) sets the plan routes' limit, and only theirs."""
+    rules = big_rules(2000, "Big", wide=True)
+    body = json.dumps({"tracking_plan": {"display_name": "Big", "rules": rules}}).encode()
+    limit = 1536 * 1024  # above --max-body, below the plan
+    if how == "flag":
+        s = start_server("--rate-limit", "0", "--max-plan-body", str(limit))
+    else:
+        monkeypatch.setenv("MANIFOLD_MAX_PLAN_BODY", str(limit))
+        s = start_server("--rate-limit", "0")
+    sock = post_headers_only(s, PLANS, len(body))
+    try:
+        assert_raw_413(read_raw(sock, timeout=10))
+    finally:
+        sock.close()
+    # A 1.2 MB plan: above --max-body, within --max-plan-body.
+    small = json.dumps({"tracking_plan": {"display_name": "Mid", "rules": big_rules(1200, "Mid", wide=True)}}).encode()
+    assert MIB < len(small) < limit, len(small)
+    assert len(assert_ok(s.post(PLANS, data=small, timeout=120))["rules"]["events"]) == 1200
+    # --max-body still governs everything else, and a smaller --max-plan-body never
+    # lowers the plan routes below it.
+    s2 = start_server("--rate-limit", "0", "--max-body", str(4 * MIB), "--max-plan-body", "2048")
+    assert_ok(s2.post(PLANS, data=body, timeout=120))
+
+
+def test_chunked_plan_over_the_limit(start_server):
+    """Without a Content-Length the limit is enforced while reading: 413, JSON. A chunked
+    plan between --max-body and --max-plan-body is accepted."""
+    s = start_server("--rate-limit", "0", "--max-plan-body", str(2 * MIB))
+    rules = big_rules(2000, "Big", wide=True)
+    body = json.dumps({"tracking_plan": {"display_name": "Big", "rules": rules}}).encode()
+    big = body + b" " * (2 * MIB + 1 - len(body)) if len(body) <= 2 * MIB else body
+    assert len(big) > 2 * MIB
+    ok = json.dumps({"tracking_plan": {"display_name": "Mid", "rules": big_rules(1200, "Mid", wide=True)}}).encode()
+    assert MIB < len(ok) < 2 * MIB
+    for data, want in ((big, 413), (ok, 200)):
+        sock = post_headers_only(s, PLANS, None, chunked=True)
+        try:
+            for i in range(0, len(data), 64 * 1024):
+                part = data[i:i + 64 * 1024]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            sock.sendall(b"0\r\n\r\n")
+            r = read_raw(sock, timeout=60)
+        finally:
+            sock.close()
+        if want == 413:
+            assert_raw_413(r)
+        else:
+            assert r is not None and r.status == 200, r and (r.status, r.body[:300])
+            assert len(r.json()["rules"]["events"]) == 1200
+
+
+def assert_raw_413(r):
+    assert r is not None and r.status == 413, r and (r.status, r.body[:200])
+    assert r.headers.get("content-type", "").startswith("application/json"), r.headers
+    assert r.json() == {"error": "request body too large", "code": 3}
 
 
 # ---- source connections ----------------------------------------------------------------------

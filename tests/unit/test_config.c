@@ -54,6 +54,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.key_file, "");
     assert_int_equal(c.rate_limit, 60);
     assert_int_equal(c.max_body, 1048576);
+    assert_int_equal(c.max_plan_body, 8388608);
     assert_string_equal(c.bootstrap_workspace, "myworkspace");
     assert_string_equal(c.bootstrap_email, "owner@example.com");
     assert_int_equal(c.threads, 0);
@@ -78,7 +79,7 @@ static void test_environment(void **state)
         "MANIFOLD_IDLE_TIMEOUT=3", "MANIFOLD_REQUEST_TIMEOUT=4", "MANIFOLD_LOG_LEVEL=debug",
         "MANIFOLD_BOOTSTRAP_WORKSPACE=acme", "MANIFOLD_THREADS=3", "MANIFOLD_MAX_HEADER_BYTES=8192",
         "MANIFOLD_DB_CONNECTIONS=2", "MANIFOLD_MAX_CONNECTIONS=99", "MANIFOLD_CATALOG=/srv/catalog",
-        "MANIFOLD_BOOTSTRAP_EMAIL=boss@acme.test", "UNRELATED=1", NULL};
+        "MANIFOLD_BOOTSTRAP_EMAIL=boss@acme.test", "MANIFOLD_MAX_PLAN_BODY=3000000", "UNRELATED=1", NULL};
     config c;
     char err[256];
     fake_env = envv;
@@ -88,6 +89,7 @@ static void test_environment(void **state)
     assert_string_equal(c.database, "postgres://u@h/db");
     assert_int_equal(c.rate_limit, 5);
     assert_int_equal(c.max_body, 2048);
+    assert_int_equal(c.max_plan_body, 3000000);
     assert_string_equal(c.key_file, "/etc/manifold.key");
     assert_int_equal(c.max_per_ip, 7);
     assert_int_equal(c.idle_timeout, 3);
@@ -120,11 +122,12 @@ static void test_flags_both_forms(void **state)
     config c;
     char err[256];
     assert_int_equal(PARSE(&c, NULL, err, "--listen", "127.0.0.1:0", "--rate-limit=0", "--max-body", "4096",
-                           "--database=/tmp/x.db", "--threads", "1", "--log-level=error", "--idle-timeout", "1"),
+                           "--max-plan-body=5000000", "--database=/tmp/x.db", "--threads", "1", "--log-level=error", "--idle-timeout", "1"),
                      0);
     assert_int_equal(c.listen_port, 0);
     assert_int_equal(c.rate_limit, 0);
     assert_int_equal(c.max_body, 4096);
+    assert_int_equal(c.max_plan_body, 5000000);
     assert_string_equal(c.database, "/tmp/x.db");
     assert_int_equal(c.threads, 1);
     assert_string_equal(c.log_level, "error");
@@ -205,6 +208,8 @@ static void test_flag_errors(void **state)
     check_error("rate-limit", 2, "--rate-limit", "99999999999999999999999");
     check_error("max-body", 2, "--max-body", "1023");
     check_error("max-body", 2, "--max-body", "2147483648");
+    check_error("max-plan-body", 2, "--max-plan-body", "1023");
+    check_error("max-plan-body", 2, "--max-plan-body", "2147483648");
     check_error("threads", 2, "--threads", "0");
     check_error("threads", 2, "--threads", "257");
     check_error("max-connections", 2, "--max-connections", "0");
@@ -274,7 +279,7 @@ static void test_usage_mentions_every_flag(void **state)
 {
     (void)state;
     const char *flags[] = {"--listen", "--database", "--catalog", "--key-file", "--rate-limit", "--max-body",
-                           "--bootstrap-workspace", "--bootstrap-email", "--threads", "--max-connections",
+                           "--max-plan-body", "--bootstrap-workspace", "--bootstrap-email", "--threads", "--max-connections",
                            "--max-per-ip", "--idle-timeout", "--request-timeout", "--max-header-bytes",
                            "--db-connections", "--log-level"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
