@@ -216,12 +216,12 @@ if [ "$NO_MANIFOLD" != 1 ]; then
         got=""
         for _ in $(seq 50); do # counting may trail the answers by a moment
             sum=$(curl -sS -H "Authorization: Bearer $TOKEN" "$M$WS/sources/bench-$r/events:summary") || sum='{}'
-            got=$(json_get "$sum" 'j.accepted')
+            got=$(json_get "$sum" 'j.accepted === undefined ? "missing" : j.accepted' 2>/dev/null || echo "unreadable")
             [ "$got" = "$want" ] && break
             sleep 0.1
         done
         CHECKS+="
-| $r: events:summary of source bench-$r after the run | accepted $(fmt_int "${got:-0}") for $(fmt_int "$want") = $(fmt_int "${OKS[$r-manifold]}") answers 200 × $per$([ "$r" = "$first" ] && echo " + 1 probe") (summary: \`$(echo "$sum" | tr -d '\n' | cut -c1-160)\`) | $(verdict "$([ "$got" = "$want" ] && echo 1 || echo 0)") |"
+| $r: events:summary of source bench-$r after the run | accepted $(case $got in *[!0-9]*|"") echo "$got" ;; *) fmt_int "$got" ;; esac) for $(fmt_int "$want") = $(fmt_int "${OKS[$r-manifold]}") answers 200 × $per$([ "$r" = "$first" ] && echo " + 1 probe") (summary: \`$(echo "$sum" | tr -d '\n' | cut -c1-160)\`) | $(verdict "$([ "$got" = "$want" ] && echo 1 || echo 0)") |"
         if [ "$got" != "$want" ]; then
             say "MISMATCH $r: events:summary says accepted=$got, but $want events were answered 200: $sum"
             STORED_OK=0
@@ -281,6 +281,7 @@ OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
 DISK=$(df -PT "$WORK" | awk 'NR == 2 { print $1 " (" $2 ")" }')
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+[ -n "${MANIFOLD_BIN:-}" ] && COMMIT="$COMMIT, but the binary under test was MANIFOLD_BIN=$BIN"
 BUSY_NOTE="quiet enough: numbers stand"
 if [ "$(ge "$OTHER_MAX" 0.2)" = 1 ]; then
     BUSY_NOTE="**the box was busy with other work during the run (up to $OTHER_MAX cores): treat the numbers as lower bounds and re-run when it is quiet**"
