@@ -11,6 +11,7 @@
  * marker ".../sources/S/tracking-plan" whose primary key makes a second plan impossible and
  * which disappears with the source's subtree. */
 #include "api/engine.h"
+#include "api/tp_rules.h"
 #include "schema/schema.h"
 #include "util/json.h"
 #include "util/jview.h"
@@ -241,8 +242,10 @@ static void __attribute__((destructor)) plan_cache_free(void)
             plan_release(plan_cache[i]), plan_cache[i] = NULL;
 }
 
-static schema_t *compile_rule(json_t *rule)
+schema_t *tp_compile_rule(json_t *rule, schema_error_t *err)
 {
+    if (err)
+        err->pointer[0] = err->message[0] = '\0';
     if (!json_is_object(rule))
         return NULL;
     pthread_once(&meta_once, meta_load);
@@ -251,7 +254,7 @@ static schema_t *compile_rule(json_t *rule)
     schema_options_t o = {.flags = SCHEMA_OPT_FORMAT_ASSERT,
                           .loader = schema_meta_loader,
                           .loader_ctx = meta};
-    return schema_compile(rule, &o, NULL);
+    return schema_compile(rule, &o, err);
 }
 
 static compiled_plan *plan_compiled(const res_row *r)
@@ -273,11 +276,11 @@ static compiled_plan *plan_compiled(const res_row *r)
     p->refs = 2; /* the cache's and the caller's */
     p->doc = json_loads(r->body, 0, NULL);
     json_t *rules = json_object_get(p->doc, "rules");
-    p->global = compile_rule(json_object_get(rules, "global"));
+    p->global = tp_compile_rule(json_object_get(rules, "global"), NULL);
     p->has_identify = json_is_object(json_object_get(rules, "identify"));
     p->has_group = json_is_object(json_object_get(rules, "group"));
-    p->identify = compile_rule(json_object_get(rules, "identify"));
-    p->group = compile_rule(json_object_get(rules, "group"));
+    p->identify = tp_compile_rule(json_object_get(rules, "identify"), NULL);
+    p->group = tp_compile_rule(json_object_get(rules, "group"), NULL);
     json_t *events = json_object_get(rules, "events");
     p->nevents = json_array_size(events);
     p->events = calloc(p->nevents ? p->nevents : 1, sizeof *p->events);
@@ -286,7 +289,7 @@ static compiled_plan *plan_compiled(const res_row *r)
         p->events[i].name = json_string_value(json_object_get(e, "name"));
         json_t *v = json_object_get(e, "version");
         p->events[i].version = v ? json_integer_value(v) : 1;
-        p->events[i].rule = compile_rule(json_object_get(e, "rules"));
+        p->events[i].rule = tp_compile_rule(json_object_get(e, "rules"), NULL);
     }
     pthread_mutex_lock(&plan_mu);
     /* Replace the stale version of this plan, else the slot after the last one used. */
