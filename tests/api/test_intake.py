@@ -508,6 +508,15 @@ def test_debugger_pages_and_window(start_server):
     assert [e["event"]["event"] for e in seen] == [f"e{i}" for i in range(39, 14, -1)]  # the newest 25
     assert summary(srv, slug)["accepted"] == 40  # lifetime counters are not windowed
     assert srv.get(src_path(slug) + "/events?page_token=forged").status_code == 400
+    # a genuine token of another list is refused too: tokens name their list
+    for i in range(2):
+        srv.create_token(description=f"t{i}")
+    other = assert_ok(srv.get("/v1beta/access-tokens", params={"page_size": 1}))["next_page_token"]
+    assert other
+    r = srv.get(src_path(slug) + "/events", params={"page_token": other})
+    assert r.status_code == 400 and r.json()["code"] == 3
+    r = srv.get("/v1beta/access-tokens", params={"page_token": b["next_page_token"]})
+    assert r.status_code == 400 and r.json()["code"] == 3
     assert srv.get(src_path("nosuch") + "/events").status_code == 404
     assert srv.get(src_path(slug) + "/events", token=None).status_code == 401
 
