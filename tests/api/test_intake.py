@@ -630,3 +630,20 @@ def test_protocols_block_and_forward(server):
         "update_mask": {"paths": ["schema_config.allow_unplanned_track_events"]}}))
     ok200(send(server, "/v1/track", {"userId": "u", "event": "Unplanned"}, key=key))
     assert events(server, slug)[0]["status"] == "ACCEPTED"
+
+
+def test_sources_from_before_the_intake_get_their_write_key_indexed(start_server):
+    """A source written by a version without the intake has no write key in resources.ref:
+    the next start gives it one, so its events are accepted (not 'unknown_source')."""
+    srv = start_server("--rate-limit", "0", "--strict-write-keys")
+    slug, key = new_source(srv)
+    srv.stop()
+    srv.db.execute("UPDATE resources SET ref = NULL WHERE kind = 'source'")
+    srv.start()
+    ok200(send(srv, "/v1/track", {"userId": "u", "event": "Before"}, key=key))
+    assert [e["event"]["event"] for e in events(srv, slug)] == ["Before"]
+    assert "their secondary key" in srv.stderr()
+    # the key is an index, not a copy: a second start finds nothing to do
+    srv.stop()
+    srv.start()
+    assert srv.stderr().count("their secondary key") == 1
