@@ -137,6 +137,15 @@ static size_t front_body_limit(const request *req, void *ctx)
     return api_body_limit(req, f->a);
 }
 
+/* Another process on the same PostgreSQL committed a change (the store's watcher
+ * thread; the config epoch has moved already): who may do what is re-read. */
+static void remote_change(void *ctx, unsigned what)
+{
+    (void)ctx;
+    if (what & CHG_AUTH)
+        auth_forget_all();
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     config cfg;
@@ -194,6 +203,11 @@ static int cmd_serve(int argc, char **argv)
         catalog_free(cat);
         return 1;
     }
+    /* Several processes may share this database: hear about their changes, and count
+     * the rate limit per token across all of them (docs/scaling.md). */
+    store_watch(st, remote_change, NULL);
+    if (store_shared(st))
+        ratelimit_share(st);
     api *a = api_new(st, cat, cfg.rate_limit);
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
@@ -264,6 +278,7 @@ static int cmd_serve(int argc, char **argv)
     http_stop(srv);
     intake_free(in);
     api_free(a);
+    ratelimit_share(NULL);
     store_close(st);
     catalog_free(cat);
     auth_shutdown();

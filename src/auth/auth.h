@@ -1,8 +1,10 @@
 /* auth — who is calling. Access tokens are random, shown once, and stored only as a keyed
  * BLAKE2b hash (key from the server key file), so a stolen database does not yield usable
  * tokens. Look-ups go through an in-memory cache: an authenticated GET costs no database
- * round trip; entries are re-checked against the database after one second, so a token
- * revoked by another process stops working within a second (and at once on this one). */
+ * round trip. A token revoked (or a policy changed) by another process on the same
+ * PostgreSQL is dropped when its NOTIFY arrives (milliseconds; docs/scaling.md), and
+ * every entry is re-checked against the database after one second anyway, so revocation
+ * takes effect everywhere within a second (and at once on the revoking process). */
 #ifndef MANIFOLD_AUTH_H
 #define MANIFOLD_AUTH_H
 #include <stdbool.h>
@@ -79,5 +81,9 @@ int password_verify(const char *hash, const char *pw);
  * of `rate`. Returns true when the request may proceed; *remaining and *reset_s describe
  * the bucket afterwards, *retry_s the wait when refused. rate 0 disables. */
 bool ratelimit_take(long long token_id, int rate, int *remaining, int *retry_s, int64_t *reset_epoch);
+/* Makes the limit global across the processes sharing st's database (PostgreSQL): a
+ * fixed one-second window per token counted in the database, leased in slices of a tenth
+ * of the rate (tokens.c; how exact it is: docs/scaling.md). NULL: per-process buckets. */
+void ratelimit_share(store *st);
 
 #endif

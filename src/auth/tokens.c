@@ -344,8 +344,12 @@ int password_verify(const char *hash, const char *pw)
 
 typedef struct rl_entry {
     long long id;
-    double tokens;
+    double tokens;    /* local mode: a token bucket */
     int64_t last_ms;
+    long long win;    /* shared mode: the window (wall-clock second) of the lease */
+    int left;         /* requests leased and not yet spent */
+    bool exhausted;   /* the database granted nothing more in this window */
+    long long seen_used;
     struct rl_entry *next;
 } rl_entry;
 
@@ -359,6 +363,55 @@ static void rl_init(void)
 {
     for (int i = 0; i < RL_STRIPES; i++)
         pthread_mutex_init(&rl.mu[i], NULL);
+}
+
+/* The global mode (several processes on one PostgreSQL; docs/scaling.md): a fixed window
+ * per token per second of the wall clock, with its use counted in the database. A process
+ * leases a slice of the window's budget (LEASE_PARTS slices of rate) with one UPSERT
+ * and spends it locally without a round trip; the window's counter never passes rate
+ * plus the size of the last slice, and what the database granted never passes rate, so
+ * across all processes at most `rate` requests per token pass in any one window. Slices
+ * left unspent when the window ends are lost (the limit errs on the strict side, by at
+ * most one slice per process). */
+#define LEASE_PARTS 10
+
+static store *rl_shared;
+
+void ratelimit_share(store *st) { rl_shared = st; }
+
+static bool take_shared(rl_entry *e, long long key, int rate, int64_t now_wall, int *remaining)
+{
+    long long win = now_wall / 1000;
+    if (e->win != win) {
+        e->win = win;
+        e->left = 0;
+        e->exhausted = false;
+        e->seen_used = 0;
+    }
+    if (e->left <= 0 && !e->exhausted) {
+        int want = (rate + LEASE_PARTS - 1) / LEASE_PARTS;
+        long long used;
+        if (store_rate_lease(rl_shared, key, win, want, &used) != ST_OK) {
+            /* The database cannot count: this process counts alone meanwhile (fails open
+             * by at most the number of processes, rather than refusing everything). */
+            e->left = rate;
+            e->seen_used = 0;
+        } else {
+            long long before = used - want;
+            long long granted = before >= rate ? 0 : rate - before < want ? rate - before : want;
+            e->left = (int)granted;
+            e->seen_used = used;
+            e->exhausted = granted == 0;
+        }
+    }
+    long long others = rate - (e->seen_used > rate ? rate : e->seen_used); /* not yet leased */
+    if (e->left <= 0) {
+        *remaining = 0;
+        return false;
+    }
+    e->left--;
+    *remaining = (int)(e->left + others);
+    return true;
 }
 
 bool ratelimit_take(long long token_id, int rate, int *remaining, int *retry_s, int64_t *reset_epoch)
@@ -377,8 +430,17 @@ bool ratelimit_take(long long token_id, int rate, int *remaining, int *retry_s, 
         e->id = token_id;
         e->tokens = rate;
         e->last_ms = now;
+        e->win = -1;
         e->next = rl.b[s];
         rl.b[s] = e;
+    }
+    if (rl_shared) {
+        int64_t wall = now_ms();
+        bool ok = take_shared(e, token_id, rate, wall, remaining);
+        pthread_mutex_unlock(&rl.mu[s]);
+        *retry_s = ok ? 0 : 1;
+        *reset_epoch = wall / 1000 + 1;
+        return ok;
     }
     e->tokens += (double)(now - e->last_ms) * rate / 1000.0;
     if (e->tokens > rate)

@@ -6,9 +6,10 @@
  * it was loaded; any committed change to a resource in this process bumps the epoch, so
  * the next event reloads (a new source's key works at once, a deleted source's key is
  * unknown at once, a schema-config, connection or plan change applies to the next
- * event). Other processes on the same PostgreSQL database cannot bump this process's
- * epoch: an entry is also re-checked once it is older than the TTL (one second), which
- * bounds how long they may act on an old configuration. */
+ * event). Changes committed by other processes on the same PostgreSQL database bump it
+ * too, a few milliseconds later (the store's watcher: LISTEN/NOTIFY, docs/scaling.md);
+ * an entry is also re-checked once it is older than the TTL (one second), which bounds
+ * how long a process may act on an old configuration even if that signal is lost. */
 #ifndef MANIFOLD_INGEST_SOURCES_H
 #define MANIFOLD_INGEST_SOURCES_H
 #include "ingest/protocols.h"

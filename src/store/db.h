@@ -48,6 +48,10 @@ typedef struct db_driver {
      * checkpoint once it has grown). in_slot: right after a commit, before any other
      * transaction begins (keep it short); otherwise concurrently with the writer. */
     int  (*checkpoint)(db_conn *, bool in_slot);
+    /* Optional: one statement run inside a write transaction just before its COMMIT when
+     * it changed something other processes cache: one parameter, the change's payload
+     * (drivers shared by several processes: PostgreSQL's NOTIFY). */
+    const char *notify_sql;
     /* The last error message on this connection (never contains parameter values). */
     const char *(*errmsg)(db_conn *);
 } db_driver;

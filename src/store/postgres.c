@@ -55,7 +55,13 @@ static const char schema[] =
     "  source TEXT COLLATE \"C\" NOT NULL, shard INTEGER NOT NULL, received BIGINT NOT NULL, accepted BIGINT NOT NULL,"
     "  blocked BIGINT NOT NULL, duplicate BIGINT NOT NULL, rejected BIGINT NOT NULL, PRIMARY KEY (source, shard));"
     "CREATE TABLE IF NOT EXISTS intake_reasons ("
-    "  source TEXT COLLATE \"C\" NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (source, reason));";
+    "  source TEXT COLLATE \"C\" NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (source, reason));"
+    /* Several processes (docs/scaling.md): the change counter the watcher polls while its
+     * LISTEN connection is down, and the global rate limit's windows (unlogged: a crash
+     * may lose a second of counts, never more; no WAL on the hot path). */
+    "CREATE SEQUENCE IF NOT EXISTS manifold_changes;"
+    "CREATE UNLOGGED TABLE IF NOT EXISTS rate_windows ("
+    "  key BIGINT NOT NULL, win BIGINT NOT NULL, used BIGINT NOT NULL, PRIMARY KEY (key, win));";
 
 static int pg_open(const char *dsn, db_conn **out, char *err, size_t errlen)
 {
@@ -186,4 +192,6 @@ const db_driver db_postgres = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .errmsg = pg_errmsg,
+    /* NOTIFY inside the transaction is delivered only if it commits. */
+    .notify_sql = "SELECT pg_notify('manifold_changes', ?), nextval('manifold_changes')",
 };

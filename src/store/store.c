@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION "1"
 
@@ -38,6 +39,12 @@ struct store {
     _Atomic uint64_t config_epoch;
     pthread_t flusher;
     bool has_flusher;
+    /* Several processes on one database (store_watch). */
+    char *dsn;
+    char origin[48]; /* this process in NOTIFY payloads: its own changes are not news */
+    watcher *watch;
+    void (*on_change)(void *ctx, unsigned what);
+    void *on_change_ctx;
 };
 
 /* Commits made by this thread while deferral is on (store_defer_begin) are not waited
@@ -81,6 +88,8 @@ store *store_open(const char *dsn, int readers, char *err, size_t errlen)
         return NULL;
     }
     s->drv = db_pool_driver(s->pool);
+    s->dsn = strdup(dsn);
+    snprintf(s->origin, sizeof s->origin, "%ld.%lld", (long)getpid(), (long long)now_ms());
     pthread_mutex_init(&s->gmu, NULL);
     pthread_cond_init(&s->slot_cv, NULL);
     pthread_cond_init(&s->flush_cv, NULL);
@@ -116,6 +125,8 @@ void store_close(store *s)
 {
     if (!s)
         return;
+    watcher_stop(s->watch); /* it polls through the pool: stopped first */
+    s->watch = NULL;
     if (s->has_flusher) {
         /* The flusher settles whatever is still open before it stops. */
         pthread_mutex_lock(&s->gmu);
@@ -129,6 +140,7 @@ void store_close(store *s)
     pthread_cond_destroy(&s->slot_cv);
     pthread_cond_destroy(&s->flush_cv);
     pthread_cond_destroy(&s->done_cv);
+    free(s->dsn);
     free(s);
 }
 
@@ -374,6 +386,19 @@ int store_commit(txn *t)
         return ok ? ST_OK : ST_ERROR;
     }
     int rc = ST_OK;
+    if (t->in_tx && s->drv->notify_sql && (t->res_changed || t->auth_changed)) {
+        /* Other processes drop what they cached, once (and only if) this commits. */
+        char payload[80];
+        snprintf(payload, sizeof payload, "%s %u", s->origin,
+                 (t->res_changed ? CHG_CONFIG : 0u) | (t->auth_changed ? CHG_AUTH : 0u));
+        const char *p[] = {payload};
+        if (run(t, s->drv->notify_sql, 1, p, NULL, NULL, NULL) != ST_OK) {
+            s->drv->rollback(t->c);
+            db_release(s->pool, t->c, t->write);
+            t->c = NULL;
+            return ST_ERROR;
+        }
+    }
     if (t->in_tx && s->drv->commit(t->c) != DB_OK) {
         log_error("%s: commit failed: %s", s->drv->name, s->drv->errmsg(t->c));
         s->drv->rollback(t->c);
@@ -387,6 +412,76 @@ int store_commit(txn *t)
 }
 
 uint64_t store_config_epoch(store *s) { return s->config_epoch; }
+
+/* ---- several processes (watch.c does the listening) ---- */
+
+static void remote_change(void *arg, unsigned what)
+{
+    store *s = arg;
+    if (what & CHG_CONFIG)
+        s->config_epoch++;
+    if (s->on_change)
+        s->on_change(s->on_change_ctx, what);
+}
+
+bool store_shared(store *s) { return s->drv->notify_sql != NULL; }
+
+void store_watch(store *s, void (*fn)(void *ctx, unsigned what), void *ctx)
+{
+    if (!store_shared(s) || s->watch)
+        return;
+    s->on_change = fn;
+    s->on_change_ctx = ctx;
+    s->watch = watcher_start(s, s->dsn, s->origin, remote_change, s);
+}
+
+bool store_watch_listening(store *s) { return s->watch && watcher_listening(s->watch); }
+
+static int counter_row(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    *(long long *)ctx = v[0] ? atoll(v[0]) : 0;
+    return 1;
+}
+
+int store_change_counter(store *s, long long *out)
+{
+    txn t;
+    store_begin(s, &t, false);
+    *out = -1;
+    int rc = run(&t, "SELECT last_value FROM manifold_changes", 0, NULL, counter_row, out, NULL);
+    store_end(&t);
+    return rc;
+}
+
+int store_rate_lease(store *s, long long key, long long window, int want, long long *used)
+{
+    char k[24], w[24], n[16];
+    snprintf(k, sizeof k, "%lld", key);
+    snprintf(w, sizeof w, "%lld", window);
+    snprintf(n, sizeof n, "%d", want);
+    const char *p[] = {k, w, n};
+    txn t;
+    store_begin(s, &t, false);
+    *used = -1;
+    int rc = run(&t, "INSERT INTO rate_windows (key, win, used) VALUES (?, ?, ?) ON CONFLICT (key, win) "
+                     "DO UPDATE SET used = rate_windows.used + excluded.used RETURNING used",
+                 3, p, counter_row, used, NULL);
+    store_end(&t);
+    return rc != ST_OK ? rc : *used < 0 ? ST_ERROR : ST_OK;
+}
+
+int store_rate_sweep(store *s, long long before_window)
+{
+    char w[24];
+    snprintf(w, sizeof w, "%lld", before_window);
+    const char *p[] = {w};
+    txn t;
+    store_begin(s, &t, false);
+    int rc = run(&t, "DELETE FROM rate_windows WHERE win < ?", 1, p, NULL, NULL, NULL);
+    store_end(&t);
+    return rc;
+}
 
 int store_run_(txn *t, const char *sql, int n, const char *const *p, db_row_fn fn, void *ctx, long *changes)
 {
@@ -673,6 +768,7 @@ int store_token_delete(txn *t, long long id)
     snprintf(ids, sizeof ids, "%lld", id);
     const char *p[] = {ids};
     long changes = 0;
+    t->auth_changed = true; /* other processes drop the token from their caches */
     int rc = run(t, "DELETE FROM access_tokens WHERE id = ?", 1, p, NULL, NULL, &changes);
     return rc ? rc : changes ? ST_OK : ST_NOT_FOUND;
 }
@@ -747,9 +843,13 @@ int store_res_get_by_id(txn *t, const char *workspace, const char *kind, const c
     return rc ? rc : o.found ? ST_OK : ST_NOT_FOUND;
 }
 
+/* Policies are what principals (the token cache) are made of. */
+static bool grants_access(const char *kind) { return kind && !strcmp(kind, "policy"); }
+
 int store_res_insert(txn *t, const res_row *r)
 {
     t->res_changed = true;
+    t->auth_changed |= grants_access(r->kind);
     char ver[24];
     snprintf(ver, sizeof ver, "%lld", r->version);
     const char *p[] = {r->name, r->workspace, r->parent, r->kind, r->id, r->body, ver,
@@ -761,6 +861,7 @@ int store_res_insert(txn *t, const res_row *r)
 int store_res_update(txn *t, const res_row *r, long long expect_version)
 {
     t->res_changed = true;
+    t->auth_changed |= grants_access(r->kind);
     char ver[24], exp[24];
     snprintf(ver, sizeof ver, "%lld", r->version);
     snprintf(exp, sizeof exp, "%lld", expect_version);
@@ -782,6 +883,7 @@ int store_res_set_view(txn *t, const char *name, long long version, const char *
 int store_res_delete(txn *t, const char *name)
 {
     t->res_changed = true;
+    t->auth_changed = true; /* the name does not say its kind; deletes are rare */
     const char *p[] = {name};
     long changes = 0;
     int rc = run(t, "DELETE FROM resources WHERE name = ?", 1, p, NULL, NULL, &changes);
@@ -791,6 +893,7 @@ int store_res_delete(txn *t, const char *name)
 int store_res_delete_tree(txn *t, const char *name)
 {
     t->res_changed = true;
+    t->auth_changed = true; /* a subtree may hold policies */
     /* The subtree of "a/b" is every name in ["a/b/", "a/b0"): '0' sorts right after '/'. */
     size_t n = strlen(name);
     char *lo = malloc(n + 2), *hi = malloc(n + 2);

@@ -22,6 +22,7 @@ typedef struct txn {
     bool grouped;      /* a savepoint inside a group-commit transaction (SQLite) */
     uint64_t gen;      /* the group it belongs to */
     bool res_changed;  /* this transaction wrote a resource: bumps the config epoch on commit */
+    bool auth_changed; /* it changed who may do what (a token, a policy): caches of principals drop */
 } txn;
 
 store *store_open(const char *dsn, int readers, char *err, size_t errlen);
@@ -60,9 +61,28 @@ bool store_when_durable(store *, uint64_t gen, void (*fn)(void *arg, bool ok), v
 /* Config epoch: a counter bumped whenever a committed transaction changed a resource
  * (a source, its schema config, a plan, a connection, …), once the change is visible to
  * other readers. Caches of resources (the intake's write-key cache) compare it to know
- * they may be stale. It covers this process only: other processes on the same
- * PostgreSQL database are caught by the caches' time-to-live. */
+ * they may be stale. On PostgreSQL it also moves when another process on the same
+ * database committed such a change (store_watch, docs/scaling.md). */
 uint64_t store_config_epoch(store *);
+
+/* ---- several processes on one database (PostgreSQL; docs/scaling.md) ----
+ * A write transaction that changed a resource or an access right sends, inside the
+ * transaction (so only on COMMIT), NOTIFY manifold_changes with what changed, and bumps
+ * the sequence manifold_changes. Each process listens on a dedicated connection in a
+ * thread of its own; while that connection is down it polls the sequence every 250 ms
+ * instead and, when the listener comes back, treats everything as changed. */
+enum { CHG_CONFIG = 1, CHG_AUTH = 2 };
+/* Starts the watcher (PostgreSQL only; a no-op on SQLite, whose single process sees
+ * every change itself). fn(ctx, what) runs in the watcher thread for every change
+ * committed by another process (what: CHG_* bits), after the config epoch moved. */
+void store_watch(store *, void (*fn)(void *ctx, unsigned what), void *ctx);
+/* Whether the watcher currently listens (false: polling, or not PostgreSQL). */
+bool store_watch_listening(store *);
+/* true when several processes may share this database (PostgreSQL). */
+bool store_shared(store *);
+/* The global rate limit's lease: adds want to the use counter of (key, window) and
+ * returns the counter after it in *used (PostgreSQL: one UPSERT on an unlogged table). */
+int store_rate_lease(store *, long long key, long long window, int want, long long *used);
 
 /* ---- meta ---- */
 int store_meta_get(txn *t, const char *key, char *out, size_t outlen);

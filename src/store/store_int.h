@@ -7,4 +7,16 @@
 
 int store_run_(txn *t, const char *sql, int n, const char *const *p, db_row_fn fn, void *ctx, long *changes);
 
+/* ---- several processes on one database (watch.c) ---- */
+typedef struct watcher watcher;
+/* Starts the watcher thread of st: LISTEN manifold_changes on a connection of its own
+ * (dsn), apply(arg, what) for every change whose payload's origin is not ours. */
+watcher *watcher_start(store *st, const char *dsn, const char *origin, void (*apply)(void *arg, unsigned what), void *arg);
+void watcher_stop(watcher *);
+bool watcher_listening(watcher *);
+/* The change counter (sequence manifold_changes), through the pool. */
+int store_change_counter(store *, long long *out);
+/* Deletes the rate limit's windows older than before_window. */
+int store_rate_sweep(store *, long long before_window);
+
 #endif

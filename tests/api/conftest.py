@@ -43,6 +43,11 @@ RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 START_TIMEOUT = 60  # an ASan build on a loaded CI machine can be slow to start
 DEFAULT_WS = "myworkspace"
 
+# Tests that need several processes on one database (only PostgreSQL can be shared):
+# decorate a test, or set `pytestmark = postgres_only` in a module.
+postgres_only = pytest.mark.skipif(BACKEND != "postgres",
+                                   reason="several processes share one database only on PostgreSQL")
+
 if BACKEND not in ("sqlite", "postgres"):
     raise RuntimeError(f"MANIFOLD_TEST_BACKEND must be sqlite or postgres, not {BACKEND!r}")
 if BACKEND == "postgres" and not PG_ADMIN_URL:
@@ -301,9 +306,15 @@ class ServerFactory:
         self.base = pathlib.Path(base)
         self.servers = []
 
-    def __call__(self, *args, db=None, start=True, make_var=True):
+    def __call__(self, *args, db=None, start=True, make_var=True, peer=None):
+        """peer: another Server whose database, key file and bootstrap token this one shares
+        (one more process of the same service; PostgreSQL only)."""
         d = pathlib.Path(tempfile.mkdtemp(prefix="srv-", dir=self.base))
-        s = Server(d, args, db=db, make_var=make_var)
+        s = Server(d, args, db=peer.db if peer else db, make_var=make_var)
+        if peer:
+            s.own_db = False
+            s.key_file = peer.key_file
+            s.token = peer.token
         self.servers.append(s)
         if not start:
             return s
