@@ -204,19 +204,20 @@ def test_the_fallback_polls_when_the_listener_is_down(start_server):
     assert within(1.0, lambda: a.get("/v1beta/workspaces", token=t["token"]).status_code == 401) is not None
 
 
+WATCHERS = (" FROM pg_stat_activity WHERE application_name = 'manifold-watch'"
+            " AND datname = current_database()")
+
+
 def test_a_terminated_listener_reconnects(cluster):
     a, b, c = cluster
     db = a.db
-    n = db._psql(db.url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'manifold-watch'")
-    assert int(n) == 3, n
-    db._psql(db.url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE application_name = 'manifold-watch'")
+    assert int(db._psql(db.url, "SELECT count(*)" + WATCHERS)) == 3
+    db._psql(db.url, "SELECT pg_terminate_backend(pid)" + WATCHERS)
     slug, key = new_source(a)
     assert send(b, key).status_code == 200
     assert_ok(a.delete(src_path(slug)))
     assert within(1.0, lambda: send(b, key).status_code == 401) is not None
-    assert within(10, lambda: int(db._psql(db.url, "SELECT count(*) FROM pg_stat_activity "
-                                                   "WHERE application_name = 'manifold-watch'")) == 3)
+    assert within(10, lambda: int(db._psql(db.url, "SELECT count(*)" + WATCHERS)) == 3)
     assert "LISTEN connection was lost" in b.stderr()
     slug, key = new_source(a)
     assert send(c, key).status_code == 200
