@@ -70,7 +70,7 @@ PGPORT_B=$PORT
     -o "-c listen_addresses='' -k $PGTMP/sock -p $PGPORT_B -c max_connections=300" start) >/dev/null 2>&1 ||
     { cat "$PGTMP/server.log" >&2; die "PostgreSQL did not start"; }
 PG_ADMIN="postgresql://postgres@/postgres?host=$PGTMP/sock&port=$PGPORT_B"
-say "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $NF}') on $PGTMP/sock (fsync on)"
+say "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on $PGTMP/sock (fsync on)"
 
 # ---- processes ------------------------------------------------------------------------------
 # start_procs CONFIG N DATABASE: N processes on DATABASE sharing one key file; sets URLS,
@@ -181,7 +181,7 @@ ok_get=$(ge "${RES[pg$last-get]}" "$(awk -v a="${RES[pg1-get]}" 'BEGIN { print 0
 ok_int=$(ge "${RES[pg$last-intake]}" "$(awk -v a="${RES[pg1-intake]}" 'BEGIN { print 0.9 * a }')")
 REPORT="Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -m)), commit $(git rev-parse --short HEAD), load before: $LOAD_BEFORE;
 wrk, $CONNS connections in all (split evenly over the processes), ${DURATION} s per row after ${WARMUP} s of warm-up;
-PostgreSQL $("$PGBIN/postgres" --version | awk '{print $NF}') on the same box, durable (fsync, synchronous_commit on); release build.
+PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on the same box, durable (fsync, synchronous_commit on); release build.
 
 | setup | authenticated GET /s | vs 1 PG process | intake events/s (batches of $EVENTS) | vs 1 PG process |
 |---|---:|---:|---:|---:|
