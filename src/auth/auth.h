@@ -81,9 +81,9 @@ int password_verify(const char *hash, const char *pw);
  * of `rate`. Returns true when the request may proceed; *remaining and *reset_s describe
  * the bucket afterwards, *retry_s the wait when refused. rate 0 disables. */
 bool ratelimit_take(long long token_id, int rate, int *remaining, int *retry_s, int64_t *reset_epoch);
-/* Makes the limit global across the processes sharing st's database (PostgreSQL): a
- * fixed one-second window per token counted in the database, leased in slices of a tenth
- * of the rate (tokens.c; how exact it is: docs/scaling.md). NULL: per-process buckets. */
+/* Makes the limit global across the processes sharing st's database (PostgreSQL): the
+ * token bucket lives in the database and is leased in slices of a tenth of the rate
+ * (tokens.c; how exact it is: docs/scaling.md). NULL: per-process buckets. */
 void ratelimit_share(store *st);
 
 #endif

@@ -346,10 +346,9 @@ typedef struct rl_entry {
     long long id;
     double tokens;    /* local mode: a token bucket */
     int64_t last_ms;
-    long long win;    /* shared mode: the window (wall-clock second) of the lease */
-    int left;         /* requests leased and not yet spent */
-    bool exhausted;   /* the database granted nothing more in this window */
-    long long seen_used;
+    int left;         /* shared mode: requests leased and not yet spent */
+    int64_t lease_until, next_ask;
+    double seen_tokens; /* what the shared bucket held after the last lease */
     struct rl_entry *next;
 } rl_entry;
 
@@ -365,53 +364,47 @@ static void rl_init(void)
         pthread_mutex_init(&rl.mu[i], NULL);
 }
 
-/* The global mode (several processes on one PostgreSQL; docs/scaling.md): a fixed window
- * per token per second of the wall clock, with its use counted in the database. A process
- * leases a slice of the window's budget (LEASE_PARTS slices of rate) with one UPSERT
- * and spends it locally without a round trip; the window's counter never passes rate
- * plus the size of the last slice, and what the database granted never passes rate, so
- * across all processes at most `rate` requests per token pass in any one window. Slices
- * left unspent when the window ends are lost (the limit errs on the strict side, by at
- * most one slice per process). */
+/* The global mode (several processes on one PostgreSQL; docs/scaling.md): the token
+ * bucket lives in the database (store_rate_lease: burst `rate`, refilled at `rate` per
+ * second by the database's clock), and a process takes slices of it — a tenth of the
+ * rate — with one UPSERT, spending them locally without a round trip. A slice not spent
+ * within LEASE_MS lapses, so what passes in any interval is what the shared bucket
+ * granted in it or in the LEASE_MS before it; unspent slices are lost (the limit errs on
+ * the strict side). An empty bucket is not asked again before it can hold one token. */
 #define LEASE_PARTS 10
+#define LEASE_MS 100
 
 static store *rl_shared;
 
 void ratelimit_share(store *st) { rl_shared = st; }
 
-static bool take_shared(rl_entry *e, long long key, int rate, int64_t now_wall, int *remaining)
+/* 1: decided (*ok), 0: the database could not be asked (count locally instead). */
+static int take_shared(rl_entry *e, long long key, int rate, int64_t now, bool *ok, int *remaining, int *retry_ms)
 {
-    long long win = now_wall / 1000;
-    if (e->win != win) {
-        e->win = win;
-        e->left = 0;
-        e->exhausted = false;
-        e->seen_used = 0;
+    if (e->left > 0 && now >= e->lease_until)
+        e->left = 0; /* the slice lapsed */
+    if (e->left <= 0 && now >= e->next_ask) {
+        int want = (rate + LEASE_PARTS - 1) / LEASE_PARTS, granted;
+        double tokens;
+        if (store_rate_lease(rl_shared, key, rate, want, &granted, &tokens) != ST_OK)
+            return 0;
+        e->left = granted;
+        e->lease_until = now + LEASE_MS;
+        e->seen_tokens = tokens;
+        /* empty: the time until the bucket holds one token again */
+        e->next_ask = granted ? now : now + 1 + (int64_t)((1.0 - (tokens > 0 ? tokens : 0)) * 1000.0 / rate);
     }
-    if (e->left <= 0 && !e->exhausted) {
-        int want = (rate + LEASE_PARTS - 1) / LEASE_PARTS;
-        long long used;
-        if (store_rate_lease(rl_shared, key, win, want, &used) != ST_OK) {
-            /* The database cannot count: this process counts alone meanwhile (fails open
-             * by at most the number of processes, rather than refusing everything). */
-            e->left = rate;
-            e->seen_used = 0;
-        } else {
-            long long before = used - want;
-            long long granted = before >= rate ? 0 : rate - before < want ? rate - before : want;
-            e->left = (int)granted;
-            e->seen_used = used;
-            e->exhausted = granted == 0;
-        }
-    }
-    long long others = rate - (e->seen_used > rate ? rate : e->seen_used); /* not yet leased */
     if (e->left <= 0) {
+        *ok = false;
         *remaining = 0;
-        return false;
+        *retry_ms = (int)(e->next_ask > now ? e->next_ask - now : 1);
+        return 1;
     }
     e->left--;
-    *remaining = (int)(e->left + others);
-    return true;
+    *ok = true;
+    *remaining = e->left + (int)e->seen_tokens;
+    *retry_ms = 0;
+    return 1;
 }
 
 bool ratelimit_take(long long token_id, int rate, int *remaining, int *retry_s, int64_t *reset_epoch)
@@ -430,23 +423,23 @@ bool ratelimit_take(long long token_id, int rate, int *remaining, int *retry_s, 
         e->id = token_id;
         e->tokens = rate;
         e->last_ms = now;
-        e->win = -1;
         e->next = rl.b[s];
         rl.b[s] = e;
     }
-    if (rl_shared) {
-        int64_t wall = now_ms();
-        bool ok = take_shared(e, token_id, rate, wall, remaining);
+    bool ok;
+    int retry_ms;
+    if (rl_shared && take_shared(e, token_id, rate, now, &ok, remaining, &retry_ms)) {
         pthread_mutex_unlock(&rl.mu[s]);
-        *retry_s = ok ? 0 : 1;
-        *reset_epoch = wall / 1000 + 1;
+        *retry_s = ok ? 0 : (retry_ms + 999) / 1000;
+        /* the bucket is full again at the latest after it has been refilled entirely */
+        *reset_epoch = now_ms() / 1000 + (int64_t)((rate - *remaining) / rate) + 1;
         return ok;
     }
     e->tokens += (double)(now - e->last_ms) * rate / 1000.0;
     if (e->tokens > rate)
         e->tokens = rate;
     e->last_ms = now;
-    bool ok = e->tokens >= 1.0;
+    ok = e->tokens >= 1.0;
     if (ok)
         e->tokens -= 1.0;
     double missing = rate - e->tokens;

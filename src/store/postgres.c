@@ -57,11 +57,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS intake_reasons ("
     "  source TEXT COLLATE \"C\" NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (source, reason));"
     /* Several processes (docs/scaling.md): the change counter the watcher polls while its
-     * LISTEN connection is down, and the global rate limit's windows (unlogged: a crash
-     * may lose a second of counts, never more; no WAL on the hot path). */
+     * LISTEN connection is down, and the global rate limit's token buckets (unlogged: a
+     * crash refills them, which a bucket does within a second anyway; no WAL). */
     "CREATE SEQUENCE IF NOT EXISTS manifold_changes;"
-    "CREATE UNLOGGED TABLE IF NOT EXISTS rate_windows ("
-    "  key BIGINT NOT NULL, win BIGINT NOT NULL, used BIGINT NOT NULL, PRIMARY KEY (key, win));";
+    "CREATE UNLOGGED TABLE IF NOT EXISTS rate_buckets ("
+    "  key BIGINT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at_ms BIGINT NOT NULL, granted INTEGER NOT NULL);";
 
 static int pg_open(const char *dsn, db_conn **out, char *err, size_t errlen)
 {

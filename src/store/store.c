@@ -454,31 +454,57 @@ int store_change_counter(store *s, long long *out)
     return rc;
 }
 
-int store_rate_lease(store *s, long long key, long long window, int want, long long *used)
+typedef struct lease_row { int granted; double tokens; bool found; } lease_row;
+
+static int lease_fill(void *ctx, int n, char *const *v, const size_t *l)
 {
-    char k[24], w[24], n[16];
-    snprintf(k, sizeof k, "%lld", key);
-    snprintf(w, sizeof w, "%lld", window);
-    snprintf(n, sizeof n, "%d", want);
-    const char *p[] = {k, w, n};
-    txn t;
-    store_begin(s, &t, false);
-    *used = -1;
-    int rc = run(&t, "INSERT INTO rate_windows (key, win, used) VALUES (?, ?, ?) ON CONFLICT (key, win) "
-                     "DO UPDATE SET used = rate_windows.used + excluded.used RETURNING used",
-                 3, p, counter_row, used, NULL);
-    store_end(&t);
-    return rc != ST_OK ? rc : *used < 0 ? ST_ERROR : ST_OK;
+    (void)n, (void)l;
+    lease_row *r = ctx;
+    r->granted = v[0] ? atoi(v[0]) : 0;
+    r->tokens = v[1] ? strtod(v[1], NULL) : 0;
+    r->found = true;
+    return 1;
 }
 
-int store_rate_sweep(store *s, long long before_window)
+/* One token bucket per key in the database, refilled by the database's own clock (no skew
+ * between processes). The new row's tokens and granted carry the rate (tokens + granted)
+ * and the slice asked for (granted), so the update needs no parameter twice; every SET
+ * expression sees the row as it was. */
+#define REFILLED "LEAST(EXCLUDED.tokens + EXCLUDED.granted, " \
+    "b.tokens + GREATEST(0, EXCLUDED.at_ms - b.at_ms) * (EXCLUDED.tokens + EXCLUDED.granted) / 1000.0)"
+#define GRANT "LEAST(EXCLUDED.granted::float8, floor(" REFILLED "))"
+
+int store_rate_lease(store *s, long long key, int rate, int want, int *granted, double *tokens)
 {
-    char w[24];
-    snprintf(w, sizeof w, "%lld", before_window);
-    const char *p[] = {w};
+    if (want > rate)
+        want = rate;
+    char k[24], t0[24], w[16];
+    snprintf(k, sizeof k, "%lld", key);
+    snprintf(t0, sizeof t0, "%d", rate - want);
+    snprintf(w, sizeof w, "%d", want);
+    const char *p[] = {k, t0, w};
     txn t;
     store_begin(s, &t, false);
-    int rc = run(&t, "DELETE FROM rate_windows WHERE win < ?", 1, p, NULL, NULL, NULL);
+    lease_row r = {0};
+    int rc = run(&t, "INSERT INTO rate_buckets AS b (key, tokens, at_ms, granted) "
+                     "VALUES (?, ?, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET granted = (" GRANT ")::int, "
+                     "tokens = " REFILLED " - " GRANT ", at_ms = GREATEST(b.at_ms, EXCLUDED.at_ms) "
+                     "RETURNING granted, tokens",
+                 3, p, lease_fill, &r, NULL);
+    store_end(&t);
+    *granted = r.granted;
+    *tokens = r.tokens;
+    return rc != ST_OK ? rc : r.found ? ST_OK : ST_ERROR;
+}
+
+int store_rate_sweep(store *s)
+{
+    /* A bucket left alone for a minute is full (rates are at least 1/s): its row can go. */
+    txn t;
+    store_begin(s, &t, false);
+    int rc = run(&t, "DELETE FROM rate_buckets WHERE at_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 60000",
+                 0, NULL, NULL, NULL, NULL);
     store_end(&t);
     return rc;
 }

@@ -80,9 +80,11 @@ void store_watch(store *, void (*fn)(void *ctx, unsigned what), void *ctx);
 bool store_watch_listening(store *);
 /* true when several processes may share this database (PostgreSQL). */
 bool store_shared(store *);
-/* The global rate limit's lease: adds want to the use counter of (key, window) and
- * returns the counter after it in *used (PostgreSQL: one UPSERT on an unlogged table). */
-int store_rate_lease(store *, long long key, long long window, int want, long long *used);
+/* The global rate limit's lease: takes up to want requests (at most rate) from key's
+ * token bucket in the database (burst rate, refilled at rate per second by the
+ * database's clock); *granted is what it got (0: empty), *tokens what the bucket still
+ * holds. PostgreSQL: one UPSERT on an unlogged table. */
+int store_rate_lease(store *, long long key, int rate, int want, int *granted, double *tokens);
 
 /* ---- meta ---- */
 int store_meta_get(txn *t, const char *key, char *out, size_t outlen);

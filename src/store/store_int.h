@@ -16,7 +16,7 @@ void watcher_stop(watcher *);
 bool watcher_listening(watcher *);
 /* The change counter (sequence manifold_changes), through the pool. */
 int store_change_counter(store *, long long *out);
-/* Deletes the rate limit's windows older than before_window. */
-int store_rate_sweep(store *, long long before_window);
+/* Deletes the rate limit's buckets idle for a minute (they are full). */
+int store_rate_sweep(store *);
 
 #endif

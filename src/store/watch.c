@@ -89,8 +89,7 @@ static void *watch_main(void *arg)
     while (!atomic_load(&w->stop)) {
         int64_t now = mono_ms();
         if (now >= next_sweep) {
-            /* Rate-limit windows are one second long; ten seconds back is history. */
-            store_rate_sweep(w->st, now_ms() / 1000 - 10);
+            store_rate_sweep(w->st); /* the global rate limit's idle buckets */
             next_sweep = now + SWEEP_MS;
         }
         if (!pg && !w->poll_only && now >= next_try) {
