@@ -23,6 +23,9 @@ DURATION=${BENCH_DURATION:-5}
 CONNS=${BENCH_CONNS:-64}
 EVENTS=${BENCH_EVENTS:-20}
 PROCS=${BENCH_PROCS:-1 2 3}
+# PostgreSQL connections of all processes together (each gets its share, at least 2): the
+# database has the same cores whatever the number of processes (docs/scaling.md)
+DBCONN_TOTAL=${BENCH_DB_CONNECTIONS:-8}
 BIN=${MANIFOLD_BIN:-$ROOT/build/manifold}
 OUT=${BENCH_OUT:-$ROOT/build/bench/scale}
 DOC="$ROOT/docs/scaling.md"
@@ -76,14 +79,15 @@ say "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on $PGTMP/sock
 # start_procs CONFIG N DATABASE: N processes on DATABASE sharing one key file; sets URLS,
 # SPIDS, TOKEN.
 start_procs() {
-    local cfg=$1 n=$2 db=$3 i dir
+    local cfg=$1 n=$2 db=$3 i dir dbc
     URLS=(); SPIDS=()
+    dbc=$(( DBCONN_TOTAL / n )); [ "$dbc" -ge 2 ] || dbc=2
     dir="$WORK/$cfg"
     mkdir -p "$dir/var"
     for i in $(seq "$n"); do
         pick_port
         (cd "$dir" && exec "$BIN" serve --listen "127.0.0.1:$PORT" --database "$db" --key-file "$dir/manifold.key" \
-            --rate-limit 0 --max-per-ip 1024 --max-connections 2048 >"$WORK/$cfg-$i.log" 2>&1) &
+            --rate-limit 0 --max-per-ip 1024 --max-connections 2048 --db-connections "$dbc" >"$WORK/$cfg-$i.log" 2>&1) &
         SPIDS+=($!); PIDS+=($!)
         URLS+=("http://127.0.0.1:$PORT")
         wait_http "http://127.0.0.1:$PORT/readyz" "${SPIDS[-1]}" "$cfg-$i"

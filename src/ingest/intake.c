@@ -15,8 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
-#define COUNTER_SHARDS 16
+#define COUNTER_SHARDS 64
 #define MAX_REASONS 16
 #define PRUNE_EVERY 256 /* requests between two removals of expired dedup claims */
 #define PRUNE_BATCH 1000
@@ -256,11 +257,17 @@ static void prepare(job *j)
     }
 }
 
+/* The counter row a thread adds to. Threads are numbered, from an offset that differs
+ * per process, so the threads of every process sharing a database spread over the
+ * shards. (pthread_self() is no spread: it is the thread's control block, at the same
+ * offset in every stack mapping, so its low bits were equal for every thread, and every
+ * intake transaction of every process queued for one row lock.) */
 static int counter_shard(void)
 {
+    static atomic_uint next;
     static _Thread_local int shard = -1;
     if (shard < 0)
-        shard = (int)(((uintptr_t)pthread_self() >> 8) % COUNTER_SHARDS);
+        shard = (int)((atomic_fetch_add(&next, 1) + (unsigned)getpid() * 7u) % COUNTER_SHARDS);
     return shard;
 }
 
