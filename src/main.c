@@ -6,6 +6,8 @@
 #include "api/engine.h"
 #include "app/admin.h"
 #include "app/config.h"
+#include "deliver/deliver.h"
+#include "store/delivery_log.h"
 #include "ingest/intake.h"
 #include "schema/schema.h"
 #include "util/util.h"
@@ -187,6 +189,12 @@ static int cmd_serve(int argc, char **argv)
         catalog_free(cat);
         return 1;
     }
+    if (store_dl_init(st) != ST_OK) {
+        fprintf(stderr, "manifold: the delivery tables could not be created\n");
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
     api *a = api_new(st, cat, cfg.rate_limit);
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
@@ -234,6 +242,17 @@ static int cmd_serve(int argc, char **argv)
         catalog_free(cat);
         return 1;
     }
+    deliver *dv = NULL;
+    if (cfg.delivery && !(dv = deliver_start(st, cat, err, sizeof err))) {
+        fprintf(stderr, "manifold: delivery: %s\n", err);
+        http_stop(isrv);
+        http_stop(srv);
+        intake_free(in);
+        api_free(a);
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
     int port = http_port(srv);
     if (boot == 1) {
         fprintf(stderr,
@@ -255,6 +274,7 @@ static int cmd_serve(int argc, char **argv)
     log_info("received %s: draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(isrv);
     http_stop(srv);
+    deliver_stop(dv);
     intake_free(in);
     api_free(a);
     store_close(st);

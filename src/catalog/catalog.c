@@ -56,8 +56,16 @@ static int add_item(cat_list *out, size_t *cap, json_t *rec, bool is_dest, const
     }
     it->json = json_to_string(o);
     it->json_len = strlen(it->json);
-    if (is_dest)
+    if (is_dest) {
         it->settings = json_deep_copy(json_object_get(rec, "settings"));
+        it->delivery = json_object();
+        const char *keep[] = {"methods", "previous_names", "connection_modes"};
+        for (size_t i = 0; i < 3; i++) {
+            json_t *v = json_object_get(rec, keep[i]);
+            if (v)
+                json_object_set_new(it->delivery, keep[i], json_deep_copy(v));
+        }
+    }
     json_decref(o);
     return 0;
 }
@@ -146,6 +154,7 @@ static void free_list(cat_list *l)
         free(l->items[i].display_name);
         free(l->items[i].json);
         json_decref(l->items[i].settings);
+        json_decref(l->items[i].delivery);
     }
     free(l->items);
 }

@@ -15,6 +15,8 @@ typedef struct cat_item {
     char *json;      /* rendered Config API object */
     size_t json_len;
     json_t *settings;/* destinations only: the settings array (borrowed by validators) */
+    json_t *delivery;/* destinations only: what delivery needs of the record ("methods",
+                      * "previous_names", "connection_modes"), read by src/deliver */
 } cat_item;
 
 typedef struct cat_list {
