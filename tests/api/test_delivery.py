@@ -203,3 +203,175 @@ def test_sixth_hook_is_refused(dsrv, rx):
     r = patch(dsrv, dst_path(slug, "webhooks"), "destination", {"config": [{"name": "hooks", "value": six}]},
               ["destination.config"])
     assert_error(r, 400, 3)
+
+
+# ---- W5–W11, W15–W17: outcomes and retries ----------------------------------------------------
+
+def test_w5_retries_are_byte_identical(dsrv):
+    rx = Receiver(script=[(503, {}, 0), (503, {}, 0)])
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url(), "sharedSecret": "topsecret"})
+        track(dsrv, key)
+        reqs = rx.wait_for(3)
+        assert len({r.body for r in reqs}) == 1
+        assert len({r.headers["x-signature"] for r in reqs}) == 1
+        m = wait_metrics(dsrv, slug, {"successes": 1, "retried_503": 2})
+        assert m.get("successes_attempt_3") == 1
+        assert not [k for k in m if k.startswith("discarded")], m
+        assert len(rx.quiet_for(0.5)) == 3
+        assert pending(dsrv, slug) == 0
+    finally:
+        rx.close()
+
+
+def test_w6_400_is_discarded_without_retry(dsrv):
+    rx = Receiver(default=(400, {}, 0))
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url()})
+        track(dsrv, key)
+        rx.wait_for(1)
+        m = wait_metrics(dsrv, slug, {"discarded_400": 1})
+        assert len(rx.quiet_for(0.5)) == 1
+        assert "successes" not in m and not [k for k in m if k.startswith("retried")], m
+    finally:
+        rx.close()
+
+
+@pytest.mark.parametrize("status", [408, 423, 429, 500, 502, 504])
+def test_retryable_statuses(dsrv, status):
+    rx = Receiver(script=[(status, {}, 0)])
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url()})
+        track(dsrv, key)
+        rx.wait_for(2)
+        wait_metrics(dsrv, slug, {f"retried_{status}": 1, "successes": 1})
+    finally:
+        rx.close()
+
+
+@pytest.mark.parametrize("status", [301, 401, 403, 404, 413, 422, 501])
+def test_discarded_statuses(dsrv, status):
+    rx = Receiver(default=(status, {"Location": "/elsewhere"} if status == 301 else {}, 0))
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url()})
+        track(dsrv, key)
+        wait_metrics(dsrv, slug, {f"discarded_{status}": 1})
+        assert len(rx.quiet_for(0.3)) == 1
+    finally:
+        rx.close()
+
+
+def test_w7_retry_after_is_honoured(dsrv):
+    # Retry-After: 1000 s × the time scale 0.0005 = 500 ms, far above the 15 ms backoff.
+    rx = Receiver(script=[(429, {"Retry-After": "1000"}, 0)])
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url()})
+        track(dsrv, key)
+        a, b = rx.wait_for(2)
+        assert b.time - a.time >= 0.45, b.time - a.time
+        wait_metrics(dsrv, slug, {"retried_429": 1, "successes": 1})
+    finally:
+        rx.close()
+
+
+def test_w8_timeout_after_5_seconds(dsrv):
+    rx = Receiver(script=[(200, {}, 6.5)])
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url()})
+        t0 = time.monotonic()
+        track(dsrv, key)
+        a, b = rx.wait_for(2, timeout=30)
+        assert 4.5 <= b.time - a.time < 6.5, b.time - a.time
+        wait_metrics(dsrv, slug, {"retried_ETIMEDOUT": 1, "successes": 1})
+        assert time.monotonic() - t0 < 15
+    finally:
+        rx.close()
+
+
+def test_w9_connection_refused_until_exhausted(dsrv):
+    slug, key = webhook(dsrv, {"globalHook": f"http://127.0.0.1:{closed_port()}/x"})
+    track(dsrv, key)
+    m = wait_metrics(dsrv, slug, {"discarded_ECONNREFUSED": 1}, timeout=40)
+    assert m.get("retried_ECONNREFUSED") == 9, m
+    assert pending(dsrv, slug) == 0
+
+
+def test_w10_ten_attempts_in_all(dsrv):
+    rx = Receiver(default=(500, {}, 0))
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url()})
+        track(dsrv, key)
+        m = wait_metrics(dsrv, slug, {"discarded_500": 1}, timeout=40)
+        assert m.get("retried_500") == 9, m
+        assert len(rx.quiet_for(1.0)) == 10
+    finally:
+        rx.close()
+
+
+def test_w11_one_success_is_enough(dsrv):
+    rx = Receiver(routes={"/a": (500, {}, 0), "/b": (200, {}, 0)})
+    try:
+        slug, key = webhook(dsrv, {"hooks": [{"hook": rx.url("/a"), "headers": []},
+                                             {"hook": rx.url("/b"), "headers": []}]})
+        track(dsrv, key)
+        rx.wait_for(2)
+        m = wait_metrics(dsrv, slug, {"successes": 1})
+        assert len(rx.quiet_for(0.5)) == 2
+        assert not [k for k in m if k.startswith(("retried", "discarded"))], m
+    finally:
+        rx.close()
+
+
+def test_all_hooks_failing_records_the_first_hooks_code(dsrv):
+    rx = Receiver(routes={"/a": (404, {}, 0), "/b": (503, {}, 0)})
+    try:
+        slug, key = webhook(dsrv, {"hooks": [{"hook": rx.url("/a"), "headers": []},
+                                             {"hook": rx.url("/b"), "headers": []}]})
+        track(dsrv, key)
+        # one target retryable → retry; the code is the first target's (404)
+        wait_metrics(dsrv, slug, {"retried_404": 1})
+    finally:
+        rx.close()
+
+
+def test_w15_307_is_followed_with_the_same_body(dsrv):
+    rx = Receiver()
+    rx.routes["/old"] = (307, {"Location": rx.url("/moved")}, 0)
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url("/old"), "sharedSecret": "k"})
+        track(dsrv, key)
+        a, b = rx.wait_for(2)
+        assert (a.path, b.path) == ("/old", "/moved")
+        assert a.body == b.body and b.headers["x-signature"] == sig("k", b.body)
+        wait_metrics(dsrv, slug, {"successes": 1})
+    finally:
+        rx.close()
+
+
+def test_w16_disabled_while_waiting_for_a_retry(dsrv):
+    rx = Receiver(default=(503, {"Retry-After": "3000"}, 0))  # 1.5 s at this time scale
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url()})
+        track(dsrv, key)
+        rx.wait_for(1)
+        assert_ok(patch(dsrv, dst_path(slug, "webhooks"), "destination", {"enabled": False},
+                        ["destination.enabled"]))
+        assert len(rx.quiet_for(3)) == 1
+        m = metrics(dsrv, slug)
+        assert m.get("retried_503") == 1 and not [k for k in m if k.startswith("discarded")], m
+        assert pending(dsrv, slug) == 0
+    finally:
+        rx.close()
+
+
+def test_w17_unusable_url_is_invalid_settings(dsrv):
+    slug, key = webhook(dsrv, {"globalHook": "ftp://x"})
+    track(dsrv, key)
+    m = wait_metrics(dsrv, slug, {"discarded_INVALID_SETTINGS": 1})
+    assert not [k for k in m if k.startswith("retried")], m
+
+
+def test_no_url_at_all_is_invalid_settings(dsrv):
+    slug, key = webhook(dsrv, {"sharedSecret": "x"})
+    track(dsrv, key)
+    wait_metrics(dsrv, slug, {"discarded_INVALID_SETTINGS": 1})
