@@ -221,6 +221,17 @@ static int cmd_serve(int argc, char **argv)
         ensure_parent_dir(token_path); /* with PostgreSQL nothing else may have made ./var */
         token_saved = write_secret_file(token_path, token) == 0;
     }
+    /* Delivery starts before the listeners, so a bad MANIFOLD_OUTBOUND_* or
+     * MANIFOLD_RETRY_* value stops the server before it ever answers. */
+    deliver *dv = NULL;
+    if (cfg.delivery && !(dv = deliver_start(st, cat, err, sizeof err))) {
+        fprintf(stderr, "manifold: delivery: %s\n", err);
+        intake_free(in);
+        api_free(a);
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
     http_server *srv = http_start(&hc, front_handle, &fr, err, sizeof err);
     http_server *isrv = NULL;
     if (srv && own_intake) {
@@ -236,17 +247,7 @@ static int cmd_serve(int argc, char **argv)
     }
     if (!srv) {
         fprintf(stderr, "manifold: %s\n", err);
-        intake_free(in);
-        api_free(a);
-        store_close(st);
-        catalog_free(cat);
-        return 1;
-    }
-    deliver *dv = NULL;
-    if (cfg.delivery && !(dv = deliver_start(st, cat, err, sizeof err))) {
-        fprintf(stderr, "manifold: delivery: %s\n", err);
-        http_stop(isrv);
-        http_stop(srv);
+        deliver_stop(dv);
         intake_free(in);
         api_free(a);
         store_close(st);

@@ -25,7 +25,8 @@
 #include <unistd.h>
 
 #define BATCH 200             /* events and retries one lane works at once */
-#define POLL_MS 20            /* an idle lane looks for new events this often */
+#define POLL_MS 10            /* a lane that just found work looks again this soon; */
+#define IDLE_MAX_MS 160       /* each empty look doubles the wait up to this (bounds idle load) */
 #define RETRY_POLL_MS 100     /* ... and for due retries this often */
 #define LEASE_MS 15000        /* a cursor lease; renewed every LEASE_MS / 3 */
 #define REFRESH_MS 1000       /* configuration re-read at least this often */
@@ -72,6 +73,7 @@ struct lane {
     dl_pos pos, next_pos;
     bool leased;
     int64_t lease_renew, next_poll, next_retry_poll;
+    int idle_ms;           /* the current wait between empty looks */
     lane *next;
 };
 
@@ -438,7 +440,7 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
     int rc = ST_OK;
     if (now >= l->next_retry_poll) {
         rc = store_dl_retries_due(&t, l->name, now, BATCH, retry_row, l);
-        l->next_retry_poll = l->nitems == BATCH ? now : now + RETRY_POLL_MS;
+        l->next_retry_poll = l->nitems == BATCH ? now : now + (l->idle_ms > RETRY_POLL_MS ? l->idle_ms : RETRY_POLL_MS);
     }
     l->next_pos = l->pos;
     int room = BATCH - (int)l->nitems;
@@ -451,9 +453,11 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
         return;
     }
     if (!l->nitems && !l->read_any) {
-        l->next_poll = now + POLL_MS;
+        l->idle_ms = l->idle_ms < POLL_MS ? POLL_MS : l->idle_ms * 2 > IDLE_MAX_MS ? IDLE_MAX_MS : l->idle_ms * 2;
+        l->next_poll = now + l->idle_ms;
         return;
     }
+    l->idle_ms = POLL_MS;
     l->full = l->nitems == BATCH || l->read_any;
     l->busy = true;
     l->pending = (int)l->nitems;
@@ -574,7 +578,7 @@ static void *run(void *arg)
             cleanup(d);
             d->next_cleanup = now + CLEANUP_MS;
         }
-        int64_t wake = now + POLL_MS;
+        int64_t wake = now + 50;
         for (lane *l = d->lanes; l; l = l->next) {
             if (l->busy || !l->exists)
                 continue;
@@ -584,7 +588,7 @@ static void *run(void *arg)
                 wake = l->next_poll;
         }
         int64_t w = wake - now_ms();
-        out_run(d->out, w < 0 ? 0 : w > POLL_MS ? POLL_MS : (int)w);
+        out_run(d->out, w < 0 ? 0 : w > 50 ? 50 : (int)w);
         now = now_ms();
         for (lane *l = d->lanes; l; l = l->next)
             if (l->busy && l->pending == 0)
