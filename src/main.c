@@ -7,6 +7,8 @@
 #include "app/admin.h"
 #include "app/config.h"
 #include "ingest/intake.h"
+#include "ingest/msg.h"
+#include "store/delivery_metrics.h"
 #include "schema/schema.h"
 #include "util/util.h"
 #include <errno.h>
@@ -426,6 +428,56 @@ static int cmd_user(int argc, char **argv)
     return 0;
 }
 
+/* manifold metrics add — writes Event Delivery Metrics counters straight into the
+ * database, as the delivery engine does (store/delivery_metrics.h). Not in the usage
+ * text: it exists for tests and for repairing counters by hand (docs/metrics.md).
+ *   --destination NAME --at RFC3339 (--metric M [--n N] | --latency MS[,MS...]) */
+static int cmd_metrics(int argc, char **argv)
+{
+    const char *dest = opt(argc, argv, "--destination"), *metric = opt(argc, argv, "--metric");
+    const char *at = opt(argc, argv, "--at"), *n = opt(argc, argv, "--n"), *lat = opt(argc, argv, "--latency");
+    int64_t at_us = 0;
+    char *end = NULL;
+    long long count = n ? strtoll(n, &end, 10) : 1;
+    if (argc < 1 || strcmp(argv[0], "add") || !dest || !at || !ingest_parse_time(at, &at_us) || !metric == !lat ||
+        (n && (*end || !*n || lat))) {
+        fprintf(stderr, "usage: manifold metrics add --destination NAME --at RFC3339 "
+                        "(--metric M [--n N] | --latency MS[,MS...])\n");
+        return 2;
+    }
+    store *st = open_store(database_of(argc, argv), keyfile_of(argc, argv), 1);
+    if (!st)
+        return 1;
+    long long at_ms = at_us >= 0 ? at_us / 1000 : -((-at_us + 999) / 1000);
+    txn t;
+    int rc = store_begin(st, &t, true);
+    if (rc == ST_OK && metric)
+        rc = store_dm_add(&t, dest, metric, at_ms, count);
+    for (const char *p = lat; rc == ST_OK && p && *p;) {
+        long long v = strtoll(p, &end, 10);
+        if (end == p || (*end && *end != ',')) {
+            fprintf(stderr, "manifold metrics add: --latency takes milliseconds, comma-separated\n");
+            store_rollback(&t);
+            store_close(st);
+            auth_shutdown();
+            return 2;
+        }
+        rc = store_dm_latency(&t, dest, at_ms, v);
+        p = *end ? end + 1 : end;
+    }
+    if (rc == ST_OK)
+        rc = store_commit(&t);
+    else
+        store_rollback(&t);
+    store_close(st);
+    auth_shutdown();
+    if (rc != ST_OK) {
+        fprintf(stderr, "manifold metrics add: database error\n");
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -438,6 +490,8 @@ int main(int argc, char **argv)
         return cmd_token(argc - 2, argv + 2);
     if (!strcmp(argv[1], "user"))
         return cmd_user(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "metrics"))
+        return cmd_metrics(argc - 2, argv + 2);
     if (!strcmp(argv[1], "routes")) {
         /* The route table is the source of truth for docs and the access-matrix test. */
         static const char *const actions[] = {"public", "token_create", "read", "write"};

@@ -4,6 +4,7 @@
  * show a fixed mask and a secret_version (a keyed hash of the value), so tools can detect
  * drift without ever seeing the secret. */
 #include "api/engine.h"
+#include "store/delivery_metrics.h"
 #include "util/json.h"
 #include "util/util.h"
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -333,6 +334,14 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
     return o;
 }
 
+/* A destination's delivery metrics go with it, in the delete's transaction: a later
+ * destination of the same name starts from zero. */
+static bool dest_before_delete(call *c, txn *t, const res_row *r)
+{
+    int rc = store_dm_delete(t, r->name);
+    return rc == ST_OK || fail_store(c, rc, "destination metrics");
+}
+
 const kind kind_destination = {
     .name = "destination",
     .collection = "destinations",
@@ -344,4 +353,5 @@ const kind kind_destination = {
     .update = dest_update,
     .validate = dest_validate,
     .render = dest_render,
+    .before_delete = dest_before_delete,
 };

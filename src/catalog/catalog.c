@@ -56,8 +56,14 @@ static int add_item(cat_list *out, size_t *cap, json_t *rec, bool is_dest, const
     }
     it->json = json_to_string(o);
     it->json_len = strlen(it->json);
-    if (is_dest)
+    if (is_dest) {
         it->settings = json_deep_copy(json_object_get(rec, "settings"));
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(json_object_get(rec, "connection_modes"), "device"), k, v)
+            if (json_is_true(v))
+                it->device_mode = true;
+    }
     json_decref(o);
     return 0;
 }
@@ -181,4 +187,13 @@ const cat_item *catalog_find(const cat_list *l, const char *key)
         if (!strcmp(l->items[i].slug, key))
             return &l->items[i];
     return NULL;
+}
+
+bool catalog_cloud_mode(const cat_item *it, const char *mode)
+{
+    if (mode && !strcmp(mode, "CLOUD"))
+        return true;
+    if (mode && strcmp(mode, "UNSPECIFIED"))
+        return false; /* DEVICE */
+    return it && !it->device_mode;
 }
