@@ -429,38 +429,84 @@ static int cmd_user(int argc, char **argv)
 }
 
 /* manifold metrics add — writes Event Delivery Metrics counters straight into the
- * database, as the delivery engine does (store/delivery_metrics.h). Not in the usage
- * text: it exists for tests and for repairing counters by hand (docs/metrics.md).
- *   --destination NAME --at RFC3339 (--metric M [--n N] | --latency MS[,MS...]) */
+ * database, as the delivery engine does (store/delivery_metrics.h), in one transaction.
+ * Not in the usage text: it exists for tests and for repairing counters by hand
+ * (docs/metrics.md).
+ *   --destination NAME --at RFC3339 (--metric M [--n N] | --latency MS[,MS...])
+ *   --stdin: lines "count DEST METRIC RFC3339 N" or "latency DEST RFC3339 MS" */
+static bool ms_of(const char *at, long long *ms)
+{
+    int64_t us;
+    if (!ingest_parse_time(at, &us))
+        return false;
+    *ms = us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+    return true;
+}
+
+static bool integer(const char *s, long long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+    return *s && !*end && !errno;
+}
+
+static int metrics_stdin(txn *t)
+{
+    char line[4096];
+    int rc = ST_OK, no = 0;
+    while (rc == ST_OK && fgets(line, sizeof line, stdin)) {
+        no++;
+        char op[16], dest[1024], a[256], b[64], c[64];
+        int k = sscanf(line, "%15s %1023s %255s %63s %63s", op, dest, a, b, c);
+        long long at, v;
+        if (k <= 0)
+            continue;
+        if (k == 5 && !strcmp(op, "count") && ms_of(b, &at) && integer(c, &v))
+            rc = store_dm_add(t, dest, a, at, v);
+        else if (k == 4 && !strcmp(op, "latency") && ms_of(a, &at) && integer(b, &v))
+            rc = store_dm_latency(t, dest, at, v);
+        else {
+            fprintf(stderr, "manifold metrics add: stdin line %d: want \"count DEST METRIC RFC3339 N\" or "
+                            "\"latency DEST RFC3339 MS\"\n", no);
+            return ST_CONFLICT;
+        }
+    }
+    return rc;
+}
+
 static int cmd_metrics(int argc, char **argv)
 {
     const char *dest = opt(argc, argv, "--destination"), *metric = opt(argc, argv, "--metric");
     const char *at = opt(argc, argv, "--at"), *n = opt(argc, argv, "--n"), *lat = opt(argc, argv, "--latency");
-    int64_t at_us = 0;
-    char *end = NULL;
-    long long count = n ? strtoll(n, &end, 10) : 1;
-    if (argc < 1 || strcmp(argv[0], "add") || !dest || !at || !ingest_parse_time(at, &at_us) || !metric == !lat ||
-        (n && (*end || !*n || lat))) {
+    bool from_stdin = has_flag(argc, argv, "--stdin");
+    long long at_ms = 0, count = 1;
+    bool ok = argc >= 1 && !strcmp(argv[0], "add");
+    if (ok && !from_stdin)
+        ok = dest && at && ms_of(at, &at_ms) && !metric != !lat && (!n || (metric && integer(n, &count)));
+    if (!ok) {
         fprintf(stderr, "usage: manifold metrics add --destination NAME --at RFC3339 "
-                        "(--metric M [--n N] | --latency MS[,MS...])\n");
+                        "(--metric M [--n N] | --latency MS[,MS...])\n"
+                        "       manifold metrics add --stdin   (lines: count DEST METRIC RFC3339 N | "
+                        "latency DEST RFC3339 MS)\n");
         return 2;
     }
     store *st = open_store(database_of(argc, argv), keyfile_of(argc, argv), 1);
     if (!st)
         return 1;
-    long long at_ms = at_us >= 0 ? at_us / 1000 : -((-at_us + 999) / 1000);
-    txn t;
+    txn t = {0};
     int rc = store_begin(st, &t, true);
-    if (rc == ST_OK && metric)
+    if (rc == ST_OK && from_stdin)
+        rc = metrics_stdin(&t);
+    else if (rc == ST_OK && metric)
         rc = store_dm_add(&t, dest, metric, at_ms, count);
-    for (const char *p = lat; rc == ST_OK && p && *p;) {
+    for (const char *p = from_stdin ? NULL : lat; rc == ST_OK && p && *p;) {
+        char *end;
         long long v = strtoll(p, &end, 10);
         if (end == p || (*end && *end != ',')) {
             fprintf(stderr, "manifold metrics add: --latency takes milliseconds, comma-separated\n");
-            store_rollback(&t);
-            store_close(st);
-            auth_shutdown();
-            return 2;
+            rc = ST_CONFLICT;
+            break;
         }
         rc = store_dm_latency(&t, dest, at_ms, v);
         p = *end ? end + 1 : end;
@@ -468,9 +514,11 @@ static int cmd_metrics(int argc, char **argv)
     if (rc == ST_OK)
         rc = store_commit(&t);
     else
-        store_rollback(&t);
+        store_rollback(&t); /* no-op when nothing was begun */
     store_close(st);
     auth_shutdown();
+    if (rc == ST_CONFLICT)
+        return 2; /* bad input, already said */
     if (rc != ST_OK) {
         fprintf(stderr, "manifold metrics add: database error\n");
         return 1;
