@@ -451,27 +451,32 @@ static bool integer(const char *s, long long *v)
     return *s && !*end && !errno;
 }
 
+/* Through a batch (one upsert per distinct row), as the engine is expected to write. */
 static int metrics_stdin(txn *t)
 {
     char line[4096];
-    int rc = ST_OK, no = 0;
-    while (rc == ST_OK && fgets(line, sizeof line, stdin)) {
+    int no = 0;
+    dm_batch *b = dm_batch_new();
+    while (fgets(line, sizeof line, stdin)) {
         no++;
-        char op[16], dest[1024], a[256], b[64], c[64];
-        int k = sscanf(line, "%15s %1023s %255s %63s %63s", op, dest, a, b, c);
+        char op[16], dest[1024], a[256], x[64], y[64];
+        int k = sscanf(line, "%15s %1023s %255s %63s %63s", op, dest, a, x, y);
         long long at, v;
         if (k <= 0)
             continue;
-        if (k == 5 && !strcmp(op, "count") && ms_of(b, &at) && integer(c, &v))
-            rc = store_dm_add(t, dest, a, at, v);
-        else if (k == 4 && !strcmp(op, "latency") && ms_of(a, &at) && integer(b, &v))
-            rc = store_dm_latency(t, dest, at, v);
+        if (k == 5 && !strcmp(op, "count") && ms_of(x, &at) && integer(y, &v))
+            dm_batch_add(b, dest, a, at, v);
+        else if (k == 4 && !strcmp(op, "latency") && ms_of(a, &at) && integer(x, &v))
+            dm_batch_latency(b, dest, at, v);
         else {
             fprintf(stderr, "manifold metrics add: stdin line %d: want \"count DEST METRIC RFC3339 N\" or "
                             "\"latency DEST RFC3339 MS\"\n", no);
+            dm_batch_free(b);
             return ST_CONFLICT;
         }
     }
+    int rc = store_dm_flush(t, b);
+    dm_batch_free(b);
     return rc;
 }
 

@@ -18,6 +18,7 @@
 #include "store/dm_hist.h"
 #include "store/store_int.h"
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,24 +53,33 @@ int store_dm_add(txn *t, const char *destination, const char *metric, long long 
                       5, p, NULL, NULL, NULL);
 }
 
+/* Merges n samples in [lo, hi] into one histogram bucket of a minute. */
+static int latency_upsert(txn *t, const char *destination, long long minute, int bucket, long long n, long long lo,
+                          long long hi)
+{
+    char m[24], b[16], s[8], v[24], l[24], h[24];
+    snprintf(m, sizeof m, "%lld", minute);
+    snprintf(b, sizeof b, "%d", bucket);
+    snprintf(s, sizeof s, "%d", shard_of(t));
+    snprintf(v, sizeof v, "%lld", n);
+    snprintf(l, sizeof l, "%lld", lo);
+    snprintf(h, sizeof h, "%lld", hi);
+    const char *p[] = {destination, m, b, s, v, l, h};
+    return store_run_(t, "INSERT INTO dm_latency (destination, minute, bucket, shard, n, lo, hi) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination, minute, bucket, shard) DO UPDATE SET "
+                         "n = dm_latency.n + excluded.n, "
+                         "lo = CASE WHEN excluded.lo < dm_latency.lo THEN excluded.lo ELSE dm_latency.lo END, "
+                         "hi = CASE WHEN excluded.hi > dm_latency.hi THEN excluded.hi ELSE dm_latency.hi END",
+                      7, p, NULL, NULL, NULL);
+}
+
 int store_dm_latency(txn *t, const char *destination, long long at_ms, long long latency_ms)
 {
     if (!destination)
         return ST_OK;
     if (latency_ms < 0)
         latency_ms = 0; /* clock skew between receivedAt and the attempt's end */
-    char m[24], b[16], s[8], v[24];
-    snprintf(m, sizeof m, "%lld", minute_of(at_ms));
-    snprintf(b, sizeof b, "%d", dm_hist_index(latency_ms));
-    snprintf(s, sizeof s, "%d", shard_of(t));
-    snprintf(v, sizeof v, "%lld", latency_ms);
-    const char *p[] = {destination, m, b, s, v, v};
-    return store_run_(t, "INSERT INTO dm_latency (destination, minute, bucket, shard, n, lo, hi) "
-                         "VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (destination, minute, bucket, shard) DO UPDATE SET "
-                         "n = dm_latency.n + 1, "
-                         "lo = CASE WHEN excluded.lo < dm_latency.lo THEN excluded.lo ELSE dm_latency.lo END, "
-                         "hi = CASE WHEN excluded.hi > dm_latency.hi THEN excluded.hi ELSE dm_latency.hi END",
-                      6, p, NULL, NULL, NULL);
+    return latency_upsert(t, destination, minute_of(at_ms), dm_hist_index(latency_ms), 1, latency_ms, latency_ms);
 }
 
 int store_dm_delete(txn *t, const char *destination)
@@ -218,4 +228,148 @@ int store_dm_latency_hist(txn *t, const char *destination, long long start_ms, l
     lat_iter it = {fn, ctx, start_ms, gran_min};
     const char *p[] = {destination, a, b};
     return store_run_(t, latency_sql[g], 3, p, lat_row, &it, NULL);
+}
+
+/* ---- batches ------------------------------------------------------------------------ */
+
+typedef struct dm_entry {
+    char *dest;
+    char *metric; /* NULL: a latency bucket */
+    long long minute;
+    int bucket;
+    long long n, lo, hi;
+    uint64_t hash;
+} dm_entry;
+
+struct dm_batch {
+    dm_entry *e;
+    int n, cap;
+    int *slot; /* open addressing: index + 1 into e, 0 = empty; nslot a power of two */
+    int nslot;
+};
+
+dm_batch *dm_batch_new(void) { return calloc(1, sizeof(dm_batch)); }
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 1099511628211ULL;
+    return h;
+}
+
+static uint64_t key_hash(const char *dest, const char *metric, long long minute, int bucket)
+{
+    uint64_t h = fnv(14695981039346656037ULL, dest, strlen(dest) + 1);
+    h = metric ? fnv(h, metric, strlen(metric) + 1) : fnv(h, &bucket, sizeof bucket);
+    return fnv(h, &minute, sizeof minute);
+}
+
+static void rehash(dm_batch *b)
+{
+    free(b->slot);
+    b->nslot = b->nslot ? b->nslot * 2 : 64;
+    b->slot = calloc((size_t)b->nslot, sizeof *b->slot);
+    for (int i = 0; i < b->n; i++) {
+        size_t k = (size_t)b->e[i].hash & (size_t)(b->nslot - 1);
+        while (b->slot[k])
+            k = (k + 1) & (size_t)(b->nslot - 1);
+        b->slot[k] = i + 1;
+    }
+}
+
+/* The entry for a key, added (zeroed, lo/hi unset) when new. */
+static dm_entry *entry(dm_batch *b, const char *dest, const char *metric, long long minute, int bucket)
+{
+    if ((b->n + 1) * 2 > b->nslot)
+        rehash(b);
+    uint64_t h = key_hash(dest, metric, minute, bucket);
+    size_t k = (size_t)h & (size_t)(b->nslot - 1);
+    for (; b->slot[k]; k = (k + 1) & (size_t)(b->nslot - 1)) {
+        dm_entry *e = &b->e[b->slot[k] - 1];
+        if (e->hash == h && e->minute == minute && !e->metric == !metric &&
+            (metric ? !strcmp(e->metric, metric) : e->bucket == bucket) && !strcmp(e->dest, dest))
+            return e;
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->e = realloc(b->e, (size_t)b->cap * sizeof *b->e);
+    }
+    dm_entry *e = &b->e[b->n++];
+    *e = (dm_entry){strdup(dest), metric ? strdup(metric) : NULL, minute, bucket, 0, 0, 0, h};
+    b->slot[k] = b->n;
+    return e;
+}
+
+void dm_batch_add(dm_batch *b, const char *destination, const char *metric, long long at_ms, long long n)
+{
+    if (!destination || !metric || n == 0)
+        return;
+    entry(b, destination, metric, minute_of(at_ms), 0)->n += n;
+}
+
+void dm_batch_latency(dm_batch *b, const char *destination, long long at_ms, long long latency_ms)
+{
+    if (!destination)
+        return;
+    if (latency_ms < 0)
+        latency_ms = 0;
+    dm_entry *e = entry(b, destination, NULL, minute_of(at_ms), dm_hist_index(latency_ms));
+    if (!e->n || latency_ms < e->lo)
+        e->lo = latency_ms;
+    if (!e->n || latency_ms > e->hi)
+        e->hi = latency_ms;
+    e->n++;
+}
+
+/* Lock order for PostgreSQL: counters before latency, then by key. */
+static int entry_order(const void *x, const void *y)
+{
+    const dm_entry *a = x, *b = y;
+    if (!a->metric != !b->metric)
+        return a->metric ? -1 : 1;
+    int c = strcmp(a->dest, b->dest);
+    if (c)
+        return c;
+    if (a->minute != b->minute)
+        return a->minute < b->minute ? -1 : 1;
+    if (a->metric)
+        return strcmp(a->metric, b->metric);
+    return (a->bucket > b->bucket) - (a->bucket < b->bucket);
+}
+
+static void batch_clear(dm_batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        free(b->e[i].dest);
+        free(b->e[i].metric);
+    }
+    b->n = 0;
+    if (b->slot)
+        memset(b->slot, 0, (size_t)b->nslot * sizeof *b->slot);
+}
+
+int store_dm_flush(txn *t, dm_batch *b)
+{
+    qsort(b->e, (size_t)b->n, sizeof *b->e, entry_order);
+    int rc = ST_OK;
+    for (int i = 0; i < b->n && rc == ST_OK; i++) {
+        dm_entry *e = &b->e[i];
+        if (e->metric)
+            rc = store_dm_add(t, e->dest, e->metric, e->minute * 60000, e->n);
+        else
+            rc = latency_upsert(t, e->dest, e->minute, e->bucket, e->n, e->lo, e->hi);
+    }
+    batch_clear(b);
+    return rc;
+}
+
+void dm_batch_free(dm_batch *b)
+{
+    if (!b)
+        return;
+    batch_clear(b);
+    free(b->e);
+    free(b->slot);
+    free(b);
 }

@@ -42,7 +42,23 @@ int store_dm_latency_hist(txn *t, const char *destination, long long start_ms, l
 int store_dm_delete_tree(txn *t, const char *prefix);
 
 /* Removes counters of minutes before before_ms, at most limit rows per table (retention:
- * nothing older than the oldest start any §11 call accepts is ever read). */
+ * nothing older than the oldest start any §11 call accepts, 14 days, is ever read). The
+ * engine calls it now and then, e.g. every few thousand transactions with now − 15 days
+ * and a limit of 1000. */
 int store_dm_prune(txn *t, long long before_ms, int limit);
+
+/* A batch: counter changes gathered in memory (one thread's) and written with one upsert
+ * per distinct row — a transaction of 500 deliveries to one destination in one minute
+ * becomes one counter upsert and a few dozen histogram upserts instead of 1,000
+ * statements. Rows are written sorted by (destination, minute, metric/bucket), so
+ * concurrent flushes on PostgreSQL take row locks in one order and cannot deadlock on
+ * each other. Same results as the direct calls above. */
+typedef struct dm_batch dm_batch;
+dm_batch *dm_batch_new(void);
+void dm_batch_add(dm_batch *b, const char *destination, const char *metric, long long at_ms, long long n);
+void dm_batch_latency(dm_batch *b, const char *destination, long long at_ms, long long latency_ms);
+/* Writes everything gathered into t and empties the batch (also when it fails). */
+int store_dm_flush(txn *t, dm_batch *b);
+void dm_batch_free(dm_batch *b);
 
 #endif

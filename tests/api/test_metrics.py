@@ -506,3 +506,24 @@ def test_counters_go_with_their_destination_and_source(server):
     mk_dest(server, src, d2)
     assert totals(summary(server, dst_path(src, d2), **w))["successes"]["total"] == 0
     assert totals(summary(server, other_path, **w))["successes"]["total"] == 3
+
+
+def test_metrics_add_command(server):
+    """The hidden admin command's flag form, and its refusals (exit 2, nothing written)."""
+    name, path = new_dest(server)
+    t0 = floor(now(), HOUR) - HOUR
+    server.cli("metrics", "add", "--destination", name, "--metric", "retried_502", "--n", "4", "--at", iso(t0))
+    server.cli("metrics", "add", "--destination", name, "--metric", "successes", "--at", iso(t0 + MIN))
+    server.cli("metrics", "add", "--destination", name, "--latency", "10,20,30", "--at", iso(t0 + MIN))
+    for args, stdin in ((["--destination", name, "--metric", "successes", "--at", "yesterday"], None),
+                        (["--destination", name, "--metric", "successes", "--n", "x", "--at", iso(t0)], None),
+                        (["--destination", name, "--metric", "successes", "--latency", "5", "--at", iso(t0)], None),
+                        (["--destination", name, "--latency", "5,x", "--at", iso(t0)], None),
+                        (["--metric", "successes", "--at", iso(t0)], None),
+                        (["--stdin"], f"count {name} successes {iso(t0)} 1000\ncount {name} successes\n"),
+                        (["--stdin"], f"latency {name} {iso(t0)} ms\n")):
+        p = server.cli("metrics", "add", *args, input=stdin, check=False)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+    t = totals(summary(server, path, start_time=iso(t0), end_time=iso(t0 + HOUR)))
+    assert t["retried"]["total"] == 4 and t["successes"]["total"] == 1
+    assert t["time_to_success_p50"]["total"] == 20 and t["time_to_success_p99"]["total"] == 30

@@ -321,6 +321,60 @@ static void test_store_prune(void **state)
     store_end(&t);
 }
 
+/* The same changes through a batch and through the direct calls give the same rows. */
+static void test_store_batch_matches_direct(void **state)
+{
+    (void)state;
+    const char *DA = "workspaces/w/sources/b/destinations/direct", *DB = "workspaces/w/sources/b/destinations/batch";
+    txn t;
+    assert_int_equal(store_begin(st, &t, true), ST_OK);
+    assert_int_equal(store_dm_delete_tree(&t, "workspaces/w/sources/b"), ST_OK);
+    assert_int_equal(store_commit(&t), ST_OK);
+    dm_batch *b = dm_batch_new();
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(store_begin(st, &t, true), ST_OK);
+        srand(3 + round);
+        for (int i = 0; i < 2000; i++) {
+            long long at = T0 + (rand() % 180) * 1000LL, v = rand() % 5000;
+            const char *m = i % 3 ? "successes" : i % 2 ? "retried_502" : "discarded_400";
+            assert_int_equal(store_dm_add(&t, DA, m, at, 1 + i % 2), ST_OK);
+            dm_batch_add(b, DB, m, at, 1 + i % 2);
+            if (i % 3) {
+                assert_int_equal(store_dm_latency(&t, DA, at, v), ST_OK);
+                dm_batch_latency(b, DB, at, v);
+            }
+        }
+        dm_batch_add(b, DB, "successes", T0, 0);  /* nothing */
+        dm_batch_latency(b, DB, T0 + HOUR, -5);     /* counted as 0 ms */
+        assert_int_equal(store_dm_latency(&t, DA, T0 + HOUR, -5), ST_OK);
+        assert_int_equal(store_dm_flush(&t, b), ST_OK);
+        assert_int_equal(store_dm_flush(&t, b), ST_OK); /* emptied: writes nothing more */
+        assert_int_equal(store_commit(&t), ST_OK);
+    }
+    dm_batch_free(b);
+    dm_batch_free(NULL);
+    assert_int_equal(store_begin(st, &t, false), ST_OK);
+    static rows ra, rb;
+    static lrows la, lb;
+    ra = rb = (rows){0};
+    assert_int_equal(store_dm_counts(&t, DA, T0, T0 + 2 * HOUR, 1, collect, &ra), ST_OK);
+    assert_int_equal(store_dm_counts(&t, DB, T0, T0 + 2 * HOUR, 1, collect, &rb), ST_OK);
+    assert_int_equal(ra.n, 9);
+    assert_int_equal(memcmp(&ra, &rb, sizeof ra), 0);
+    la = lb = (lrows){0};
+    assert_int_equal(store_dm_latency_hist(&t, DA, T0, T0 + 2 * HOUR, 0, lcollect, &la), ST_OK);
+    assert_int_equal(store_dm_latency_hist(&t, DB, T0, T0 + 2 * HOUR, 0, lcollect, &lb), ST_OK);
+    assert_true(la.n > 10);
+    assert_int_equal(la.n, lb.n);
+    for (int i = 0; i < la.n; i++) {
+        assert_int_equal(la.b[i].index, lb.b[i].index);
+        assert_int_equal(la.b[i].n, lb.b[i].n);
+        assert_int_equal(la.b[i].lo, lb.b[i].lo);
+        assert_int_equal(la.b[i].hi, lb.b[i].hi);
+    }
+    store_end(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest math[] = {
@@ -333,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_store_minutes_and_rollups),
         cmocka_unit_test(test_store_delete),
         cmocka_unit_test(test_store_prune),
+        cmocka_unit_test(test_store_batch_matches_direct),
     };
     int failed = cmocka_run_group_tests_name("dm_hist", math, NULL, NULL);
     failed += cmocka_run_group_tests_name("delivery_metrics store", storage, setup_store, teardown_store);
