@@ -125,6 +125,9 @@ static bool parse_window(call *c, json_t *body, window *w)
     if (!es)
         end = now;
     if (!ss) {
+        if (end <= oldest)
+            return fail(c, 400, CODE_INVALID, "end_time must be within the last %s for granularity %s",
+                        g->oldest_text, g->name);
         start = end - (g->def < g->max_range ? g->def : g->max_range);
         if (start < oldest)
             start = oldest;

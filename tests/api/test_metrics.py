@@ -359,6 +359,7 @@ def test_parameter_errors(server, suffix):
     bad(f"granularity=HOUR&start_time={iso(h - 8 * DAY)}&end_time={iso(h - 7 * DAY)}", msg="at most 7 days ago")
     bad(f"granularity=DAY&start_time={iso(d - 16 * DAY)}&end_time={iso(d - 15 * DAY)}", msg="at most 14 days ago")
     assert server.get(url + sep + f"granularity=DAY&start_time={iso(d - 13 * DAY)}").status_code == 200
+    bad(f"end_time={iso(t - 49 * HOUR)}", msg="end_time must be within the last 48 hours")
     # the same rules for parameters in a GET body
     bad(body={"granularity": "WEEK"})
     bad(body={"start_time": 12})
