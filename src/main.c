@@ -30,6 +30,7 @@ static const char usage[] =
     "  user create --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n"
     "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
     "  routes                              the route table as JSON (method, path, action)\n"
+    "  version                             the release (also --version)\n"
     "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
     "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
 
@@ -189,11 +190,17 @@ static int cmd_serve(int argc, char **argv)
         catalog_free(cat);
         return 1;
     }
+    if (engine_backfill_refs(st, &kind_source) != ST_OK) {
+        fprintf(stderr, "manifold: could not index the write keys of existing sources\n");
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
     api *a = api_new(st, cat, cfg.rate_limit);
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
     intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
-                        .dedup_ms = 24LL * 3600 * 1000, .server_version = "0.1.0"};
+                        .dedup_ms = 24LL * 3600 * 1000, .server_version = MANIFOLD_VERSION};
     intake *in = intake_new(st, &ic);
     bool own_intake = cfg.intake_listen_host[0] != '\0';
     front fr = {.a = a, .in = own_intake ? NULL : in};
@@ -536,6 +543,10 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("manifold %s\n", MANIFOLD_VERSION);
+        return 0;
     }
     if (!strcmp(argv[1], "serve"))
         return cmd_serve(argc - 2, argv + 2);

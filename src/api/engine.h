@@ -64,6 +64,9 @@ void engine_delete(call *c);
  * segment (collection paths give the parent's name). Heap string. */
 char *engine_path_name(call *c, int drop_last);
 
+/* Start-up: gives rows of kind k written before it had a ref hook their secondary key. */
+int engine_backfill_refs(store *st, const kind *k);
+
 /* The kinds. */
 extern const kind kind_source, kind_destination, kind_schema_config, kind_filter, kind_tracking_plan,
     kind_policy, kind_invite, kind_source_connection;
