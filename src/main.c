@@ -9,6 +9,8 @@
 #include "deliver/deliver.h"
 #include "store/delivery_log.h"
 #include "ingest/intake.h"
+#include "ingest/msg.h"
+#include "store/delivery_metrics.h"
 #include "schema/schema.h"
 #include "util/util.h"
 #include <errno.h>
@@ -30,6 +32,7 @@ static const char usage[] =
     "  user create --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n"
     "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
     "  routes                              the route table as JSON (method, path, action)\n"
+    "  version                             the release (also --version)\n"
     "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
     "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
 
@@ -189,6 +192,12 @@ static int cmd_serve(int argc, char **argv)
         catalog_free(cat);
         return 1;
     }
+    if (engine_backfill_refs(st, &kind_source) != ST_OK) {
+        fprintf(stderr, "manifold: could not index the write keys of existing sources\n");
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
     if (store_dl_init(st) != ST_OK) {
         fprintf(stderr, "manifold: the delivery tables could not be created\n");
         store_close(st);
@@ -199,7 +208,7 @@ static int cmd_serve(int argc, char **argv)
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
     intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
-                        .dedup_ms = 24LL * 3600 * 1000, .server_version = "0.1.0"};
+                        .dedup_ms = 24LL * 3600 * 1000, .server_version = MANIFOLD_VERSION};
     intake *in = intake_new(st, &ic);
     bool own_intake = cfg.intake_listen_host[0] != '\0';
     front fr = {.a = a, .in = own_intake ? NULL : in};
@@ -447,11 +456,118 @@ static int cmd_user(int argc, char **argv)
     return 0;
 }
 
+/* manifold metrics add — writes Event Delivery Metrics counters straight into the
+ * database, as the delivery engine does (store/delivery_metrics.h), in one transaction.
+ * Not in the usage text: it exists for tests and for repairing counters by hand
+ * (docs/metrics.md).
+ *   --destination NAME --at RFC3339 (--metric M [--n N] | --latency MS[,MS...])
+ *   --stdin: lines "count DEST METRIC RFC3339 N" or "latency DEST RFC3339 MS" */
+static bool ms_of(const char *at, long long *ms)
+{
+    int64_t us;
+    if (!ingest_parse_time(at, &us))
+        return false;
+    *ms = us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+    return true;
+}
+
+static bool integer(const char *s, long long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+    return *s && !*end && !errno;
+}
+
+/* Through a batch (one upsert per distinct row), as the engine is expected to write. */
+static int metrics_stdin(txn *t)
+{
+    char line[4096];
+    int no = 0;
+    dm_batch *b = dm_batch_new();
+    while (fgets(line, sizeof line, stdin)) {
+        no++;
+        char op[16], dest[1024], a[256], x[64], y[64];
+        int k = sscanf(line, "%15s %1023s %255s %63s %63s", op, dest, a, x, y);
+        long long at, v;
+        if (k <= 0)
+            continue;
+        if (k == 5 && !strcmp(op, "count") && ms_of(x, &at) && integer(y, &v))
+            dm_batch_add(b, dest, a, at, v);
+        else if (k == 4 && !strcmp(op, "latency") && ms_of(a, &at) && integer(x, &v))
+            dm_batch_latency(b, dest, at, v);
+        else {
+            fprintf(stderr, "manifold metrics add: stdin line %d: want \"count DEST METRIC RFC3339 N\" or "
+                            "\"latency DEST RFC3339 MS\"\n", no);
+            dm_batch_free(b);
+            return ST_CONFLICT;
+        }
+    }
+    int rc = store_dm_flush(t, b);
+    dm_batch_free(b);
+    return rc;
+}
+
+static int cmd_metrics(int argc, char **argv)
+{
+    const char *dest = opt(argc, argv, "--destination"), *metric = opt(argc, argv, "--metric");
+    const char *at = opt(argc, argv, "--at"), *n = opt(argc, argv, "--n"), *lat = opt(argc, argv, "--latency");
+    bool from_stdin = has_flag(argc, argv, "--stdin");
+    long long at_ms = 0, count = 1;
+    bool ok = argc >= 1 && !strcmp(argv[0], "add");
+    if (ok && !from_stdin)
+        ok = dest && at && ms_of(at, &at_ms) && !metric != !lat && (!n || (metric && integer(n, &count)));
+    if (!ok) {
+        fprintf(stderr, "usage: manifold metrics add --destination NAME --at RFC3339 "
+                        "(--metric M [--n N] | --latency MS[,MS...])\n"
+                        "       manifold metrics add --stdin   (lines: count DEST METRIC RFC3339 N | "
+                        "latency DEST RFC3339 MS)\n");
+        return 2;
+    }
+    store *st = open_store(database_of(argc, argv), keyfile_of(argc, argv), 1);
+    if (!st)
+        return 1;
+    txn t = {0};
+    int rc = store_begin(st, &t, true);
+    if (rc == ST_OK && from_stdin)
+        rc = metrics_stdin(&t);
+    else if (rc == ST_OK && metric)
+        rc = store_dm_add(&t, dest, metric, at_ms, count);
+    for (const char *p = from_stdin ? NULL : lat; rc == ST_OK && p && *p;) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || (*end && *end != ',')) {
+            fprintf(stderr, "manifold metrics add: --latency takes milliseconds, comma-separated\n");
+            rc = ST_CONFLICT;
+            break;
+        }
+        rc = store_dm_latency(&t, dest, at_ms, v);
+        p = *end ? end + 1 : end;
+    }
+    if (rc == ST_OK)
+        rc = store_commit(&t);
+    else
+        store_rollback(&t); /* no-op when nothing was begun */
+    store_close(st);
+    auth_shutdown();
+    if (rc == ST_CONFLICT)
+        return 2; /* bad input, already said */
+    if (rc != ST_OK) {
+        fprintf(stderr, "manifold metrics add: database error\n");
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("manifold %s\n", MANIFOLD_VERSION);
+        return 0;
     }
     if (!strcmp(argv[1], "serve"))
         return cmd_serve(argc - 2, argv + 2);
@@ -459,6 +575,8 @@ int main(int argc, char **argv)
         return cmd_token(argc - 2, argv + 2);
     if (!strcmp(argv[1], "user"))
         return cmd_user(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "metrics"))
+        return cmd_metrics(argc - 2, argv + 2);
     if (!strcmp(argv[1], "routes")) {
         /* The route table is the source of truth for docs and the access-matrix test. */
         static const char *const actions[] = {"public", "token_create", "read", "write"};

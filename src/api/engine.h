@@ -64,6 +64,9 @@ void engine_delete(call *c);
  * segment (collection paths give the parent's name). Heap string. */
 char *engine_path_name(call *c, int drop_last);
 
+/* Start-up: gives rows of kind k written before it had a ref hook their secondary key. */
+int engine_backfill_refs(store *st, const kind *k);
+
 /* The kinds. */
 extern const kind kind_source, kind_destination, kind_schema_config, kind_filter, kind_tracking_plan,
     kind_policy, kind_invite, kind_source_connection;
@@ -74,6 +77,9 @@ void h_plan_validate(call *c);
 void h_filter_preview(call *c);
 /* events.c — the source debugger (beyond Segment) */
 void h_events_list(call *c), h_events_summary(call *c);
+/* metrics.c — Event Delivery Metrics (§11) */
+void h_metrics_list(call *c), h_metrics_get(call *c), h_metrics_batch_get(call *c), h_metrics_summary(call *c),
+    h_metrics_batch_summary(call *c);
 
 /* Helpers for kinds. */
 bool valid_slug(const char *s);

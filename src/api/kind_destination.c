@@ -6,6 +6,7 @@
 #include "api/engine.h"
 #include "deliver/target.h"
 #include "store/delivery_log.h"
+#include "store/delivery_metrics.h"
 #include "util/json.h"
 #include "util/util.h"
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -362,6 +363,16 @@ static bool dest_after_create(call *c, txn *t, const res_row *r)
     return true;
 }
 
+/* A destination's delivery metrics go with it, in the delete's transaction: a later
+ * destination of the same name starts from zero. */
+static bool dest_before_delete(call *c, txn *t, const res_row *r)
+{
+    int rc = store_dm_delete(t, r->name);
+    if (rc == ST_OK) /* its cursor and pending retries too: a new destination of this name starts afresh */
+        rc = store_dl_forget(t, r->name);
+    return rc == ST_OK || fail_store(c, rc, "destination metrics");
+}
+
 const kind kind_destination = {
     .name = "destination",
     .collection = "destinations",
@@ -374,4 +385,5 @@ const kind kind_destination = {
     .validate = dest_validate,
     .render = dest_render,
     .after_create = dest_after_create,
+    .before_delete = dest_before_delete,
 };

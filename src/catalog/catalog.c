@@ -65,6 +65,11 @@ static int add_item(cat_list *out, size_t *cap, json_t *rec, bool is_dest, const
             if (v)
                 json_object_set_new(it->delivery, keep[i], json_deep_copy(v));
         }
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(json_object_get(rec, "connection_modes"), "device"), k, v)
+            if (json_is_true(v))
+                it->device_mode = true;
     }
     json_decref(o);
     return 0;
@@ -190,4 +195,13 @@ const cat_item *catalog_find(const cat_list *l, const char *key)
         if (!strcmp(l->items[i].slug, key))
             return &l->items[i];
     return NULL;
+}
+
+bool catalog_cloud_mode(const cat_item *it, const char *mode)
+{
+    if (mode && !strcmp(mode, "CLOUD"))
+        return true;
+    if (mode && strcmp(mode, "UNSPECIFIED"))
+        return false; /* DEVICE */
+    return it && !it->device_mode;
 }

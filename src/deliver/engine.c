@@ -115,22 +115,6 @@ static void lane_filters_free(lane *l)
     l->nfilters = 0;
 }
 
-/* D2: CLOUD, or UNSPECIFIED for an entry that has no device mode at all. */
-static bool cloud_mode(const char *mode, const cat_item *cat)
-{
-    if (mode && !strcmp(mode, "CLOUD"))
-        return true;
-    if (mode && strcmp(mode, "UNSPECIFIED"))
-        return false;
-    json_t *dev = json_object_get(json_object_get(cat ? cat->delivery : NULL, "connection_modes"), "device");
-    const char *k;
-    json_t *v;
-    json_object_foreach(dev, k, v)
-        if (json_is_true(v))
-            return false;
-    return true;
-}
-
 static int dest_row(void *ctx, const res_row *r)
 {
     deliver *d = ctx;
@@ -143,7 +127,7 @@ static int dest_row(void *ctx, const res_row *r)
     l->cat = catalog_find(&d->cat->destinations, catname ? catname : strrchr(r->name, '/') + 1);
     l->drv = target_for(l->cat ? l->cat->slug : NULL);
     l->deliverable = json_is_true(json_object_get(body, "enabled")) &&
-                     cloud_mode(json_string_value(json_object_get(body, "connection_mode")), l->cat);
+                     catalog_cloud_mode(l->cat, json_string_value(json_object_get(body, "connection_mode")));
     json_decref(l->config);
     l->config = json_incref(json_object_get(body, "config"));
     if (!l->config)

@@ -238,6 +238,15 @@ int store_dl_retries_drop_due(txn *t, const char *destination, long long now_ms)
                       NULL);
 }
 
+int store_dl_forget(txn *t, const char *destination)
+{
+    const char *p[] = {destination};
+    int rc = store_run_(t, "DELETE FROM delivery_retries WHERE destination = ?", 1, p, NULL, NULL, NULL);
+    if (rc == ST_OK)
+        rc = store_run_(t, "DELETE FROM delivery_cursors WHERE destination = ?", 1, p, NULL, NULL, NULL);
+    return rc;
+}
+
 int store_dl_cleanup(txn *t)
 {
     int rc = store_run_(t, "DELETE FROM delivery_retries WHERE destination NOT IN "

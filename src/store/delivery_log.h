@@ -58,6 +58,8 @@ int store_dl_retry_update(txn *t, long long id, int attempts, long long due_ms, 
 int store_dl_retry_delete(txn *t, long long id);
 /* Drops a destination's due retries without attempting them (it was disabled). */
 int store_dl_retries_drop_due(txn *t, const char *destination, long long now_ms);
+/* Removes one destination's cursor and retries (it is being deleted). */
+int store_dl_forget(txn *t, const char *destination);
 /* Removes cursors and retries of destinations that no longer exist. */
 int store_dl_cleanup(txn *t);
 

@@ -55,7 +55,17 @@ static const char schema[] =
     "  source TEXT COLLATE \"C\" NOT NULL, shard INTEGER NOT NULL, received BIGINT NOT NULL, accepted BIGINT NOT NULL,"
     "  blocked BIGINT NOT NULL, duplicate BIGINT NOT NULL, rejected BIGINT NOT NULL, PRIMARY KEY (source, shard));"
     "CREATE TABLE IF NOT EXISTS intake_reasons ("
-    "  source TEXT COLLATE \"C\" NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (source, reason));";
+    "  source TEXT COLLATE \"C\" NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (source, reason));"
+    /* Event Delivery Metrics (store/delivery_metrics.c): leaf counters and latency
+     * histogram buckets per destination-minute, sharded against row-lock waits. */
+    "CREATE TABLE IF NOT EXISTS dm_counts ("
+    "  destination TEXT COLLATE \"C\" NOT NULL, minute BIGINT NOT NULL, metric TEXT COLLATE \"C\" NOT NULL, shard INTEGER NOT NULL,"
+    "  n BIGINT NOT NULL, PRIMARY KEY (destination, minute, metric, shard));"
+    "CREATE TABLE IF NOT EXISTS dm_latency ("
+    "  destination TEXT COLLATE \"C\" NOT NULL, minute BIGINT NOT NULL, bucket INTEGER NOT NULL, shard INTEGER NOT NULL,"
+    "  n BIGINT NOT NULL, lo BIGINT NOT NULL, hi BIGINT NOT NULL, PRIMARY KEY (destination, minute, bucket, shard));"
+    "CREATE INDEX IF NOT EXISTS dm_counts_by_minute ON dm_counts (minute);"
+    "CREATE INDEX IF NOT EXISTS dm_latency_by_minute ON dm_latency (minute);";
 
 static int pg_open(const char *dsn, db_conn **out, char *err, size_t errlen)
 {
