@@ -18,6 +18,7 @@
  * way, from a JSON body on GET; a parameter in the query wins over the body's. */
 #include "api/engine.h"
 #include "ingest/msg.h"
+#include "store/delivery_log.h"
 #include "store/delivery_metrics.h"
 #include "store/dm_hist.h"
 #include "util/json.h"
@@ -456,7 +457,9 @@ static json_t *total_json(const data *d, const char *m)
     return json_pack("{s:s, s:I}", "metric_name", m, "total", (json_int_t)v);
 }
 
-static json_t *summary_json(const data *d, const char *dest)
+/* pending >= 0: the destination's events waiting for a retry right now (a gauge, not a
+ * window total: Delivery Overview's "pending retry"), shown as "pending_retry". */
+static json_t *summary_json(const data *d, const char *dest, long long pending)
 {
     char ts[32];
     json_t *o = json_object();
@@ -479,7 +482,15 @@ static json_t *summary_json(const data *d, const char *dest)
         json_array_append_new(ms, e);
     }
     json_object_set_new(o, "metrics", ms);
+    if (pending >= 0)
+        json_object_set_new(o, "pending_retry", json_integer(pending));
     return o;
+}
+
+static long long pending_of(txn *t, const char *dest)
+{
+    long long n = 0;
+    return store_delivery_pending(t, dest, &n) == ST_OK ? n : -1;
 }
 
 /* ---- handlers -------------------------------------------------------------------------------- */
@@ -604,7 +615,13 @@ void h_metrics_summary(call *c)
         free(dest);
         return;
     }
-    reply(c, summary_json(&d, dest));
+    long long pending = -1;
+    txn t;
+    if (store_begin(c->api->st, &t, false) == ST_OK) {
+        pending = pending_of(&t, dest);
+        store_end(&t);
+    }
+    reply(c, summary_json(&d, dest, pending));
     data_free(&d);
     free(dest);
 }
@@ -653,7 +670,7 @@ void h_metrics_batch_summary(call *c)
             fail_store(c, rc, "metrics");
             break;
         }
-        json_array_append_new(list, summary_json(&d, ns.v[i]));
+        json_array_append_new(list, summary_json(&d, ns.v[i], pending_of(&t, ns.v[i])));
         data_free(&d);
     }
     store_end(&t);

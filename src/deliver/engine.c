@@ -89,6 +89,8 @@ struct deliver {
     int64_t next_refresh, next_cleanup;
     atomic_bool stop;
     pthread_t thread;
+    dm_batch *dm;          /* the metrics of the batch being committed */
+    unsigned long commits;
 };
 
 /* ---- configuration ----------------------------------------------------------------------- */
@@ -452,17 +454,18 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
     }
 }
 
-static void metric(txn *t, lane *l, const char *prefix, const char *code, int64_t at, long long n, int *rc)
+/* Counters go to the batch (one upsert per distinct row at commit, store_dm_flush). */
+static void metric(dm_batch *b, lane *l, const char *prefix, const char *code, int64_t at, long long n)
 {
-    if (*rc != ST_OK || !n)
+    if (!n)
         return;
     char name[96];
     snprintf(name, sizeof name, "%s%s", prefix, code);
-    *rc = store_dm_add(t, l->name, name, at, n);
+    dm_batch_add(b, l->name, name, at, n);
 }
 
 /* One item's outcome, inside the batch's transaction (delivery.md §5, §9.2). */
-static int record(deliver *d, txn *t, lane *l, item *it)
+static int record(deliver *d, txn *t, dm_batch *b, lane *l, item *it)
 {
     int rc = ST_OK;
     int attempt = it->attempts_before + 1;
@@ -476,9 +479,8 @@ static int record(deliver *d, txn *t, lane *l, item *it)
         if (due < 0) {
             k = OUT_DISCARD; /* exhausted: discarded with the last failure's code */
         } else {
-            metric(t, l, "retried_", r->code, it->end_ms, 1, &rc);
-            if (rc == ST_OK)
-                rc = it->retry_id ? store_dl_retry_update(t, it->retry_id, attempt, due, r->code)
+            metric(b, l, "retried_", r->code, it->end_ms, 1);
+            rc = it->retry_id ? store_dl_retry_update(t, it->retry_id, attempt, due, r->code)
                                   : store_dl_retry_add(t, l->name, it->message_id, it->received_ms, attempt, due,
                                                        r->code, it->body);
             return rc;
@@ -487,12 +489,11 @@ static int record(deliver *d, txn *t, lane *l, item *it)
     if (k == OUT_SUCCESS) {
         char n[16];
         snprintf(n, sizeof n, "%d", attempt);
-        metric(t, l, "successes", "", it->end_ms, 1, &rc);
-        metric(t, l, "successes_attempt_", n, it->end_ms, 1, &rc);
-        if (rc == ST_OK)
-            rc = store_dm_latency(t, l->name, it->end_ms, it->end_ms - it->received_ms);
+        metric(b, l, "successes", "", it->end_ms, 1);
+        metric(b, l, "successes_attempt_", n, it->end_ms, 1);
+        dm_batch_latency(b, l->name, it->end_ms, it->end_ms - it->received_ms);
     } else if (k == OUT_DISCARD) {
-        metric(t, l, "discarded_", r->code, it->end_ms, 1, &rc);
+        metric(b, l, "discarded_", r->code, it->end_ms, 1);
     }
     if (rc == ST_OK && it->retry_id)
         rc = store_dl_retry_delete(t, it->retry_id);
@@ -510,9 +511,18 @@ static void lane_commit(deliver *d, lane *l, int64_t now)
     if (rc == ST_OK) {
         rc = store_dl_advance(&t, l->name, d->owner, &l->next_pos, now + LEASE_MS);
         for (size_t i = 0; i < l->nitems && rc == ST_OK; i++)
-            rc = record(d, &t, l, &l->items[i]);
-        for (int f = 0; f < F_COUNT && rc == ST_OK; f++)
-            metric(&t, l, "filtered_at_destination_", filtered_reason[f], now, l->filtered[f], &rc);
+            rc = record(d, &t, d->dm, l, &l->items[i]);
+        for (int f = 0; f < F_COUNT; f++)
+            metric(d->dm, l, "filtered_at_destination_", filtered_reason[f], now, l->filtered[f]);
+        if (rc == ST_OK)
+            rc = store_dm_flush(&t, d->dm); /* empties the batch, also on failure */
+        else { /* a fresh batch: nothing of the failed one may reach the next commit */
+            dm_batch_free(d->dm);
+            d->dm = dm_batch_new();
+        }
+        /* Retention of the §11 counters: now and then, a bounded slice of the old minutes. */
+        if (rc == ST_OK && ++d->commits % 4096 == 0)
+            rc = store_dm_prune(&t, now - 15LL * 86400 * 1000, 1000);
         if (rc == ST_OK)
             rc = store_commit(&t);
         else
@@ -603,9 +613,11 @@ deliver *deliver_start(store *st, const catalog *cat, char *err, size_t errlen)
     random_alnum(rnd, 16);
     snprintf(d->owner, sizeof d->owner, "%ld-%s", (long)getpid(), rnd);
     d->out = out_new(&d->allow, &d->deny);
+    d->dm = dm_batch_new();
     if (pthread_create(&d->thread, NULL, run, d)) {
         snprintf(err, errlen, "cannot start the delivery thread");
         out_free(d->out);
+        dm_batch_free(d->dm);
         cidr_list_free(&d->allow);
         cidr_list_free(&d->deny);
         free(d);
@@ -641,6 +653,7 @@ void deliver_stop(deliver *d)
         free(l->source);
         free(l);
     }
+    dm_batch_free(d->dm);
     cidr_list_free(&d->allow);
     cidr_list_free(&d->deny);
     free(d);

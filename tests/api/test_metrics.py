@@ -257,7 +257,8 @@ def test_summary_breakdowns(server):
                   count(name, "discarded_INVALID_SETTINGS", t0 + 3 * MIN, 1),
                   count(name, "discarded_400", t0 - MIN, 50)])  # outside the window
     s = summary(server, path, start_time=iso(t0), end_time=iso(t0 + HOUR))
-    assert set(s) == {"name", "start_time", "end_time", "metrics"}
+    assert set(s) == {"name", "start_time", "end_time", "metrics", "pending_retry"}
+    assert s["pending_retry"] == 0  # events waiting for a retry now (the delivery engine's gauge)
     assert s["name"] == name and s["start_time"] == iso(t0) and s["end_time"] == iso(t0 + HOUR)
     assert [m["metric_name"] for m in s["metrics"]] == FIXED
     t = totals(s)
