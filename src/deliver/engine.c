@@ -74,6 +74,7 @@ struct lane {
     bool leased;
     int64_t lease_renew, next_poll, next_retry_poll;
     int idle_ms;           /* the current wait between empty looks */
+    int64_t started_ms;    /* when the batch being worked was read (debug timing) */
     lane *next;
 };
 
@@ -446,6 +447,7 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
     l->idle_ms = POLL_MS;
     l->full = l->nitems == BATCH || l->read_any;
     l->busy = true;
+    l->started_ms = now;
     l->pending = (int)l->nitems;
     for (size_t i = 0; i < l->nitems; i++) {
         item *it = &l->items[i];
@@ -529,6 +531,8 @@ static void lane_commit(deliver *d, lane *l, int64_t now)
             store_rollback(&t);
     }
     store_defer_end();
+    log_debug("delivery: %s: batch of %zu in %lld ms (commit %lld ms)", l->name, l->nitems,
+              (long long)(now_ms() - l->started_ms), (long long)(now_ms() - now));
     if (rc == ST_OK) {
         l->pos = l->next_pos;
         l->lease_renew = now + LEASE_MS / 3;

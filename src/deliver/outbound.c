@@ -36,6 +36,8 @@ struct outbound {
     const cidr_list *allow, *deny;
     oreq *ready;           /* finished without a transfer, reported by the next out_run */
     oreq *flying;          /* transfers added to the multi handle */
+    CURL *spare[256];      /* finished easy handles kept for reuse (curl_easy_reset) */
+    int nspare;
     int active;
     atomic_llong refused;
 };
@@ -71,7 +73,9 @@ static void unlink_flying(oreq *r)
 
 static void oreq_free(oreq *r)
 {
-    if (r->h)
+    if (r->h && r->o->nspare < (int)(sizeof r->o->spare / sizeof r->o->spare[0]))
+        r->o->spare[r->o->nspare++] = r->h;
+    else if (r->h)
         curl_easy_cleanup(r->h);
     curl_slist_free_all(r->hdrs);
     free(r->url);
@@ -98,6 +102,8 @@ void out_free(outbound *o)
         r->done(r->arg, &drop);
         oreq_free(r);
     }
+    while (o->nspare)
+        curl_easy_cleanup(o->spare[--o->nspare]);
     curl_multi_cleanup(o->m);
     free(o);
 }
@@ -160,6 +166,8 @@ static void start(oreq *r)
 {
     if (!url_ok(r->url))
         return finish_now(r, OUT_DISCARD, "INVALID_SETTINGS");
+    if (!r->h && r->o->nspare)
+        r->h = r->o->spare[--r->o->nspare];
     CURL *h = r->h ? r->h : curl_easy_init();
     if (r->h)
         curl_easy_reset(h);
