@@ -6,7 +6,11 @@
 #include "api/engine.h"
 #include "app/admin.h"
 #include "app/config.h"
+#include "deliver/deliver.h"
+#include "store/delivery_log.h"
 #include "ingest/intake.h"
+#include "ingest/msg.h"
+#include "store/delivery_metrics.h"
 #include "schema/schema.h"
 #include "util/util.h"
 #include <errno.h>
@@ -203,6 +207,12 @@ static int cmd_serve(int argc, char **argv)
         catalog_free(cat);
         return 1;
     }
+    if (store_dl_init(st) != ST_OK) {
+        fprintf(stderr, "manifold: the delivery tables could not be created\n");
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
     /* Several processes may share this database: hear about their changes, and count
      * the rate limit per token across all of them (docs/scaling.md). */
     store_watch(st, remote_change, NULL);
@@ -234,6 +244,17 @@ static int cmd_serve(int argc, char **argv)
         ensure_parent_dir(token_path); /* with PostgreSQL nothing else may have made ./var */
         token_saved = write_secret_file(token_path, token) == 0;
     }
+    /* Delivery starts before the listeners, so a bad MANIFOLD_OUTBOUND_* or
+     * MANIFOLD_RETRY_* value stops the server before it ever answers. */
+    deliver *dv = NULL;
+    if (cfg.delivery && !(dv = deliver_start(st, cat, err, sizeof err))) {
+        fprintf(stderr, "manifold: delivery: %s\n", err);
+        intake_free(in);
+        api_free(a);
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
     http_server *srv = http_start(&hc, front_handle, &fr, err, sizeof err);
     http_server *isrv = NULL;
     if (srv && own_intake) {
@@ -249,6 +270,7 @@ static int cmd_serve(int argc, char **argv)
     }
     if (!srv) {
         fprintf(stderr, "manifold: %s\n", err);
+        deliver_stop(dv);
         intake_free(in);
         api_free(a);
         store_close(st);
@@ -276,6 +298,7 @@ static int cmd_serve(int argc, char **argv)
     log_info("received %s: draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(isrv);
     http_stop(srv);
+    deliver_stop(dv);
     intake_free(in);
     api_free(a);
     ratelimit_share(NULL);
@@ -448,6 +471,109 @@ static int cmd_user(int argc, char **argv)
     return 0;
 }
 
+/* manifold metrics add — writes Event Delivery Metrics counters straight into the
+ * database, as the delivery engine does (store/delivery_metrics.h), in one transaction.
+ * Not in the usage text: it exists for tests and for repairing counters by hand
+ * (docs/metrics.md).
+ *   --destination NAME --at RFC3339 (--metric M [--n N] | --latency MS[,MS...])
+ *   --stdin: lines "count DEST METRIC RFC3339 N" or "latency DEST RFC3339 MS" */
+static bool ms_of(const char *at, long long *ms)
+{
+    int64_t us;
+    if (!ingest_parse_time(at, &us))
+        return false;
+    *ms = us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+    return true;
+}
+
+static bool integer(const char *s, long long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+    return *s && !*end && !errno;
+}
+
+/* Through a batch (one upsert per distinct row), as the engine is expected to write. */
+static int metrics_stdin(txn *t)
+{
+    char line[4096];
+    int no = 0;
+    dm_batch *b = dm_batch_new();
+    while (fgets(line, sizeof line, stdin)) {
+        no++;
+        char op[16], dest[1024], a[256], x[64], y[64];
+        int k = sscanf(line, "%15s %1023s %255s %63s %63s", op, dest, a, x, y);
+        long long at, v;
+        if (k <= 0)
+            continue;
+        if (k == 5 && !strcmp(op, "count") && ms_of(x, &at) && integer(y, &v))
+            dm_batch_add(b, dest, a, at, v);
+        else if (k == 4 && !strcmp(op, "latency") && ms_of(a, &at) && integer(x, &v))
+            dm_batch_latency(b, dest, at, v);
+        else {
+            fprintf(stderr, "manifold metrics add: stdin line %d: want \"count DEST METRIC RFC3339 N\" or "
+                            "\"latency DEST RFC3339 MS\"\n", no);
+            dm_batch_free(b);
+            return ST_CONFLICT;
+        }
+    }
+    int rc = store_dm_flush(t, b);
+    dm_batch_free(b);
+    return rc;
+}
+
+static int cmd_metrics(int argc, char **argv)
+{
+    const char *dest = opt(argc, argv, "--destination"), *metric = opt(argc, argv, "--metric");
+    const char *at = opt(argc, argv, "--at"), *n = opt(argc, argv, "--n"), *lat = opt(argc, argv, "--latency");
+    bool from_stdin = has_flag(argc, argv, "--stdin");
+    long long at_ms = 0, count = 1;
+    bool ok = argc >= 1 && !strcmp(argv[0], "add");
+    if (ok && !from_stdin)
+        ok = dest && at && ms_of(at, &at_ms) && !metric != !lat && (!n || (metric && integer(n, &count)));
+    if (!ok) {
+        fprintf(stderr, "usage: manifold metrics add --destination NAME --at RFC3339 "
+                        "(--metric M [--n N] | --latency MS[,MS...])\n"
+                        "       manifold metrics add --stdin   (lines: count DEST METRIC RFC3339 N | "
+                        "latency DEST RFC3339 MS)\n");
+        return 2;
+    }
+    store *st = open_store(database_of(argc, argv), keyfile_of(argc, argv), 1);
+    if (!st)
+        return 1;
+    txn t = {0};
+    int rc = store_begin(st, &t, true);
+    if (rc == ST_OK && from_stdin)
+        rc = metrics_stdin(&t);
+    else if (rc == ST_OK && metric)
+        rc = store_dm_add(&t, dest, metric, at_ms, count);
+    for (const char *p = from_stdin ? NULL : lat; rc == ST_OK && p && *p;) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || (*end && *end != ',')) {
+            fprintf(stderr, "manifold metrics add: --latency takes milliseconds, comma-separated\n");
+            rc = ST_CONFLICT;
+            break;
+        }
+        rc = store_dm_latency(&t, dest, at_ms, v);
+        p = *end ? end + 1 : end;
+    }
+    if (rc == ST_OK)
+        rc = store_commit(&t);
+    else
+        store_rollback(&t); /* no-op when nothing was begun */
+    store_close(st);
+    auth_shutdown();
+    if (rc == ST_CONFLICT)
+        return 2; /* bad input, already said */
+    if (rc != ST_OK) {
+        fprintf(stderr, "manifold metrics add: database error\n");
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -464,6 +590,8 @@ int main(int argc, char **argv)
         return cmd_token(argc - 2, argv + 2);
     if (!strcmp(argv[1], "user"))
         return cmd_user(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "metrics"))
+        return cmd_metrics(argc - 2, argv + 2);
     if (!strcmp(argv[1], "routes")) {
         /* The route table is the source of truth for docs and the access-matrix test. */
         static const char *const actions[] = {"public", "token_create", "read", "write"};

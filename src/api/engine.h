@@ -77,6 +77,9 @@ void h_plan_validate(call *c);
 void h_filter_preview(call *c);
 /* events.c — the source debugger (beyond Segment) */
 void h_events_list(call *c), h_events_summary(call *c);
+/* metrics.c — Event Delivery Metrics (§11) */
+void h_metrics_list(call *c), h_metrics_get(call *c), h_metrics_batch_get(call *c), h_metrics_summary(call *c),
+    h_metrics_batch_summary(call *c);
 
 /* Helpers for kinds. */
 bool valid_slug(const char *s);

@@ -51,7 +51,7 @@ static unsigned area_of(const char *target, const char **ws_end)
     if (!slash)
         return AREA_WS;
     const char *a = slash + 1;
-    size_t n = strcspn(a, "/");
+    size_t n = strcspn(a, "/:"); /* "event-delivery-metrics:batchGetSummary" is in its area */
 #define IS(s) (n == strlen(s) && !strncmp(a, s, n))
     if (IS("sources") || IS("event-delivery-metrics"))
         return AREA_SOURCES;

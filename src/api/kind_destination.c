@@ -4,6 +4,9 @@
  * show a fixed mask and a secret_version (a keyed hash of the value), so tools can detect
  * drift without ever seeing the secret. */
 #include "api/engine.h"
+#include "deliver/target.h"
+#include "store/delivery_log.h"
+#include "store/delivery_metrics.h"
 #include "util/json.h"
 #include "util/util.h"
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -235,12 +238,30 @@ static json_t *effective(json_t *cfg, json_t *setting, const char *key)
     return v ? v : json_object_get(setting, "default_value");
 }
 
+/* Webhooks §6.1: at most five hooks, whether or not the destination is enabled. "hooks"
+ * is a mixed setting: a list, or the same list as JSON text. */
+static bool webhooks_hooks_ok(call *c, const cat_item *it, json_t *cfg)
+{
+    if (!it || strcmp(it->slug, "webhooks"))
+        return true;
+    json_t *h = json_object_get(cfg, "hooks");
+    json_t *parsed = json_is_string(h) ? json_loads(json_string_value(h), JSON_DECODE_ANY, NULL) : NULL;
+    size_t n = json_array_size(parsed ? parsed : h);
+    json_decref(parsed);
+    if (n > WEBHOOKS_MAX_HOOKS)
+        return fail(c, 400, CODE_INVALID, "config setting 'hooks' holds %zu hooks; at most %d are allowed", n,
+                    WEBHOOKS_MAX_HOOKS);
+    return true;
+}
+
 static bool dest_validate(call *c, json_t *body, const char *name)
 {
-    if (!json_is_true(json_object_get(body, "enabled")))
-        return true;
     const cat_item *it = catalog_of(c, name);
     json_t *cfg = json_object_get(body, "config");
+    if (!webhooks_hooks_ok(c, it, cfg))
+        return false;
+    if (!json_is_true(json_object_get(body, "enabled")))
+        return true;
     size_t i;
     json_t *s;
     json_array_foreach(it ? it->settings : NULL, i, s) {
@@ -333,6 +354,25 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
     return o;
 }
 
+/* The delivery cursor starts at the source's log head in the creating transaction, so
+ * every event accepted after the destination exists is considered for it (docs/delivery.md). */
+static bool dest_after_create(call *c, txn *t, const res_row *r)
+{
+    if (store_dl_cursor_create(t, r->name, r->parent) != ST_OK)
+        return fail_store(c, ST_ERROR, "delivery cursor");
+    return true;
+}
+
+/* A destination's delivery metrics go with it, in the delete's transaction: a later
+ * destination of the same name starts from zero. */
+static bool dest_before_delete(call *c, txn *t, const res_row *r)
+{
+    int rc = store_dm_delete(t, r->name);
+    if (rc == ST_OK) /* its cursor and pending retries too: a new destination of this name starts afresh */
+        rc = store_dl_forget(t, r->name);
+    return rc == ST_OK || fail_store(c, rc, "destination metrics");
+}
+
 const kind kind_destination = {
     .name = "destination",
     .collection = "destinations",
@@ -344,4 +384,6 @@ const kind kind_destination = {
     .update = dest_update,
     .validate = dest_validate,
     .render = dest_render,
+    .after_create = dest_after_create,
+    .before_delete = dest_before_delete,
 };

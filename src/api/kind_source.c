@@ -1,5 +1,6 @@
 /* Sources (spec §7) and their schema config (§7.5): descriptors and hooks for the engine. */
 #include "api/engine.h"
+#include "store/delivery_metrics.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <stdio.h>
@@ -128,6 +129,17 @@ static const char *source_ref(json_t *body)
     return json_string_value(json_array_get(json_object_get(body, "write_keys"), 0));
 }
 
+/* Deleting a source: its tracking-plan connection goes (tp_source_deleted), and so do
+ * the delivery metrics of every destination under it (the destinations themselves go
+ * with the engine's subtree delete, which runs no per-destination hook). */
+static bool source_before_delete(call *c, txn *t, const res_row *r)
+{
+    if (!tp_source_deleted(c, t, r))
+        return false;
+    int rc = store_dm_delete_tree(t, r->name);
+    return rc == ST_OK || fail_store(c, rc, "destination metrics");
+}
+
 const kind kind_source = {
     .name = "source",
     .collection = "sources",
@@ -138,7 +150,7 @@ const kind kind_source = {
     .create = source_create,
     .render = source_render,
     .after_create = source_after_create,
-    .before_delete = tp_source_deleted,
+    .before_delete = source_before_delete,
     .ref = source_ref,
 };
 

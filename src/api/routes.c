@@ -52,6 +52,13 @@ route api_routes[] = {
     K("PATCH", DST "/{dest}", ACT_WRITE, engine_update, kind_destination),
     K("DELETE", DST "/{dest}", ACT_WRITE, engine_delete, kind_destination),
 
+    /* §11 Event Delivery Metrics (read-only; cloud-mode destinations) */
+    R("GET", DST "/{dest}/metrics", ACT_READ, h_metrics_list),
+    R("GET", DST "/{dest}/metrics/{metric}", ACT_READ, h_metrics_get),
+    R("GET", DST "/{dest}/metrics:batchGet", ACT_READ, h_metrics_batch_get),
+    R("GET", DST "/{dest}/metrics:getSummary", ACT_READ, h_metrics_summary),
+    R("GET", "/v1beta/workspaces/{ws}/event-delivery-metrics:batchGetSummary", ACT_READ, h_metrics_batch_summary),
+
     /* §10 destination filters */
     K("GET", DST "/{dest}/filters", ACT_READ, engine_list, kind_filter),
     K("POST", DST "/{dest}/filters", ACT_WRITE, engine_create, kind_filter),

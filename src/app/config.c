@@ -30,7 +30,9 @@ const char config_usage[] =
     "                               (default: on --listen, beside the Config API)\n"
     "  --strict-write-keys          unknown write keys get 401 instead of Segment's 200\n"
     "  --intake-backlog N           Tracking API requests in progress before 503 + Retry-After (default 4096)\n"
-    "  --debugger-events N          events per source the debugger API shows (default 1000)\n";
+    "  --debugger-events N          events per source the debugger API shows (default 1000)\n"
+    "  --delivery 0|1               deliver events to cloud-mode destinations (default 1); retries and the\n"
+    "                               outbound policy: MANIFOLD_RETRY_* and MANIFOLD_OUTBOUND_* (docs/delivery.md)\n";
 
 typedef enum { T_STR, T_INT, T_SIZE, T_UINT, T_HOSTPORT, T_BOOL } ftype;
 
@@ -66,6 +68,7 @@ static const flag flags[] = {
     F("strict-write-keys", T_BOOL, strict_write_keys, 0, 1),
     F("intake-backlog", T_INT, intake_backlog, 1, 10000000),
     F("debugger-events", T_INT, debugger_events, 1, 1000000),
+    F("delivery", T_INT, delivery, 0, 1),
 };
 
 static int set(config *cfg, const flag *f, const char *v, const char *src, char *err, size_t errlen)
@@ -143,6 +146,7 @@ int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(co
     /* libmicrohttpd zeroes this much per request on keep-alive connections: keep it small. */
     cfg->max_header_bytes = 32768;
     cfg->db_connections = 4;
+    cfg->delivery = 1;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     cfg->intake_backlog = 4096;
     cfg->debugger_events = 1000;

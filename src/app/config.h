@@ -29,6 +29,7 @@ typedef struct config {
     int strict_write_keys;     /* unknown write keys get 401 instead of 200 */
     int intake_backlog;        /* intake requests in flight or waiting for durability */
     int debugger_events;       /* events per source the debugger API shows */
+    int delivery;              /* 1: run the delivery engine (docs/delivery.md); 0: store only */
 } config;
 
 /* Fills defaults, then the environment (via getenv_fn, usually getenv), then argv.

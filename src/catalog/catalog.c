@@ -56,8 +56,21 @@ static int add_item(cat_list *out, size_t *cap, json_t *rec, bool is_dest, const
     }
     it->json = json_to_string(o);
     it->json_len = strlen(it->json);
-    if (is_dest)
+    if (is_dest) {
         it->settings = json_deep_copy(json_object_get(rec, "settings"));
+        it->delivery = json_object();
+        const char *keep[] = {"methods", "previous_names", "connection_modes"};
+        for (size_t i = 0; i < 3; i++) {
+            json_t *v = json_object_get(rec, keep[i]);
+            if (v)
+                json_object_set_new(it->delivery, keep[i], json_deep_copy(v));
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(json_object_get(rec, "connection_modes"), "device"), k, v)
+            if (json_is_true(v))
+                it->device_mode = true;
+    }
     json_decref(o);
     return 0;
 }
@@ -146,6 +159,7 @@ static void free_list(cat_list *l)
         free(l->items[i].display_name);
         free(l->items[i].json);
         json_decref(l->items[i].settings);
+        json_decref(l->items[i].delivery);
     }
     free(l->items);
 }
@@ -181,4 +195,13 @@ const cat_item *catalog_find(const cat_list *l, const char *key)
         if (!strcmp(l->items[i].slug, key))
             return &l->items[i];
     return NULL;
+}
+
+bool catalog_cloud_mode(const cat_item *it, const char *mode)
+{
+    if (mode && !strcmp(mode, "CLOUD"))
+        return true;
+    if (mode && strcmp(mode, "UNSPECIFIED"))
+        return false; /* DEVICE */
+    return it && !it->device_mode;
 }

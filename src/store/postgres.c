@@ -56,6 +56,16 @@ static const char schema[] =
     "  blocked BIGINT NOT NULL, duplicate BIGINT NOT NULL, rejected BIGINT NOT NULL, PRIMARY KEY (source, shard));"
     "CREATE TABLE IF NOT EXISTS intake_reasons ("
     "  source TEXT COLLATE \"C\" NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (source, reason));"
+    /* Event Delivery Metrics (store/delivery_metrics.c): leaf counters and latency
+     * histogram buckets per destination-minute, sharded against row-lock waits. */
+    "CREATE TABLE IF NOT EXISTS dm_counts ("
+    "  destination TEXT COLLATE \"C\" NOT NULL, minute BIGINT NOT NULL, metric TEXT COLLATE \"C\" NOT NULL, shard INTEGER NOT NULL,"
+    "  n BIGINT NOT NULL, PRIMARY KEY (destination, minute, metric, shard));"
+    "CREATE TABLE IF NOT EXISTS dm_latency ("
+    "  destination TEXT COLLATE \"C\" NOT NULL, minute BIGINT NOT NULL, bucket INTEGER NOT NULL, shard INTEGER NOT NULL,"
+    "  n BIGINT NOT NULL, lo BIGINT NOT NULL, hi BIGINT NOT NULL, PRIMARY KEY (destination, minute, bucket, shard));"
+    "CREATE INDEX IF NOT EXISTS dm_counts_by_minute ON dm_counts (minute);"
+    "CREATE INDEX IF NOT EXISTS dm_latency_by_minute ON dm_latency (minute);"
     /* Several processes (docs/scaling.md): the change counter the watcher polls while its
      * LISTEN connection is down, and the global rate limit's token buckets (unlogged: a
      * crash refills them, which a bucket does within a second anyway; no WAL). */

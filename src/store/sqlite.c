@@ -73,7 +73,17 @@ static const char schema[] =
     "  source TEXT NOT NULL, shard INTEGER NOT NULL, received INTEGER NOT NULL, accepted INTEGER NOT NULL,"
     "  blocked INTEGER NOT NULL, duplicate INTEGER NOT NULL, rejected INTEGER NOT NULL, PRIMARY KEY (source, shard));"
     "CREATE TABLE IF NOT EXISTS intake_reasons ("
-    "  source TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (source, reason));";
+    "  source TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (source, reason));"
+    /* Event Delivery Metrics (store/delivery_metrics.c): leaf counters and latency
+     * histogram buckets per destination-minute, sharded against row-lock waits. */
+    "CREATE TABLE IF NOT EXISTS dm_counts ("
+    "  destination TEXT NOT NULL, minute INTEGER NOT NULL, metric TEXT NOT NULL, shard INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL, PRIMARY KEY (destination, minute, metric, shard));"
+    "CREATE TABLE IF NOT EXISTS dm_latency ("
+    "  destination TEXT NOT NULL, minute INTEGER NOT NULL, bucket INTEGER NOT NULL, shard INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, PRIMARY KEY (destination, minute, bucket, shard));"
+    "CREATE INDEX IF NOT EXISTS dm_counts_by_minute ON dm_counts (minute);"
+    "CREATE INDEX IF NOT EXISTS dm_latency_by_minute ON dm_latency (minute);";
 
 static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
 {

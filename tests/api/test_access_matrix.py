@@ -85,6 +85,13 @@ TABLE = {
     ("GET", DST + "/{dest}"):                                       "A D A A D D D D A D",
     ("PATCH", DST + "/{dest}"):                                     "A D A D D D D D D D",
     ("DELETE", DST + "/{dest}"):                                    "A D A D D D D D D D",
+    # §11 delivery metrics of js's destination: reading them is reading the destination;
+    # the workspace-wide batch needs read on the workspace's sources
+    ("GET", DST + "/{dest}/metrics"):                               "A D A A D D D D A D",
+    ("GET", DST + "/{dest}/metrics/{metric}"):                      "A D A A D D D D A D",
+    ("GET", DST + "/{dest}/metrics:batchGet"):                      "A D A A D D D D A D",
+    ("GET", DST + "/{dest}/metrics:getSummary"):                    "A D A A D D D D A D",
+    ("GET", "/v1beta/workspaces/{ws}/event-delivery-metrics:batchGetSummary"): "A D D A D D D D A D",
     # filters of js's destination
     ("GET", DST + "/{dest}/filters"):                               "A D A A D D D D A D",
     ("POST", DST + "/{dest}/filters"):                              "A D A D D D D D D D",
@@ -279,6 +286,18 @@ def b_filter_delete(mx, who):
     return {"filter": f.rsplit("/", 1)[1]}, None, lambda r: mx.owner_delete("/v1beta/" + f)
 
 
+def b_metric(mx, who):
+    return {"metric": "successes"}, None, nothing
+
+
+def b_metrics_batch(mx, who):
+    return {}, {"names": ["successes", "retried"]}, nothing
+
+
+def b_metrics_batch_summary(mx, who):
+    return {}, {"names": [f"{src_name('js')}/destinations/{D1}"]}, nothing
+
+
 PREVIEW = {"filter": {"if": "all", "actions": [{"type": "drop_event"}]},
            "input": '{"type": "track", "event": "x"}'}
 
@@ -379,6 +398,11 @@ BUILDERS = {
     ("GET", DST + "/{dest}"): b_plain(),
     ("PATCH", DST + "/{dest}"): b_dest_patch,
     ("DELETE", DST + "/{dest}"): b_dest_delete,
+    ("GET", DST + "/{dest}/metrics"): b_plain(),
+    ("GET", DST + "/{dest}/metrics/{metric}"): b_metric,
+    ("GET", DST + "/{dest}/metrics:batchGet"): b_metrics_batch,
+    ("GET", DST + "/{dest}/metrics:getSummary"): b_plain(),
+    ("GET", "/v1beta/workspaces/{ws}/event-delivery-metrics:batchGetSummary"): b_metrics_batch_summary,
     ("GET", DST + "/{dest}/filters"): b_plain(),
     ("POST", DST + "/{dest}/filters"): b_filter_create,
     ("GET", DST + "/{dest}/filters/{filter}"): b_plain(),
