@@ -3,12 +3,14 @@ service (docs/scaling.md): a write on one is read at once on the others; revoked
 removed roles, deleted sources and changed schema configs take effect everywhere within a
 second (LISTEN/NOTIFY, with polling of a change counter when the listener is down);
 conflicts, If-Match races and Idempotency-Key replays behave as on one process; the rate
-limit per token is global.
+limit per token is global; delivery work is shared (a lease per destination cursor) and
+survives kill -9 of a process at least once, never by two processes at once.
 
 PostgreSQL only: SQLite is one process's database."""
 import concurrent.futures
 import json
 import os
+import signal
 import threading
 import time
 import uuid
@@ -19,7 +21,8 @@ import requests
 from conftest import ServerFactory, assert_error, assert_ok, postgres_only
 from helpers_iam import (WS_NAME, assert_denied, assert_unauthenticated, grant, name_path,
                          new_user, token_body, user_principal)
-from helpers_resources import SOURCES, sc_path, source_body, src_name, src_path
+from helpers_resources import SOURCES, create_dest, sc_path, source_body, src_name, src_path
+from webhook_receiver import Receiver
 
 pytestmark = postgres_only
 
@@ -334,3 +337,94 @@ def test_the_rate_limit_is_global(start_server):
     time.sleep(1.1)
     for s, sess in zip(cluster, sessions):
         assert sess.get(s.url("/v1beta/workspaces")).status_code == 200
+
+
+# ---- delivery shared through the database --------------------------------------------------------
+
+
+def _owner_pids(db):
+    rows = db._psql(db.url, "SELECT destination, owner FROM delivery_cursors WHERE owner IS NOT NULL "
+                            "AND owner <> '' ORDER BY destination")
+    return {l.split("|")[0]: int(l.split("|")[1].split("-")[0]) for l in rows.splitlines() if "|" in l}
+
+
+def test_delivery_is_shared_and_survives_kill_9(start_server):
+    """Events sent to all three processes reach the webhooks; each destination is worked by
+    one process at a time (its cursor's lease), so an event is delivered twice only when
+    it was in flight on a process killed with SIGKILL, whose destinations the others take
+    over once its leases expire: every acknowledged event arrives at least once."""
+    rx = Receiver(default=(200, {}, 0.002))
+    try:
+        old = os.environ.get("MANIFOLD_RETRY_TIME_SCALE")
+        cluster = start_cluster(start_server, args=("--rate-limit", "0"),
+                                env={"MANIFOLD_RETRY_TIME_SCALE": "0.0005"})
+        a = cluster[0]
+        keys, paths = {}, {}
+        for i in range(3):
+            slug = uniq("wh")
+            keys[slug] = assert_ok(a.post(SOURCES, json=source_body(slug)))["write_keys"][0]
+            paths[slug] = f"/{slug}"
+            create_dest(a, slug, "webhooks", enabled=True, connection_mode="CLOUD",
+                        config=[{"name": "globalHook", "value": rx.url(paths[slug])}])
+        acked = {}  # messageId → the path it must reach
+        sessions = [requests.Session() for _ in cluster]
+
+        def send_round(rnd, servers):
+            for k, s in enumerate(servers):
+                for slug, key in keys.items():
+                    ids = [f"sc-{rnd}-{k}-{j}-{uuid.uuid4().hex[:8]}" for j in range(20)]
+                    body = {"batch": [{"type": "track", "event": "S", "userId": "u", "messageId": m} for m in ids]}
+                    r = sessions[cluster.index(s)].post(s.url("/v1/batch"), json=body, auth=(key, ""), timeout=30)
+                    assert r.status_code == 200, r.text
+                    for m in ids:
+                        acked[m] = paths[slug]
+        for rnd in range(3):
+            send_round(rnd, cluster)
+        rx.wait_for(60, timeout=60)
+        # kill -9 the process that owns the most destinations, mid-delivery
+        owners = _owner_pids(a.db)
+        by_pid = {s.proc.pid: s for s in cluster}
+        counts = {}
+        for pid in owners.values():
+            counts[pid] = counts.get(pid, 0) + 1
+        assert counts and set(counts) <= set(by_pid), (owners, list(by_pid))
+        victim = by_pid[max(counts, key=lambda p: counts[p])]
+        send_round(3, cluster)
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.kill()
+        t_kill = time.monotonic()
+        alive = [s for s in cluster if s is not victim]
+        for rnd in range(4, 7):
+            send_round(rnd, alive)
+
+        def all_delivered():
+            with rx.lock:
+                got = {(json.loads(r.body).get("messageId"), r.path) for r in rx.requests}
+            return all((m, p) in got for m, p in acked.items())
+        assert within(90, all_delivered) is not None, f"{len(acked)} acknowledged, {len(rx.requests)} received"
+        by_mid = {}
+        for r in rx.requests:
+            by_mid.setdefault(json.loads(r.body)["messageId"], []).append(r.time)
+        dups = {m: ts for m, ts in by_mid.items() if len(ts) > 1}
+        for m, ts in dups.items():
+            # only a re-delivery of what the killed process had in flight: the first copy
+            # arrived before the kill, every other one after it
+            ts.sort()
+            assert ts[0] < t_kill and all(t > t_kill for t in ts[1:]), (m, [t - t_kill for t in ts])
+        assert len(dups) <= 200 * 3, len(dups)  # at most one batch per destination
+        assert set(by_mid) <= set(acked)
+        # the killed process comes back and joins in again
+        os.environ["MANIFOLD_RETRY_TIME_SCALE"] = "0.0005"
+        try:
+            victim.start()
+        finally:
+            if old is None:
+                os.environ.pop("MANIFOLD_RETRY_TIME_SCALE", None)
+            else:
+                os.environ["MANIFOLD_RETRY_TIME_SCALE"] = old
+        n = len(rx.requests)
+        send_round(7, cluster)
+        assert within(30, all_delivered) is not None
+        assert len(rx.requests) >= n + 3 * 3 * 20
+    finally:
+        rx.close()
