@@ -12,7 +12,7 @@
 # add CPU). The table goes into docs/scaling.md between the bench/scale markers.
 #
 # Knobs: BENCH_WARMUP (1 s), BENCH_DURATION (5 s), BENCH_CONNS (64), BENCH_EVENTS (20),
-# BENCH_PROCS ("1 2 3"), MANIFOLD_BIN (build/manifold), PGBIN (the PostgreSQL server binaries),
+# BENCH_PROCS ("1 2 3"), BENCH_DB_CONNECTIONS (8: PostgreSQL connections of all processes together), MANIFOLD_BIN (build/manifold), PGBIN (the PostgreSQL server binaries),
 # BENCH_OUT (build/bench/scale), BENCH_NO_DOCS=1 (leave docs/ alone).
 set -euo pipefail
 
@@ -185,6 +185,7 @@ ok_get=$(ge "${RES[pg$last-get]}" "$(awk -v a="${RES[pg1-get]}" 'BEGIN { print 0
 ok_int=$(ge "${RES[pg$last-intake]}" "$(awk -v a="${RES[pg1-intake]}" 'BEGIN { print 0.9 * a }')")
 REPORT="Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -m)), commit $(git rev-parse --short HEAD), load before: $LOAD_BEFORE;
 wrk, $CONNS connections in all (split evenly over the processes), ${DURATION} s per row after ${WARMUP} s of warm-up;
+$DBCONN_TOTAL PostgreSQL connections in all (\`--db-connections\` $DBCONN_TOTAL / processes, at least 2);
 PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on the same box, durable (fsync, synchronous_commit on); release build.
 
 | setup | authenticated GET /s | vs 1 PG process | intake events/s (batches of $EVENTS) | vs 1 PG process |
