@@ -467,6 +467,11 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
     for (size_t i = 0; i < l->nitems; i++) {
         item *it = &l->items[i];
         it->a = (dattempt){.body = it->body, .len = it->len, .config = l->config, .done = item_done};
+        if (!l->drv) { /* a retry of a destination whose type lost its driver (catalog changed) */
+            out_result r = {.kind = OUT_DISCARD, .code = "INVALID_SETTINGS", .retry_after_ms = -1};
+            item_done(&it->a, &r);
+            continue;
+        }
         l->drv->send(d->out, &it->a);
     }
 }
