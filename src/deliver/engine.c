@@ -24,7 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BATCH 200             /* events and retries one lane works at once */
+#define BATCH_DEFAULT 200     /* events and retries one lane works at once (MANIFOLD_DELIVERY_BATCH):
+                               * also the bound on one destination's requests in flight */
+#define BATCH (d->batch)
 #define POLL_MS 10            /* a lane that just found work looks again this soon; */
 #define IDLE_MAX_MS 160       /* each empty look doubles the wait up to this (bounds idle load) */
 #define RETRY_POLL_MS 100     /* ... and for due retries this often */
@@ -77,6 +79,7 @@ struct lane {
     int idle_ms;           /* the current wait between empty looks */
     int64_t started_ms;    /* when the batch being worked was read (debug timing) */
     int64_t skip_write_next; /* lane_skip: next unconditional write */
+    int cap;               /* items has room for this many (the batch size) */
     lane *next;
 };
 
@@ -93,6 +96,7 @@ struct deliver {
     atomic_bool stop;
     pthread_t thread;
     dm_batch *dm;          /* the metrics of the batch being committed */
+    int batch;             /* BATCH */
     unsigned long commits;
 };
 
@@ -287,7 +291,7 @@ static item *add_item(lane *l)
 static int retry_row(void *ctx, const dl_retry *r)
 {
     lane *l = ctx;
-    if (l->nitems >= BATCH)
+    if ((int)l->nitems >= l->cap)
         return 1;
     item *it = add_item(l);
     it->retry_id = r->id;
@@ -432,8 +436,10 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
         l->next_poll = now + 250;
         return;
     }
-    if (!l->items)
-        l->items = calloc(BATCH, sizeof *l->items);
+    if (!l->items) {
+        l->items = calloc((size_t)BATCH, sizeof *l->items);
+        l->cap = BATCH;
+    }
     txn t;
     if (store_begin(d->st, &t, false) != ST_OK) {
         l->next_poll = now + 1000;
@@ -442,7 +448,7 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
     int rc = ST_OK;
     if (now >= l->next_retry_poll) {
         rc = store_dl_retries_due(&t, l->name, now, BATCH, retry_row, l);
-        l->next_retry_poll = l->nitems == BATCH ? now : now + (l->idle_ms > RETRY_POLL_MS ? l->idle_ms : RETRY_POLL_MS);
+        l->next_retry_poll = (int)l->nitems == BATCH ? now : now + (l->idle_ms > RETRY_POLL_MS ? l->idle_ms : RETRY_POLL_MS);
     }
     l->next_pos = l->pos;
     int room = BATCH - (int)l->nitems;
@@ -460,7 +466,7 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
         return;
     }
     l->idle_ms = POLL_MS;
-    l->full = l->nitems == BATCH || l->read_any;
+    l->full = (int)l->nitems == BATCH || l->read_any;
     l->busy = true;
     l->started_ms = now;
     l->pending = (int)l->nitems;
@@ -638,6 +644,22 @@ deliver *deliver_start(store *st, const catalog *cat, char *err, size_t errlen)
     snprintf(d->owner, sizeof d->owner, "%ld-%s", (long)getpid(), rnd);
     d->out = out_new(&d->allow, &d->deny);
     d->dm = dm_batch_new();
+    d->batch = BATCH_DEFAULT;
+    const char *b = getenv("MANIFOLD_DELIVERY_BATCH");
+    if (b && *b) {
+        char *end;
+        long v = strtol(b, &end, 10);
+        if (*end || v < 1 || v > 5000) {
+            snprintf(err, errlen, "MANIFOLD_DELIVERY_BATCH must be a number from 1 to 5000");
+            out_free(d->out);
+            dm_batch_free(d->dm);
+            cidr_list_free(&d->allow);
+            cidr_list_free(&d->deny);
+            free(d);
+            return NULL;
+        }
+        d->batch = (int)v;
+    }
     if (pthread_create(&d->thread, NULL, run, d)) {
         snprintf(err, errlen, "cannot start the delivery thread");
         out_free(d->out);
