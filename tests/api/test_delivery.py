@@ -710,3 +710,32 @@ def test_pending_retry_shows_the_backlog(dsrv):
         assert summary(dsrv, slug)["pending_retry"] == 0
     finally:
         rx.close()
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="several processes share one database only on PostgreSQL")
+def test_two_processes_share_the_work_without_duplicates(start_server):
+    """Two servers on one PostgreSQL database: each destination's cursor is leased by one
+    of them at a time, so every event is delivered exactly once (no failures here, so no
+    re-delivery is expected) whichever process accepted it."""
+    rx = Receiver()
+    try:
+        a = start(start_server)
+        b = start(start_server, db=a.db)
+        b.token = a.token
+        slugs = []
+        for _ in range(3):
+            slug, key = webhook(a, {"globalHook": rx.url()})
+            slugs.append((slug, key))
+        sent = []
+        for i in range(40):
+            srv = a if i % 2 else b
+            for slug, key in slugs:
+                sent.append(track(srv, key, event=f"e{i}"))
+        reqs = rx.wait_for(len(sent), timeout=60)
+        got = [json.loads(r.body)["messageId"] for r in rx.quiet_for(1.0)]
+        assert sorted(got) == sorted(sent), (len(got), len(sent))
+        owners = {r[0] for r in db_rows(a, "SELECT owner FROM delivery_cursors WHERE destination LIKE '%webhooks'")}
+        assert len(owners) >= 1 and "" not in owners
+        del reqs
+    finally:
+        rx.close()
