@@ -739,3 +739,21 @@ def test_two_processes_share_the_work_without_duplicates(start_server):
         del reqs
     finally:
         rx.close()
+
+
+def test_a_new_url_applies_to_the_next_attempt(dsrv):
+    old = Receiver(default=(503, {"Retry-After": "2000"}, 0))  # the retry is due 1 s later
+    new = Receiver()
+    try:
+        slug, key = webhook(dsrv, {"globalHook": old.url(), "sharedSecret": "k"})
+        track(dsrv, key)
+        (first,) = old.wait_for(1)
+        assert_ok(patch(dsrv, dst_path(slug, "webhooks"), "destination",
+                        {"config": [{"name": "globalHook", "value": new.url("/new")}]}, ["destination.config"]))
+        (second,) = new.wait_for(1)
+        assert second.body == first.body and second.headers["x-signature"] == first.headers["x-signature"]
+        assert len(old.quiet_for(0.3)) == 1
+        wait_metrics(dsrv, slug, {"successes": 1, "retried_503": 1})
+    finally:
+        old.close()
+        new.close()
