@@ -58,6 +58,8 @@ typedef struct item {
 struct lane {
     char *name, *source;
     bool exists;           /* seen in the last configuration read */
+    bool gone;             /* a configuration read did not see it */
+    char created[32];      /* the destination's create_time: another one means re-created */
     bool deliverable;      /* D1 enabled and D2 cloud mode */
     const cat_item *cat;
     const target_driver *drv;
@@ -132,6 +134,13 @@ static int dest_row(void *ctx, const res_row *r)
         return 0;
     lane *l = lane_get(d, r->name, r->parent);
     l->exists = true;
+    /* Deleted and created again (maybe between two reads): its cursor is a new row, to be
+     * leased afresh, not worked from the position this lane remembers. */
+    if (l->gone || strcmp(l->created, r->create_time)) {
+        l->gone = false;
+        l->leased = false;
+        snprintf(l->created, sizeof l->created, "%s", r->create_time);
+    }
     const char *catname = json_string_value(json_object_get(body, "catalog_name"));
     l->cat = catalog_find(&d->cat->destinations, catname ? catname : strrchr(r->name, '/') + 1);
     l->drv = target_for(l->cat ? l->cat->slug : NULL);
@@ -210,6 +219,9 @@ static void refresh(deliver *d)
     store_end(&t);
     if (rc != ST_OK)
         return;
+    for (lane *l = d->lanes; l; l = l->next)
+        if (!l->exists)
+            l->gone = true;
     /* A destination whose filters were all deleted is not in the filter query at all. */
     for (lane *l = d->lanes; l; l = l->next)
         if (!l->filters_seen && l->filter_sig) {

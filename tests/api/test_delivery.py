@@ -757,3 +757,30 @@ def test_a_new_url_applies_to_the_next_attempt(dsrv):
     finally:
         old.close()
         new.close()
+
+
+def test_deleting_a_destination_drops_its_queue(dsrv):
+    old = Receiver(default=(503, {"Retry-After": "2000"}, 0))
+    new = Receiver()
+    try:
+        slug, key = webhook(dsrv, {"globalHook": old.url()})
+        track(dsrv, key, event="Queued")
+        old.wait_for(1)
+        deadline = time.monotonic() + 5
+        while pending(dsrv, slug) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pending(dsrv, slug) == 1
+        assert_ok(dsrv.delete(dst_path(slug, "webhooks")))
+        assert pending(dsrv, slug) == 0  # in the delete's transaction
+        create_dest(dsrv, slug, "webhooks", enabled=True, connection_mode="CLOUD",
+                    config=[{"name": "globalHook", "value": new.url()}])
+        track(dsrv, key, event="Fresh")
+        (req,) = new.wait_for(1)
+        assert req.json()["event"] == "Fresh"
+        got = [r.json()["event"] for r in new.quiet_for(1.5)]
+        assert got == ["Fresh"] and len(old.requests) == 1, (got, len(old.requests))
+        m = wait_metrics(dsrv, slug, {"successes": 1})
+        assert "retried_503" not in m, m  # the new destination's counters start from zero
+    finally:
+        old.close()
+        new.close()
