@@ -99,7 +99,6 @@ struct deliver {
     pthread_t thread;
     dm_batch *dm;          /* the metrics of the batch being committed */
     int batch;             /* BATCH */
-    unsigned long commits;
 };
 
 /* ---- configuration ----------------------------------------------------------------------- */
@@ -560,9 +559,6 @@ static void lane_commit(deliver *d, lane *l, int64_t now)
             dm_batch_free(d->dm);
             d->dm = dm_batch_new();
         }
-        /* Retention of the §11 counters: now and then, a bounded slice of the old minutes. */
-        if (rc == ST_OK && ++d->commits % 4096 == 0)
-            rc = store_dm_prune(&t, now - 15LL * 86400 * 1000, 1000);
         if (rc == ST_OK)
             rc = store_commit(&t);
         else
@@ -588,12 +584,21 @@ static void lane_commit(deliver *d, lane *l, int64_t now)
 
 /* ---- the thread ---------------------------------------------------------------------------- */
 
+/* Every CLEANUP_MS: cursors and retries of deleted destinations, and the §11 counters'
+ * upkeep (old minutes pruned and compacted, a bounded slice per call), each in its own
+ * transaction so that neither ever holds up a batch. */
 static void cleanup(deliver *d)
 {
     txn t;
     if (store_begin(d->st, &t, true) != ST_OK)
         return;
     if (store_dl_cleanup(&t) == ST_OK)
+        store_commit(&t);
+    else
+        store_rollback(&t);
+    if (store_begin(d->st, &t, true) != ST_OK)
+        return;
+    if (store_dm_maintain(&t, now_ms(), 1000) == ST_OK)
         store_commit(&t);
     else
         store_rollback(&t);
