@@ -24,7 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BATCH 200             /* events and retries one lane works at once */
+#define BATCH_DEFAULT 200     /* events and retries one lane works at once (MANIFOLD_DELIVERY_BATCH):
+                               * also the bound on one destination's requests in flight */
+#define BATCH (d->batch)
 #define POLL_MS 10            /* a lane that just found work looks again this soon; */
 #define IDLE_MAX_MS 160       /* each empty look doubles the wait up to this (bounds idle load) */
 #define RETRY_POLL_MS 100     /* ... and for due retries this often */
@@ -56,6 +58,8 @@ typedef struct item {
 struct lane {
     char *name, *source;
     bool exists;           /* seen in the last configuration read */
+    bool gone;             /* a configuration read did not see it */
+    char created[32];      /* the destination's create_time: another one means re-created */
     bool deliverable;      /* D1 enabled and D2 cloud mode */
     const cat_item *cat;
     const target_driver *drv;
@@ -77,6 +81,7 @@ struct lane {
     int idle_ms;           /* the current wait between empty looks */
     int64_t started_ms;    /* when the batch being worked was read (debug timing) */
     int64_t skip_write_next; /* lane_skip: next unconditional write */
+    int cap;               /* items has room for this many (the batch size) */
     lane *next;
 };
 
@@ -93,7 +98,7 @@ struct deliver {
     atomic_bool stop;
     pthread_t thread;
     dm_batch *dm;          /* the metrics of the batch being committed */
-    unsigned long commits;
+    int batch;             /* BATCH */
 };
 
 /* ---- configuration ----------------------------------------------------------------------- */
@@ -128,6 +133,13 @@ static int dest_row(void *ctx, const res_row *r)
         return 0;
     lane *l = lane_get(d, r->name, r->parent);
     l->exists = true;
+    /* Deleted and created again (maybe between two reads): its cursor is a new row, to be
+     * leased afresh, not worked from the position this lane remembers. */
+    if (l->gone || strcmp(l->created, r->create_time)) {
+        l->gone = false;
+        l->leased = false;
+        snprintf(l->created, sizeof l->created, "%s", r->create_time);
+    }
     const char *catname = json_string_value(json_object_get(body, "catalog_name"));
     l->cat = catalog_find(&d->cat->destinations, catname ? catname : strrchr(r->name, '/') + 1);
     l->drv = target_for(l->cat ? l->cat->slug : NULL);
@@ -206,6 +218,9 @@ static void refresh(deliver *d)
     store_end(&t);
     if (rc != ST_OK)
         return;
+    for (lane *l = d->lanes; l; l = l->next)
+        if (!l->exists)
+            l->gone = true;
     /* A destination whose filters were all deleted is not in the filter query at all. */
     for (lane *l = d->lanes; l; l = l->next)
         if (!l->filters_seen && l->filter_sig) {
@@ -287,7 +302,7 @@ static item *add_item(lane *l)
 static int retry_row(void *ctx, const dl_retry *r)
 {
     lane *l = ctx;
-    if (l->nitems >= BATCH)
+    if ((int)l->nitems >= l->cap)
         return 1;
     item *it = add_item(l);
     it->retry_id = r->id;
@@ -432,8 +447,10 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
         l->next_poll = now + 250;
         return;
     }
-    if (!l->items)
-        l->items = calloc(BATCH, sizeof *l->items);
+    if (!l->items) {
+        l->items = calloc((size_t)BATCH, sizeof *l->items);
+        l->cap = BATCH;
+    }
     txn t;
     if (store_begin(d->st, &t, false) != ST_OK) {
         l->next_poll = now + 1000;
@@ -442,7 +459,7 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
     int rc = ST_OK;
     if (now >= l->next_retry_poll) {
         rc = store_dl_retries_due(&t, l->name, now, BATCH, retry_row, l);
-        l->next_retry_poll = l->nitems == BATCH ? now : now + (l->idle_ms > RETRY_POLL_MS ? l->idle_ms : RETRY_POLL_MS);
+        l->next_retry_poll = (int)l->nitems == BATCH ? now : now + (l->idle_ms > RETRY_POLL_MS ? l->idle_ms : RETRY_POLL_MS);
     }
     l->next_pos = l->pos;
     int room = BATCH - (int)l->nitems;
@@ -460,13 +477,18 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
         return;
     }
     l->idle_ms = POLL_MS;
-    l->full = l->nitems == BATCH || l->read_any;
+    l->full = (int)l->nitems == BATCH || l->read_any;
     l->busy = true;
     l->started_ms = now;
     l->pending = (int)l->nitems;
     for (size_t i = 0; i < l->nitems; i++) {
         item *it = &l->items[i];
         it->a = (dattempt){.body = it->body, .len = it->len, .config = l->config, .done = item_done};
+        if (!l->drv) { /* a retry of a destination whose type lost its driver (catalog changed) */
+            out_result r = {.kind = OUT_DISCARD, .code = "INVALID_SETTINGS", .retry_after_ms = -1};
+            item_done(&it->a, &r);
+            continue;
+        }
         l->drv->send(d->out, &it->a);
     }
 }
@@ -537,9 +559,6 @@ static void lane_commit(deliver *d, lane *l, int64_t now)
             dm_batch_free(d->dm);
             d->dm = dm_batch_new();
         }
-        /* Retention of the §11 counters: now and then, a bounded slice of the old minutes. */
-        if (rc == ST_OK && ++d->commits % 4096 == 0)
-            rc = store_dm_prune(&t, now - 15LL * 86400 * 1000, 1000);
         if (rc == ST_OK)
             rc = store_commit(&t);
         else
@@ -565,12 +584,21 @@ static void lane_commit(deliver *d, lane *l, int64_t now)
 
 /* ---- the thread ---------------------------------------------------------------------------- */
 
+/* Every CLEANUP_MS: cursors and retries of deleted destinations, and the §11 counters'
+ * upkeep (old minutes pruned and compacted, a bounded slice per call), each in its own
+ * transaction so that neither ever holds up a batch. */
 static void cleanup(deliver *d)
 {
     txn t;
     if (store_begin(d->st, &t, true) != ST_OK)
         return;
     if (store_dl_cleanup(&t) == ST_OK)
+        store_commit(&t);
+    else
+        store_rollback(&t);
+    if (store_begin(d->st, &t, true) != ST_OK)
+        return;
+    if (store_dm_maintain(&t, now_ms(), 1000) == ST_OK)
         store_commit(&t);
     else
         store_rollback(&t);
@@ -633,6 +661,22 @@ deliver *deliver_start(store *st, const catalog *cat, char *err, size_t errlen)
     snprintf(d->owner, sizeof d->owner, "%ld-%s", (long)getpid(), rnd);
     d->out = out_new(&d->allow, &d->deny);
     d->dm = dm_batch_new();
+    d->batch = BATCH_DEFAULT;
+    const char *b = getenv("MANIFOLD_DELIVERY_BATCH");
+    if (b && *b) {
+        char *end;
+        long v = strtol(b, &end, 10);
+        if (*end || v < 1 || v > 5000) {
+            snprintf(err, errlen, "MANIFOLD_DELIVERY_BATCH must be a number from 1 to 5000");
+            out_free(d->out);
+            dm_batch_free(d->dm);
+            cidr_list_free(&d->allow);
+            cidr_list_free(&d->deny);
+            free(d);
+            return NULL;
+        }
+        d->batch = (int)v;
+    }
     if (pthread_create(&d->thread, NULL, run, d)) {
         snprintf(err, errlen, "cannot start the delivery thread");
         out_free(d->out);

@@ -351,7 +351,8 @@ static void batch_clear(dm_batch *b)
 
 int store_dm_flush(txn *t, dm_batch *b)
 {
-    qsort(b->e, (size_t)b->n, sizeof *b->e, entry_order);
+    if (b->n > 1)
+        qsort(b->e, (size_t)b->n, sizeof *b->e, entry_order);
     int rc = ST_OK;
     for (int i = 0; i < b->n && rc == ST_OK; i++) {
         dm_entry *e = &b->e[i];
@@ -372,4 +373,67 @@ void dm_batch_free(dm_batch *b)
     free(b->e);
     free(b->slot);
     free(b);
+}
+
+/* ---- compaction ---------------------------------------------------------------------- */
+
+static void batch_merge_latency(dm_batch *b, const char *dest, long long minute, int bucket, long long n,
+                                long long lo, long long hi)
+{
+    dm_entry *e = entry(b, dest, NULL, minute, bucket);
+    if (!e->n || lo < e->lo)
+        e->lo = lo;
+    if (!e->n || hi > e->hi)
+        e->hi = hi;
+    e->n += n;
+}
+
+/* Floor to the hour, in minutes. */
+static long long hour_of(long long minute) { return minute >= 0 ? minute / 60 * 60 : -((-minute + 59) / 60) * 60; }
+
+static int take_count(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    if (v[0] && v[1] && v[2] && v[3])
+        dm_batch_add(ctx, v[0], v[2], hour_of(atoll(v[1])) * 60000, atoll(v[3]));
+    return 0;
+}
+
+static int take_latency(void *ctx, int n, char *const *v, const size_t *l)
+{
+    (void)n, (void)l;
+    if (v[0] && v[1] && v[2] && v[3] && v[4] && v[5])
+        batch_merge_latency(ctx, v[0], hour_of(atoll(v[1])), atoi(v[2]), atoll(v[3]), atoll(v[4]), atoll(v[5]));
+    return 0;
+}
+
+int store_dm_compact(txn *t, long long before_ms, int limit)
+{
+    char m[24], l[16];
+    snprintf(m, sizeof m, "%lld", minute_of(before_ms));
+    snprintf(l, sizeof l, "%d", limit);
+    const char *p[] = {m, l};
+    dm_batch *b = dm_batch_new();
+    /* Rows already at an hour's first minute stay (they are the compacted ones). */
+    int rc = store_run_(t, "DELETE FROM dm_counts WHERE (destination, minute, metric, shard) IN "
+                           "(SELECT destination, minute, metric, shard FROM dm_counts "
+                           "WHERE minute < ? AND minute % 60 <> 0 LIMIT ?) RETURNING destination, minute, metric, n",
+                        2, p, take_count, b, NULL);
+    if (rc == ST_OK)
+        rc = store_run_(t, "DELETE FROM dm_latency WHERE (destination, minute, bucket, shard) IN "
+                           "(SELECT destination, minute, bucket, shard FROM dm_latency "
+                           "WHERE minute < ? AND minute % 60 <> 0 LIMIT ?) RETURNING destination, minute, bucket, n, lo, hi",
+                        2, p, take_latency, b, NULL);
+    if (rc == ST_OK)
+        rc = store_dm_flush(t, b);
+    dm_batch_free(b);
+    return rc;
+}
+
+int store_dm_maintain(txn *t, long long now_ms, int limit)
+{
+    int rc = store_dm_prune(t, now_ms - 15 * 86400000LL, limit);
+    if (rc == ST_OK)
+        rc = store_dm_compact(t, now_ms - 49 * 3600000LL, limit);
+    return rc;
 }

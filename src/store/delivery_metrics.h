@@ -47,6 +47,18 @@ int store_dm_delete_tree(txn *t, const char *prefix);
  * and a limit of 1000. */
 int store_dm_prune(txn *t, long long before_ms, int limit);
 
+/* Moves counters of minutes before before_ms (at most limit rows per table) into the
+ * first minute of their hour, merged: HOUR and DAY reads (grouped by hour) and summaries
+ * give the same answers from 60x fewer rows, and MINUTE reads never reach them as long as
+ * before_ms is older than their oldest start (48 hours). Safe with concurrent callers
+ * (rows are taken by DELETE … RETURNING, so two processes never merge the same rows). */
+int store_dm_compact(txn *t, long long before_ms, int limit);
+
+/* Upkeep for the engine to call now and then (e.g. every few thousand transactions):
+ * prunes counters older than 15 days and compacts those older than 49 hours, at most
+ * limit rows of each table per call. */
+int store_dm_maintain(txn *t, long long now_ms, int limit);
+
 /* A batch: counter changes gathered in memory (one thread's) and written with one upsert
  * per distinct row — a transaction of 500 deliveries to one destination in one minute
  * becomes one counter upsert and a few dozen histogram upserts instead of 1,000

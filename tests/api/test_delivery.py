@@ -710,3 +710,77 @@ def test_pending_retry_shows_the_backlog(dsrv):
         assert summary(dsrv, slug)["pending_retry"] == 0
     finally:
         rx.close()
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="several processes share one database only on PostgreSQL")
+def test_two_processes_share_the_work_without_duplicates(start_server):
+    """Two servers on one PostgreSQL database: each destination's cursor is leased by one
+    of them at a time, so every event is delivered exactly once (no failures here, so no
+    re-delivery is expected) whichever process accepted it."""
+    rx = Receiver()
+    try:
+        a = start(start_server)
+        b = start(start_server, db=a.db)
+        b.token = a.token
+        slugs = []
+        for _ in range(3):
+            slug, key = webhook(a, {"globalHook": rx.url()})
+            slugs.append((slug, key))
+        sent = []
+        for i in range(40):
+            srv = a if i % 2 else b
+            for slug, key in slugs:
+                sent.append(track(srv, key, event=f"e{i}"))
+        reqs = rx.wait_for(len(sent), timeout=60)
+        got = [json.loads(r.body)["messageId"] for r in rx.quiet_for(1.0)]
+        assert sorted(got) == sorted(sent), (len(got), len(sent))
+        owners = {r[0] for r in db_rows(a, "SELECT owner FROM delivery_cursors WHERE destination LIKE '%webhooks'")}
+        assert len(owners) >= 1 and "" not in owners
+        del reqs
+    finally:
+        rx.close()
+
+
+def test_a_new_url_applies_to_the_next_attempt(dsrv):
+    old = Receiver(default=(503, {"Retry-After": "2000"}, 0))  # the retry is due 1 s later
+    new = Receiver()
+    try:
+        slug, key = webhook(dsrv, {"globalHook": old.url(), "sharedSecret": "k"})
+        track(dsrv, key)
+        (first,) = old.wait_for(1)
+        assert_ok(patch(dsrv, dst_path(slug, "webhooks"), "destination",
+                        {"config": [{"name": "globalHook", "value": new.url("/new")}]}, ["destination.config"]))
+        (second,) = new.wait_for(1)
+        assert second.body == first.body and second.headers["x-signature"] == first.headers["x-signature"]
+        assert len(old.quiet_for(0.3)) == 1
+        wait_metrics(dsrv, slug, {"successes": 1, "retried_503": 1})
+    finally:
+        old.close()
+        new.close()
+
+
+def test_deleting_a_destination_drops_its_queue(dsrv):
+    old = Receiver(default=(503, {"Retry-After": "2000"}, 0))
+    new = Receiver()
+    try:
+        slug, key = webhook(dsrv, {"globalHook": old.url()})
+        track(dsrv, key, event="Queued")
+        old.wait_for(1)
+        deadline = time.monotonic() + 5
+        while pending(dsrv, slug) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pending(dsrv, slug) == 1
+        assert_ok(dsrv.delete(dst_path(slug, "webhooks")))
+        assert pending(dsrv, slug) == 0  # in the delete's transaction
+        create_dest(dsrv, slug, "webhooks", enabled=True, connection_mode="CLOUD",
+                    config=[{"name": "globalHook", "value": new.url()}])
+        track(dsrv, key, event="Fresh")
+        (req,) = new.wait_for(1)
+        assert req.json()["event"] == "Fresh"
+        got = [r.json()["event"] for r in new.quiet_for(1.5)]
+        assert got == ["Fresh"] and len(old.requests) == 1, (got, len(old.requests))
+        m = wait_metrics(dsrv, slug, {"successes": 1})
+        assert "retried_503" not in m, m  # the new destination's counters start from zero
+    finally:
+        old.close()
+        new.close()

@@ -375,6 +375,74 @@ static void test_store_batch_matches_direct(void **state)
     store_end(&t);
 }
 
+/* Compaction moves old minutes into their hour's first minute: HOUR, DAY and whole-window
+ * answers (counts and percentiles) are unchanged; the minutes after the cut stay. */
+static void test_store_compact(void **state)
+{
+    (void)state;
+    const char *DC = "workspaces/w/sources/c/destinations/d";
+    txn t;
+    assert_int_equal(store_begin(st, &t, true), ST_OK);
+    assert_int_equal(store_dm_delete_tree(&t, "workspaces/w/sources/c"), ST_OK);
+    srand(5);
+    for (int i = 0; i < 3000; i++) {
+        long long at = T0 + (rand() % 300) * MIN + rand() % 60000; /* 5 hours */
+        assert_int_equal(store_dm_add(&t, DC, i % 4 ? "successes" : "retried_429", at, 1), ST_OK);
+        assert_int_equal(store_dm_latency(&t, DC, at, rand() % 100000), ST_OK);
+    }
+    assert_int_equal(store_commit(&t), ST_OK);
+
+    static rows before[3], after[3];
+    static lrows lbefore[3], lafter[3];
+    const int grans[3] = {60, 1440, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) {
+            /* compact everything before T0 + 3h30, in slices of 500 rows */
+            for (int k = 0; k < 40; k++) {
+                assert_int_equal(store_begin(st, &t, true), ST_OK);
+                assert_int_equal(store_dm_compact(&t, T0 + 210 * MIN, 500), ST_OK);
+                assert_int_equal(store_commit(&t), ST_OK);
+            }
+        }
+        assert_int_equal(store_begin(st, &t, false), ST_OK);
+        for (int g = 0; g < 3; g++) {
+            rows *r = pass ? &after[g] : &before[g];
+            lrows *l = pass ? &lafter[g] : &lbefore[g];
+            *r = (rows){0};
+            *l = (lrows){0};
+            assert_int_equal(store_dm_counts(&t, DC, T0, T0 + 24 * HOUR, grans[g], collect, r), ST_OK);
+            assert_int_equal(store_dm_latency_hist(&t, DC, T0 + HOUR, T0 + 2 * HOUR, grans[g], lcollect, l), ST_OK);
+        }
+        store_end(&t);
+    }
+    for (int g = 0; g < 3; g++) {
+        assert_true(before[g].n > 0);
+        assert_int_equal(memcmp(&before[g], &after[g], sizeof before[g]), 0);
+        assert_int_equal(lbefore[g].n, lafter[g].n);
+        for (int i = 0; i < lbefore[g].n; i++) {
+            assert_int_equal(lbefore[g].b[i].n, lafter[g].b[i].n);
+            assert_int_equal(lbefore[g].b[i].lo, lafter[g].b[i].lo);
+            assert_int_equal(lbefore[g].b[i].hi, lafter[g].b[i].hi);
+        }
+    }
+    /* per minute: the compacted hour is all in its first minute; after the cut, untouched */
+    rows r = {0};
+    assert_int_equal(store_begin(st, &t, false), ST_OK);
+    assert_int_equal(store_dm_counts(&t, DC, T0 + HOUR, T0 + 2 * HOUR, 1, collect, &r), ST_OK);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.slot[0], T0 + HOUR);
+    assert_int_equal(r.slot[1], T0 + HOUR);
+    r = (rows){0};
+    assert_int_equal(store_dm_counts(&t, DC, T0 + 210 * MIN, T0 + 211 * MIN, 1, collect, &r), ST_OK);
+    assert_true(r.n >= 1); /* not moved: minute 210 is the cut */
+    assert_int_equal(r.slot[0], T0 + 210 * MIN);
+    store_end(&t);
+    /* maintain: nothing here is older than 15 days / 49 hours from T0 + 5h */
+    assert_int_equal(store_begin(st, &t, true), ST_OK);
+    assert_int_equal(store_dm_maintain(&t, T0 + 5 * HOUR, 1000), ST_OK);
+    assert_int_equal(store_commit(&t), ST_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest math[] = {
@@ -388,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_store_delete),
         cmocka_unit_test(test_store_prune),
         cmocka_unit_test(test_store_batch_matches_direct),
+        cmocka_unit_test(test_store_compact),
     };
     int failed = cmocka_run_group_tests_name("dm_hist", math, NULL, NULL);
     failed += cmocka_run_group_tests_name("delivery_metrics store", storage, setup_store, teardown_store);
