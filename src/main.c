@@ -6,6 +6,7 @@
 #include "api/engine.h"
 #include "app/admin.h"
 #include "app/config.h"
+#include "functions/runtime.h"
 #include "ingest/intake.h"
 #include "schema/schema.h"
 #include "util/util.h"
@@ -187,11 +188,20 @@ static int cmd_serve(int argc, char **argv)
         catalog_free(cat);
         return 1;
     }
+    /* One Functions runtime for the process: preview (API) and source-function webhooks
+     * (intake) run their code in its workers. */
+    fnrt_config fc = {.node = cfg.functions_node[0] ? cfg.functions_node : NULL,
+                      .workers = cfg.functions_workers, .memory_mb = (size_t)cfg.functions_memory_mb};
+    fnrt *rt = fnrt_start(&fc);
+    if (!fnrt_available(rt))
+        log_warn("functions: no Node.js runtime (%s): function previews and webhooks answer \"runtime unavailable\"",
+                 fc.node ? fc.node : "node");
     api *a = api_new(st, cat, cfg.rate_limit);
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
+    a->functions = rt;
     intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
-                        .dedup_ms = 24LL * 3600 * 1000, .server_version = "0.1.0"};
+                        .dedup_ms = 24LL * 3600 * 1000, .server_version = "0.1.0", .functions = rt};
     intake *in = intake_new(st, &ic);
     bool own_intake = cfg.intake_listen_host[0] != '\0';
     front fr = {.a = a, .in = own_intake ? NULL : in};
@@ -230,6 +240,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "manifold: %s\n", err);
         intake_free(in);
         api_free(a);
+        fnrt_stop(rt);
         store_close(st);
         catalog_free(cat);
         return 1;
@@ -255,6 +266,8 @@ static int cmd_serve(int argc, char **argv)
     log_info("received %s: draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(isrv);
     http_stop(srv);
+    intake_quiesce(in); /* no source-function retry starts or runs any more */
+    fnrt_stop(rt);      /* after the listeners and retries: no invocation is pending */
     intake_free(in);
     api_free(a);
     store_close(st);

@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SECRET_MASK "********"
-
 static const char *const dest_fields[] = {"name", "connection_mode", "enabled", "config", "display_name",
                                           "parent", "create_time", "update_time", NULL};
 static const char *const dest_paths[] = {"enabled", "config", "connection_mode", NULL};
@@ -274,7 +272,7 @@ static json_t *zero_of_type(const char *type)
 /* A keyed hash of the setting's full name and its value: stable while the value stays, and
  * different for the same value in another setting, so that whoever can set a secret on one
  * destination cannot confirm guesses of another destination's secret by comparing versions. */
-static json_t *secret_version(const char *setting_name, const json_t *v)
+json_t *secret_version(const char *setting_name, const json_t *v)
 {
     char *s = json_to_string(v);
     buf b = {0};

@@ -30,7 +30,10 @@ const char config_usage[] =
     "                               (default: on --listen, beside the Config API)\n"
     "  --strict-write-keys          unknown write keys get 401 instead of Segment's 200\n"
     "  --intake-backlog N           Tracking API requests in progress before 503 + Retry-After (default 4096)\n"
-    "  --debugger-events N          events per source the debugger API shows (default 1000)\n";
+    "  --debugger-events N          events per source the debugger API shows (default 1000)\n"
+    "  --functions-node PATH        Node.js binary that runs Functions code (default: node on PATH)\n"
+    "  --functions-workers N        Node.js worker processes for Functions (default 2)\n"
+    "  --functions-memory-mb N      memory limit per Functions worker (default 256)\n";
 
 typedef enum { T_STR, T_INT, T_SIZE, T_UINT, T_HOSTPORT, T_BOOL } ftype;
 
@@ -66,6 +69,9 @@ static const flag flags[] = {
     F("strict-write-keys", T_BOOL, strict_write_keys, 0, 1),
     F("intake-backlog", T_INT, intake_backlog, 1, 10000000),
     F("debugger-events", T_INT, debugger_events, 1, 1000000),
+    F("functions-node", T_STR, functions_node, 0, 0),
+    F("functions-workers", T_INT, functions_workers, 1, 256),
+    F("functions-memory-mb", T_INT, functions_memory_mb, 16, 65536),
 };
 
 static int set(config *cfg, const flag *f, const char *v, const char *src, char *err, size_t errlen)

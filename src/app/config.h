@@ -29,6 +29,9 @@ typedef struct config {
     int strict_write_keys;     /* unknown write keys get 401 instead of 200 */
     int intake_backlog;        /* intake requests in flight or waiting for durability */
     int debugger_events;       /* events per source the debugger API shows */
+    char functions_node[1024]; /* "" : node on PATH (functions/runtime.h) */
+    int functions_workers;     /* Node.js worker processes; 0: the runtime's default */
+    int functions_memory_mb;   /* per worker; 0: the runtime's default */
 } config;
 
 /* Fills defaults, then the environment (via getenv_fn, usually getenv), then argv.
