@@ -26,14 +26,17 @@ typedef struct preview_job {
 } preview_job;
 
 /* RFC 3339 with milliseconds always (the spec's created_at: "2020-07-31T22:16:25.656Z"). */
-static void time_ms(int64_t ms, char out[32])
+static void time_ms(int64_t ms, char out[40])
 {
     char base[32];
+    if (ms < 0)
+        ms = 0;
     rfc3339(ms - ms % 1000, base); /* whole seconds: no fraction */
+    base[20] = '\0';               /* "2020-07-31T22:16:25Z" → cut the Z */
     size_t n = strlen(base);
     if (n && base[n - 1] == 'Z')
         base[n - 1] = '\0';
-    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+    snprintf(out, 40, "%.24s.%03uZ", base, (unsigned)(ms % 1000));
 }
 
 static void preview_done(void *ctx, const fn_result *r)
@@ -46,14 +49,14 @@ static void preview_done(void *ctx, const fn_result *r)
                         r->success ? json_null() : json_string(r->error_reason ? r->error_reason : "error"));
     json_t *logs = json_array(), *tlogs = json_array();
     for (size_t i = 0; i < r->nlogs; i++) {
-        char when[32];
+        char when[40];
         time_ms(r->logs[i].time_ms, when);
         const char *m = r->logs[i].message ? r->logs[i].message : "";
         json_array_append_new(logs, json_pack("{s:s, s:s}", "message", m, "created_at", when));
         json_array_append_new(tlogs, json_pack("{s:s, s:s, s:s}", "time", when, "key", "NOTICE", "value", m));
     }
     /* The sample's CloudEvents-like trace (optional in the spec): what ran, when, how long. */
-    char start[32], now[32], dur[32], src[160];
+    char start[40], now[40], dur[32], src[160];
     time_ms(j->start_ms, start);
     time_ms(now_ms(), now);
     snprintf(dur, sizeof dur, "%.3fs", (double)r->duration_ms / 1000.0);

@@ -298,7 +298,9 @@ static bool fn_update(call *c, json_t *body, const char *path, json_t *value, co
     if (!strcmp(path, "code"))
         return set_code(c, body, value ? value : json_null(), source, false);
     if (!strcmp(path, "settings")) {
-        json_t *s = normalise_settings(c, value ? value : json_array(), json_object_get(body, "settings"));
+        json_t *empty = value ? NULL : json_array();
+        json_t *s = normalise_settings(c, value ? value : empty, json_object_get(body, "settings"));
+        json_decref(empty);
         if (!s)
             return false;
         json_object_set_new(body, "settings", s);
@@ -351,14 +353,14 @@ static json_t *render(const res_row *r, json_t *body, bool full)
         if (!full && (!strcmp(keys[i], "code") || !strcmp(keys[i], "buildpack")))
             continue;
         json_t *v = json_object_get(body, keys[i]);
-        json_object_set(o, keys[i], v ? v : json_string(""));
+        json_object_set_new(o, keys[i], v ? json_incref(v) : json_string(""));
     }
     json_object_set_new(o, "settings", render_settings(r, json_object_get(body, "settings")));
     json_object_set_new(o, "created_at", json_string(r->create_time));
     const char *tail[] = {"created_by", "logo_url", "catalog_id"};
     for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++) {
         json_t *v = json_object_get(body, tail[i]);
-        json_object_set(o, tail[i], v ? v : json_string(""));
+        json_object_set_new(o, tail[i], v ? json_incref(v) : json_string(""));
     }
     return o;
 }
