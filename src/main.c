@@ -6,6 +6,7 @@
 #include "api/engine.h"
 #include "app/admin.h"
 #include "app/config.h"
+#include "app/function_cli.h"
 #include "ingest/intake.h"
 #include "schema/schema.h"
 #include "util/util.h"
@@ -28,6 +29,7 @@ static const char usage[] =
     "  user create --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n"
     "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
     "  routes                              the route table as JSON (method, path, action)\n"
+    "  function run|bench|info ...         run function code in the Functions runtime (--help)\n"
     "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
     "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
 
@@ -451,6 +453,8 @@ int main(int argc, char **argv)
         json_decref(arr);
         return 0;
     }
+    if (!strcmp(argv[1], "function"))
+        return function_cli(argc - 2, argv + 2);
     if (!strcmp(argv[1], "schema") && argc >= 3 && !strcmp(argv[2], "validate"))
         return schema_cli_validate(argc - 3, argv + 3);
     fprintf(stderr, "manifold: unknown command '%s'\n%s", argv[1], usage);
