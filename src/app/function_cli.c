@@ -8,15 +8,21 @@
  * `run` prints the preview-shaped result (config-api.md §13.6) as JSON; with --jsonl every
  * input line is one invocation, all submitted at once, answered one JSON line each in order. */
 #include "app/function_cli.h"
+#include "functions/contain.h"
 #include "functions/runtime.h"
 #include "util/buf.h"
 #include "util/util.h"
+#include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: manifold function run --type source|destination|insert --code FILE [--settings JSON]\n"
@@ -24,6 +30,8 @@ static const char usage[] =
     "                             [--timeout-ms N] [--memory-mb N]\n"
     "       manifold function bench [--seconds S] [--workers N] [--concurrency C]\n"
     "       manifold function info\n"
+    "       manifold function sandbox-exec --script FILE   (runs FILE as plain Node.js code, with\n"
+    "                             require, inside the workers' cage: what escaped code could do)\n"
     "A destination or insert input that is a JSON array runs onBatch. Without --instance every\n"
     "invocation is a fresh instance (as preview); with it they share one warm instance.\n";
 
@@ -349,6 +357,67 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
+/* Runs a script with full Node.js powers inside the same cage as a worker, so that tests and
+ * operators can see what code that escaped its vm context could do here. Prints the script's
+ * stdout and stderr; the exit status is the script's. */
+static int cmd_sandbox_exec(int argc, char **argv)
+{
+    const char *path = opt(argc, argv, "--script");
+    char *script = path ? slurp(path) : NULL;
+    if (!script) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    char node[1024];
+    if (!cage_find_node(opt(argc, argv, "--node"), node, sizeof node)) {
+        fprintf(stderr, "manifold function sandbox-exec: no Node.js\n");
+        free(script);
+        return 1;
+    }
+    fn_cage c;
+    size_t mem = opt(argc, argv, "--memory-mb") ? (size_t)atol(opt(argc, argv, "--memory-mb")) : 256;
+    cage_prepare(&c, node, (800 + mem + mem / 4) << 20, 60);
+    char heap[64];
+    snprintf(heap, sizeof heap, "--max-old-space-size=%zu", mem);
+    char *av[] = {c.node, heap, (char *)"--v8-pool-size=1", (char *)"--no-warnings", (char *)"-e", script, NULL};
+    int in, out, err;
+    pid_t pid = cage_spawn(&c, av, &in, &out, &err);
+    cage_release(&c);
+    free(script);
+    if (pid < 0) {
+        fprintf(stderr, "manifold function sandbox-exec: spawn failed\n");
+        return 1;
+    }
+    close(in);
+    struct pollfd p[2] = {{.fd = out, .events = POLLIN}, {.fd = err, .events = POLLIN}};
+    int open_fds = 2;
+    while (open_fds) {
+        if (poll(p, 2, 30000) <= 0)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !p[i].revents)
+                continue;
+            char tmp[4096];
+            ssize_t n = read(p[i].fd, tmp, sizeof tmp);
+            if (n > 0) {
+                fwrite(tmp, 1, (size_t)n, i ? stderr : stdout);
+            } else if (n == 0 || (n < 0 && errno != EAGAIN)) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    for (int i = 0; i < 2; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    fflush(stdout);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 int function_cli(int argc, char **argv)
 {
     /* stdout is the result; only warnings (a worker that cannot start) go to stderr */
@@ -358,6 +427,8 @@ int function_cli(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "bench"))
         return cmd_bench(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "sandbox-exec"))
+        return cmd_sandbox_exec(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "info"))
         return cmd_info(argc - 1, argv + 1);
     fputs(usage, argc >= 1 && !strcmp(argv[0], "--help") ? stdout : stderr);

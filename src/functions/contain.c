@@ -215,6 +215,34 @@ static void sc_build(sc_prog *p, const char *exec_path, pid_t self)
 }
 #endif
 
+bool cage_find_node(const char *want, char *out, size_t cap)
+{
+    if (want && *want) {
+        if (strchr(want, '/')) {
+            if (access(want, X_OK))
+                return false;
+            snprintf(out, cap, "%s", want);
+            return true;
+        }
+    }
+    const char *name = want && *want ? want : "node";
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    char *copy = strdup(path);
+    bool found = false;
+    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, cap, "%s/%s", d, name);
+        found = access(out, X_OK) == 0;
+    }
+    free(copy);
+    if (!found && !(want && *want)) {
+        snprintf(out, cap, "/usr/bin/nodejs");
+        found = access(out, X_OK) == 0;
+    }
+    return found;
+}
+
 /* ---- prepare / spawn ------------------------------------------------------------------------- */
 void cage_prepare(fn_cage *c, const char *node, size_t as_bytes, unsigned cpu_seconds)
 {

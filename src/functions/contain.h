@@ -23,6 +23,10 @@ typedef struct fn_cage {
     char report[256];       /* what the cage consists of, for logs and `manifold function info` */
 } fn_cage;
 
+/* The node binary: want (a path, or a name looked up on PATH); NULL: "node" on PATH, then
+ * /usr/bin/nodejs. */
+bool cage_find_node(const char *want, char *out, size_t cap);
+
 /* Fills c for the node binary; never fails (missing features are reported in c->report). */
 void cage_prepare(fn_cage *c, const char *node, size_t as_bytes, unsigned cpu_seconds);
 void cage_release(fn_cage *c);

@@ -105,34 +105,6 @@ static int env_int(const char *name, int def)
     return (*end || n <= 0 || n > INT_MAX) ? def : (int)n;
 }
 
-static bool find_node(const char *want, char *out, size_t cap)
-{
-    if (want && *want) {
-        if (strchr(want, '/')) {
-            if (access(want, X_OK))
-                return false;
-            snprintf(out, cap, "%s", want);
-            return true;
-        }
-    }
-    const char *name = want && *want ? want : "node";
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    char *copy = strdup(path);
-    bool found = false;
-    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
-        snprintf(out, cap, "%s/%s", d, name);
-        found = access(out, X_OK) == 0;
-    }
-    free(copy);
-    if (!found && !(want && *want)) {
-        snprintf(out, cap, "/usr/bin/nodejs");
-        found = access(out, X_OK) == 0;
-    }
-    return found;
-}
-
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -698,7 +670,7 @@ fnrt *fnrt_start(const fnrt_config *cfg)
         rt->w[i].in = rt->w[i].out = rt->w[i].err = -1;
 
     char node[1024];
-    if (find_node(cfg->node, node, sizeof node)) {
+    if (cage_find_node(cfg->node, node, sizeof node)) {
         rt->source = load_worker_source(&rt->source_len);
         if (!rt->source)
             log_warn("functions: runtime/worker.js not found (set MANIFOLD_FUNCTIONS_WORKER); functions are unavailable");
