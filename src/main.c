@@ -6,6 +6,7 @@
 #include "api/engine.h"
 #include "app/admin.h"
 #include "app/config.h"
+#include "app/function_cli.h"
 #include "functions/runtime.h"
 #include "ingest/intake.h"
 #include "schema/schema.h"
@@ -29,6 +30,7 @@ static const char usage[] =
     "  user create --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n"
     "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
     "  routes                              the route table as JSON (method, path, action)\n"
+    "  function run|bench|info ...         run function code in the Functions runtime (--help)\n"
     "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
     "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
 
@@ -194,8 +196,9 @@ static int cmd_serve(int argc, char **argv)
                       .workers = cfg.functions_workers, .memory_mb = (size_t)cfg.functions_memory_mb};
     fnrt *rt = fnrt_start(&fc);
     if (!fnrt_available(rt))
-        log_warn("functions: no Node.js runtime (%s): function previews and webhooks answer \"runtime unavailable\"",
-                 fc.node ? fc.node : "node");
+        log_warn("functions: %s: function previews and webhooks answer \"runtime unavailable\"", fnrt_describe(rt));
+    else
+        log_info("functions: %s", fnrt_describe(rt));
     api *a = api_new(st, cat, cfg.rate_limit);
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
@@ -464,6 +467,8 @@ int main(int argc, char **argv)
         json_decref(arr);
         return 0;
     }
+    if (!strcmp(argv[1], "function"))
+        return function_cli(argc - 2, argv + 2);
     if (!strcmp(argv[1], "schema") && argc >= 3 && !strcmp(argv[2], "validate"))
         return schema_cli_validate(argc - 3, argv + 3);
     fprintf(stderr, "manifold: unknown command '%s'\n%s", argv[1], usage);

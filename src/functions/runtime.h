@@ -56,5 +56,8 @@ void fnrt_invoke(fnrt *rt, const fn_call *call, fn_done done, void *ctx);
 /* true when a Node.js worker can be started */
 bool fnrt_available(fnrt *rt);
 void fnrt_stop(fnrt *rt);
+/* What contains the workers here (Landlock ABI, seccomp, user, rlimits), or why the runtime is
+ * unavailable; valid until fnrt_stop. */
+const char *fnrt_describe(fnrt *rt);
 
 #endif
