@@ -543,7 +543,7 @@ class Mock:
         class H(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
-                mock.got.append((self.path, dict(self.headers), self.rfile.read(n)))
+                mock.got.append((self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(n)))
                 self.send_response(mock.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -583,7 +583,8 @@ def test_preview_d1(runtime, case, event, status, ok, expect):
             assert json.loads(b["invoke"]["output"]) == expect
             assert [l["message"] for l in b["logs"]] == ["sent m-77"]
             [(path, headers, data)] = mock.got
-            assert path == "/in" and headers["Authorization"] == "Basic azE6"
+            assert path == "/in" and headers["authorization"] == "Basic azE6"
+            assert headers["content-type"] == "application/json"
             assert json.loads(data) == {"name": "Order Completed", "user": "u-7", "value": 42.5}
         else:
             assert b["invoke"]["error_reason"] == expect and b["invoke"]["output"] == ""
