@@ -203,6 +203,7 @@ static int cmd_serve(int argc, char **argv)
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
     a->functions = rt;
+    a->max_functions = cfg.functions_per_workspace;
     intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
                         .dedup_ms = 24LL * 3600 * 1000, .server_version = "0.1.0", .functions = rt};
     intake *in = intake_new(st, &ic);

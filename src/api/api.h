@@ -41,6 +41,7 @@ typedef struct api {
     int debugger_events;   /* events per source the debugger API shows (--debugger-events) */
     size_t max_body, max_plan_body; /* see api_set_body_limits */
     struct fnrt *functions; /* the Functions runtime (functions/runtime.h): preview runs code there */
+    int max_functions;      /* functions per workspace (--functions-per-workspace); 0: unlimited */
     /* Workspaces never change once created, so they are cached for good. */
     pthread_rwlock_t ws_lock;
     ws_row *ws_cache;

@@ -571,16 +571,20 @@ void engine_create(call *c)
     }
     if (key[0] && idem_replay(c, &t, key, reqh))
         goto rollback;
-    if (!parent_exists(c, &t, parent, k->max_per_parent > 0))
+    int max = k->max_children ? k->max_children(c) : k->max_per_parent;
+    if (!parent_exists(c, &t, parent, max > 0))
         goto rollback;
-    if (k->max_per_parent) {
-        int n = store_res_count(&t, parent, k->name);
+    if (max) {
+        /* Under the workspace, the workspace row is what two concurrent creates meet on. */
+        int rc = is_workspace_name(parent) ? store_ws_lock(&t, c->ws.slug) : ST_OK;
+        int n = rc == ST_OK ? store_res_count(&t, parent, k->name) : rc;
         if (n < 0) {
             fail_store(c, n, k->name);
             goto rollback;
         }
-        if (n >= k->max_per_parent) {
-            fail(c, 400, CODE_INVALID, "at most %d %s per parent", k->max_per_parent, k->collection);
+        if (n >= max) {
+            fail(c, 400, CODE_INVALID, "at most %d %s per %s", max, k->collection,
+                 is_workspace_name(parent) ? "workspace" : "parent");
             goto rollback;
         }
     }

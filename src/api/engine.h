@@ -70,6 +70,9 @@ struct kind {
      * "functions."), and alias pairs {alias, path, …, NULL} ("displayname" → "display_name"). */
     const char *mask_prefix_alt;
     const char *const *mask_aliases;
+    /* The limit of children per parent when it is configurable (functions per workspace);
+     * overrides max_per_parent; 0: unlimited. */
+    int (*max_children)(call *c);
 };
 
 /* Route handlers: the route's kind field says which kind. */

@@ -378,6 +378,9 @@ static json_t *fn_render_item(call *c, const res_row *r, json_t *body)
     return render(r, body, false);
 }
 
+/* functions-runtime.md §1: 25 functions per workspace by default. */
+static int fn_max(call *c) { return c->api->max_functions; }
+
 const kind kind_function = {
     .name = "function",
     .collection = "functions",
@@ -395,6 +398,7 @@ const kind kind_function = {
     .render_item = fn_render_item,
     .mask_prefix_alt = "functions",
     .mask_aliases = fn_aliases,
+    .max_children = fn_max,
 };
 
 /* ---- §13.7 deploy, §13.8 is-latest-version ---------------------------------------------- */

@@ -32,6 +32,7 @@ typedef struct config {
     char functions_node[1024]; /* "" : node on PATH (functions/runtime.h) */
     int functions_workers;     /* Node.js worker processes; 0: the runtime's default */
     int functions_memory_mb;   /* per worker; 0: the runtime's default */
+    int functions_per_workspace; /* 0: unlimited */
 } config;
 
 /* Fills defaults, then the environment (via getenv_fn, usually getenv), then argv.

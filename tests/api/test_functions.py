@@ -16,7 +16,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import RFC3339_Z, assert_error, assert_ok
+from conftest import RFC3339_Z, ServerFactory, assert_error, assert_ok
 from helpers_resources import SOURCES, source_body, src_name, src_path
 
 WSP = "/v1beta/workspaces/myworkspace"
@@ -182,6 +182,22 @@ def fn_source(srv, fn, function_config=None):
     return slug, b
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The module's server, without the 25-functions limit (this module makes many)."""
+    f = ServerFactory(tmp_path_factory.mktemp("fnmod"))
+    try:
+        srv = f("--rate-limit", "0", "--functions-per-workspace", "0")
+    except BaseException:
+        for s in f.servers:
+            s.kill()
+            if s.own_db:
+                s.db.drop()
+        raise
+    yield srv
+    f.teardown()
+
+
 # ---- §13.1 create ----------------------------------------------------------------------
 
 
@@ -274,6 +290,20 @@ def test_settings_are_normalised(server):
         {"name": "tags", "label": "tags", "type": "array", "description": "", "required": False, "sensitive": False,
          "value": ["a", "b"]},
         {"name": "map", "label": "map", "type": "text-map", "description": "", "required": False, "sensitive": False}]
+
+
+def test_functions_per_workspace(start_server):
+    """functions-runtime.md §1: 25 per workspace by default (both types count), configurable."""
+    srv = start_server("--rate-limit", "0")
+    ids = [mk(srv, "SOURCE" if i % 2 else "DESTINATION")["id"] for i in range(25)]
+    body = assert_error(srv.post(FNS + "?type=SOURCE", json={"function": {"display_name": "26", "code": "x"}}), 400, 3)
+    assert "25" in body["error"]
+    assert srv.delete(fn_path(ids[0])).status_code == 200
+    mk(srv, "SOURCE")
+    srv = start_server("--rate-limit", "0", "--functions-per-workspace", "2")
+    mk(srv, "SOURCE")
+    mk(srv, "DESTINATION")
+    assert_error(srv.post(FNS + "?type=DESTINATION", json={"function": {"display_name": "3", "code": "x"}}), 400, 3)
 
 
 # ---- §13.2 list, §13.3 get, §13.5 delete -----------------------------------------------------
