@@ -794,3 +794,28 @@ def test_webhook_s2_settings_and_headers(runtime):
     r = hook(srv, key, body, headers={"X-Hook-Token": "nope"})
     assert r.status_code == 400 and r.json() == {"success": False, "code": "message_rejected",
                                                  "message": "bad hook token"}
+
+
+FLAKY = """let calls = 0
+async function onRequest(request, settings) {
+  calls++
+  if (calls === 1) throw new RetryError('try later')
+  Segment.track({ event: 'Second Try', userId: 'u-1', properties: { calls } })
+}"""
+
+
+def test_webhook_retry_error_is_retried(start_server, monkeypatch):
+    """RetryError: the caller gets 200 at once, Manifold runs the function again later
+    (functions-runtime.md §4.6; MANIFOLD_RETRY_TIME_SCALE shrinks the 1-3 minute wait)."""
+    monkeypatch.setenv("MANIFOLD_RETRY_TIME_SCALE", "0.01")
+    srv = start_server("--rate-limit", "0")
+    if not runtime_available(srv):
+        pytest.skip("the Functions runtime cannot run Node.js here")
+    fn = mk(srv, "SOURCE", code=FLAKY)
+    slug, src = fn_source(srv, fn)
+    r = hook(srv, src["write_keys"][0], {"x": 1})
+    assert r.status_code == 200 and r.json() == {"success": True}, r.text
+    assert debugger(srv, slug) == []
+    ev = wait_events(srv, slug, 1, timeout=15)
+    assert [e["event"]["event"] for e in ev] == ["Second Try"], ev
+    assert ev[0]["event"]["properties"] == {"calls": 2}
