@@ -572,6 +572,26 @@ def test_preview_s2(runtime):
     assert b["logs"] == []
 
 
+@pytest.mark.parametrize("case,code,ok,check", [
+    ("R1", "async function onTrack(e){ return require('fs') }", False, lambda b: b["invoke"]["error_reason"].startswith("ReferenceError:")),
+    ("R5", "async function onTrack(e){ throw 'plain string' }", False, lambda b: b["invoke"]["error_reason"] == "Error: plain string"),
+    ("R6", "function onTrack(e){ return {sync: true} }", True, lambda b: json.loads(b["invoke"]["output"]) == {"sync": True}),
+    ("R7", "async function onTrack(e){ console.log('x'.repeat(5000)); return 1 }", True, lambda b: b["logs_truncated"] is True),
+    ("R8", "async function onTrack(e {", False, lambda b: b["invoke"]["error_reason"].startswith("SyntaxError:")),
+    ("undefined", "async function onTrack(e){ }", True, lambda b: b["invoke"]["output"] == "null"),
+    ("batch", "async function onBatch(es){ return es.map(e => e.event) }", True,
+     lambda b: json.loads(b["invoke"]["output"]) == ["a", "b"]),
+])
+def test_preview_edge_vectors(runtime, case, code, ok, check):
+    """functions-runtime.md §10.6 (and §9.3's "null" for undefined, onBatch for an array)."""
+    payload = [{"type": "track", "event": "a"}, {"type": "track", "event": "b"}] if case == "batch" \
+        else {"type": "track", "event": "x", "userId": "u"}
+    b = preview_ok(runtime, "DESTINATION", code, payload)
+    assert b["invoke"]["success"] is ok, (case, b)
+    assert (b["invoke"]["error_reason"] is None) is ok and (b["invoke"]["output"] == "") is not ok
+    assert check(b), (case, b)
+
+
 class Mock:
     """A loopback endpoint answering a fixed status and recording what it got."""
 
