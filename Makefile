@@ -15,7 +15,8 @@ ifeq ($(SAN),1)
 BUILD   := build/asan
 OPT     := -O1 -fno-omit-frame-pointer $(SANFLAGS) -fno-sanitize-recover=all
 endif
-CFLAGS  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -Isrc \
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0-dev)
+CFLAGS  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -Isrc -DMANIFOLD_VERSION='"$(VERSION)"' \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS := $(if $(filter 1,$(SAN)),$(SANFLAGS))
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

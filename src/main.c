@@ -31,6 +31,7 @@ static const char usage[] =
     "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
     "  routes                              the route table as JSON (method, path, action)\n"
     "  function run|bench|info ...         run function code in the Functions runtime (--help)\n"
+    "  version                             the release (also --version)\n"
     "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
     "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
 
@@ -190,6 +191,12 @@ static int cmd_serve(int argc, char **argv)
         catalog_free(cat);
         return 1;
     }
+    if (engine_backfill_refs(st, &kind_source) != ST_OK) {
+        fprintf(stderr, "manifold: could not index the write keys of existing sources\n");
+        store_close(st);
+        catalog_free(cat);
+        return 1;
+    }
     /* One Functions runtime for the process: preview (API) and source-function webhooks
      * (intake) run their code in its workers. */
     fnrt_config fc = {.node = cfg.functions_node[0] ? cfg.functions_node : NULL,
@@ -205,7 +212,8 @@ static int cmd_serve(int argc, char **argv)
     a->functions = rt;
     a->max_functions = cfg.functions_per_workspace;
     intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
-                        .dedup_ms = 24LL * 3600 * 1000, .server_version = "0.1.0", .functions = rt};
+                        .dedup_ms = 24LL * 3600 * 1000, .server_version = MANIFOLD_VERSION,
+                        .functions = rt};
     intake *in = intake_new(st, &ic);
     bool own_intake = cfg.intake_listen_host[0] != '\0';
     front fr = {.a = a, .in = own_intake ? NULL : in};
@@ -448,6 +456,10 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("manifold %s\n", MANIFOLD_VERSION);
+        return 0;
     }
     if (!strcmp(argv[1], "serve"))
         return cmd_serve(argc - 2, argv + 2);

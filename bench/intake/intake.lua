@@ -18,20 +18,9 @@
 -- Prints after wrk's own output:
 --   RESULT ok=N failed=N sent=N elapsed_us=N requests=N p50_us=N p99_us=N max_us=N
 --          non2xx=N sockerr=N body_bytes=N first_error=STATUS:BODY
-local ffi = require("ffi")
-ffi.cdef [[
-  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-  int clock_gettime(int clk, bench_timespec *ts);
-  int kill(int pid, int sig);
-  int getpid(void);
-]]
-local SIGINT = 2
+local lib = dofile(((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or ".") .. "/../lib.lua")
 local PARK_MS = 3600 * 1000
-local ts = ffi.new("bench_timespec")
-local function now_us()
-  ffi.C.clock_gettime(1, ts)
-  return tonumber(ts.tv_sec) * 1000000 + math.floor(tonumber(ts.tv_nsec) / 1000)
-end
+local now_us = lib.now_us
 
 local mode = os.getenv("BENCH_MODE") or "batch"
 local nevents = tonumber(os.getenv("BENCH_EVENTS") or "20") or 20
@@ -102,14 +91,7 @@ end
 local function maybe_finish()
   if finished or not stopping or answered < sent then return end
   finished = true
-  local f = io.open(state_dir .. "/done-" .. tid, "w")
-  if f then f:close() end
-  for i = 1, nthreads do
-    local g = io.open(state_dir .. "/done-" .. i, "r")
-    if not g then return end
-    g:close()
-  end
-  ffi.C.kill(ffi.C.getpid(), SIGINT) -- every thread is done: wrk stops and reports
+  lib.thread_done(state_dir, tid, nthreads)
 end
 
 -- wrk calls delay() before each request() it sends (and request() once more, before the

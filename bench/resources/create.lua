@@ -22,25 +22,11 @@
 --          max_us=N non2xx=N sockerr=N first_error=STATUS:BODY
 -- where elapsed_us runs from the first request sent to the last create answered (over all
 -- threads; without BENCH_TOTAL it is wrk's duration).
-local ffi = require("ffi")
-ffi.cdef [[
-  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-  int clock_gettime(int clk, bench_timespec *ts);
-  int open(const char *path, int flags, int mode);
-  int close(int fd);
-  int kill(int pid, int sig);
-  int getpid(void);
-]]
-local O_WRONLY, O_CREAT, O_EXCL = 1, 64, 128 -- Linux
-local SIGINT = 2
+local lib = dofile(((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or ".") .. "/../lib.lua")
 local CHUNK = 64
 local PARK_MS = 3600 * 1000
 
-local ts = ffi.new("bench_timespec")
-local function now_us()
-  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC: comparable across wrk's threads
-  return tonumber(ts.tv_sec) * 1000000 + math.floor(tonumber(ts.tv_nsec) / 1000)
-end
+local now_us = lib.now_us
 
 local token = os.getenv("MANIFOLD_TOKEN") or ""
 local path = os.getenv("BENCH_PATH") or "/v1beta/workspaces/myworkspace/sources"
@@ -63,10 +49,7 @@ local queue, qhead, qtail -- slugs handed out by delay(), to be sent by request(
 local next_n, chunk_end, chunk_cursor, exhausted
 
 local function claim(k) -- true if this thread got chunk k
-  local fd = ffi.C.open(state_dir .. "/claim-" .. k, O_WRONLY + O_CREAT + O_EXCL, 420)
-  if fd < 0 then return false end
-  ffi.C.close(fd)
-  return true
+  return lib.claim(state_dir, "claim-" .. k)
 end
 
 local function next_slug() -- nil when there is none left for this thread
@@ -95,14 +78,7 @@ end
 local function maybe_finish()
   if total <= 0 or finished or not exhausted or qhead ~= qtail or answered < sent then return end
   finished = true
-  local f = io.open(state_dir .. "/done-" .. tid, "w")
-  if f then f:close() end
-  for i = 1, nthreads do
-    local g = io.open(state_dir .. "/done-" .. i, "r")
-    if not g then return end
-    g:close()
-  end
-  ffi.C.kill(ffi.C.getpid(), SIGINT) -- every thread is done: wrk stops and reports
+  lib.thread_done(state_dir, tid, nthreads)
 end
 
 init = function(args)

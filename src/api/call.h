@@ -50,5 +50,10 @@ void page_token_write(buf *out, const char *payload);
 /* Exposed for unit tests. */
 void page_token_encode(const char *payload, char *out, size_t cap);
 int page_token_decode(const char *token, char *payload, size_t cap);
+/* Lists keyed by a row id sign "<list>:<id>" ("access-tokens:41"), so a token of another
+ * list is refused. page_after_id reads it (id 0 on the first page; false when it answered
+ * 400); page_id_payload writes the next one. */
+bool page_after_id(call *c, const page *p, const char *list, long long *id);
+void page_id_payload(char *out, size_t cap, const char *list, long long id);
 
 #endif

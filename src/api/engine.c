@@ -912,3 +912,52 @@ out:
     res_row_clear(&r);
     free(name);
 }
+
+/* ---- start-up: secondary keys for rows written before their kind had one ---------------- */
+
+typedef struct ref_fix {
+    const kind *k;
+    char **names, **refs;
+    size_t n, cap;
+} ref_fix;
+
+static int collect_noref(void *ctx, res_row *r)
+{
+    ref_fix *f = ctx;
+    json_t *body = json_loads(r->body, 0, NULL);
+    const char *ref = body ? f->k->ref(body) : NULL;
+    if (ref) {
+        if (f->n == f->cap) {
+            f->cap = f->cap ? f->cap * 2 : 64;
+            f->names = realloc(f->names, f->cap * sizeof *f->names);
+            f->refs = realloc(f->refs, f->cap * sizeof *f->refs);
+        }
+        f->names[f->n] = strdup(r->name);
+        f->refs[f->n++] = strdup(ref);
+    }
+    json_decref(body);
+    return 0;
+}
+
+/* Sources written before the intake existed have no write key in resources.ref, so the
+ * intake (which finds a source by that key) would refuse their events. One pass at
+ * start-up, in one transaction; rows that have a ref are never read again. */
+int engine_backfill_refs(store *st, const kind *k)
+{
+    ref_fix f = {.k = k};
+    txn t;
+    int rc = store_begin(st, &t, true);
+    if (rc != ST_OK)
+        return rc;
+    rc = store_res_list_noref(&t, k->name, collect_noref, &f);
+    for (size_t i = 0; i < f.n && rc == ST_OK; i++)
+        rc = store_res_set_ref(&t, f.names[i], f.refs[i]);
+    rc = rc == ST_OK ? store_commit(&t) : (store_rollback(&t), rc);
+    if (rc == ST_OK && f.n)
+        log_info("gave %zu %s resource(s) written by an older version their secondary key", f.n, k->name);
+    for (size_t i = 0; i < f.n; i++)
+        free(f.names[i]), free(f.refs[i]);
+    free(f.names);
+    free(f.refs);
+    return rc;
+}

@@ -95,6 +95,8 @@ void engine_apply(call *c, int drop_last, const char *verb, bool (*apply)(call *
 /* Reads the resource addressed by the path without its last drop_last segments: ST_OK
  * with *r filled in and *body parsed (decref it), or the failure already answered. */
 int engine_load(call *c, int drop_last, res_row *r, json_t **body);
+/* Start-up: gives rows of kind k written before it had a ref hook their secondary key. */
+int engine_backfill_refs(store *st, const kind *k);
 
 /* The kinds. */
 extern const kind kind_source, kind_destination, kind_schema_config, kind_filter, kind_tracking_plan,

@@ -68,13 +68,9 @@ void h_events_list(call *c)
     page p;
     if (!page_parse(c, &p))
         return;
-    long long before = 0;
-    if (p.after[0]) {
-        char *end;
-        before = strtoll(p.after, &end, 10);
-        if (*end || before <= 0)
-            return (void)fail(c, 400, CODE_INVALID, "invalid page_token");
-    }
+    long long before;
+    if (!page_after_id(c, &p, "events", &before))
+        return;
     char *src = source_of(c);
     if (!src)
         return;
@@ -95,9 +91,9 @@ void h_events_list(call *c)
         buf_free(&out);
         return (void)fail_store(c, rc, "events");
     }
-    char next[32] = "";
+    char next[48] = "";
     if (po.more)
-        snprintf(next, sizeof next, "%lld", po.last_id);
+        page_id_payload(next, sizeof next, "events", po.last_id);
     buf_putc(&out, ']');
     page_token_write(&out, next);
     buf_putc(&out, '}');

@@ -75,3 +75,25 @@ void page_token_write(buf *out, const char *payload)
     buf_puts(out, ",\"next_page_token\":");
     json_write_string(out, tok, strlen(tok));
 }
+
+bool page_after_id(call *c, const page *p, const char *list, long long *id)
+{
+    *id = 0;
+    if (!p->after[0])
+        return true;
+    size_t n = strlen(list);
+    const char *v = p->after + n + 1;
+    char *end;
+    if (strncmp(p->after, list, n) || p->after[n] != ':' || *v < '1' || *v > '9')
+        return fail(c, 400, CODE_INVALID, "invalid page_token");
+    errno = 0;
+    *id = strtoll(v, &end, 10);
+    if (*end || errno)
+        return fail(c, 400, CODE_INVALID, "invalid page_token");
+    return true;
+}
+
+void page_id_payload(char *out, size_t cap, const char *list, long long id)
+{
+    snprintf(out, cap, "%s:%lld", list, id);
+}

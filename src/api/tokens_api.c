@@ -194,20 +194,9 @@ void h_token_list(call *c)
     page p;
     if (!page_parse(c, &p))
         return;
-    /* The payload names its list ("access-tokens:41"): a token of another list is refused. */
-    long long after = 0;
-    if (p.after[0]) {
-        char *end;
-        if (strncmp(p.after, "access-tokens:", 14) || p.after[14] < '0' || p.after[14] > '9') {
-            fail(c, 400, CODE_INVALID, "invalid page_token");
-            return;
-        }
-        after = strtoll(p.after + 14, &end, 10);
-        if (*end) {
-            fail(c, 400, CODE_INVALID, "invalid page_token");
-            return;
-        }
-    }
+    long long after;
+    if (!page_after_id(c, &p, "access-tokens", &after))
+        return;
     list_ctx l = {.c = c, .arr = json_array(), .want = p.size};
     txn t;
     store_begin(c->api->st, &t, false);
@@ -232,7 +221,7 @@ void h_token_list(call *c)
     json_decref(l.arr);
     char next[48] = "";
     if (l.more)
-        snprintf(next, sizeof next, "access-tokens:%lld", l.last_shown);
+        page_id_payload(next, sizeof next, "access-tokens", l.last_shown);
     page_token_write(b, next);
     buf_putc(b, '}');
 }

@@ -757,6 +757,8 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
     }
     s->d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+        /* first, so that even the option parser's own messages go through it */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
@@ -769,7 +771,6 @@ http_server *http_start(const http_config *cfg, http_handler h, void *ctx, char 
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         /* 0, not 1: request_line_problem() makes the checks 1 adds, answering JSON. */
         MHD_OPTION_STRICT_FOR_CLIENT, 0,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
         MHD_OPTION_END);
     if (!s->d) {

@@ -78,7 +78,7 @@ size_t intake_body_limit(const request *req, void *ctx)
     return 2 * (size_t)INGEST_BATCH_MAX;
 }
 
-bool intake_owns(const request *req) { return req->nseg >= 1 && !strcmp(req->segs[0], "v1"); }
+bool intake_owns(const request *req) { return req->nseg >= 2 && !strcmp(req->segs[0], "v1"); }
 
 /* ---- answers ---------------------------------------------------------------------------- */
 

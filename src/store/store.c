@@ -842,6 +842,19 @@ int store_res_list_ref(txn *t, const char *kind, const char *ref, int (*fn)(void
     return run(t, RES_COLS "WHERE kind = ? AND ref = ? ORDER BY name", 2, p, res_each, &it, NULL);
 }
 
+int store_res_list_noref(txn *t, const char *kind, int (*fn)(void *, res_row *), void *ctx)
+{
+    res_iter it = {fn, ctx};
+    const char *p[] = {kind};
+    return run(t, RES_COLS "WHERE kind = ? AND ref IS NULL ORDER BY name", 1, p, res_each, &it, NULL);
+}
+
+int store_res_set_ref(txn *t, const char *name, const char *ref)
+{
+    const char *p[] = {ref, name};
+    return run(t, "UPDATE resources SET ref = ? WHERE name = ?", 2, p, NULL, NULL, NULL);
+}
+
 int store_res_list_ws(txn *t, const char *workspace, const char *kind, const char *after, int limit,
                       int (*fn)(void *, res_row *), void *ctx)
 {

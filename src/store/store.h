@@ -145,6 +145,10 @@ int store_res_list(txn *t, const char *parent, const char *kind, const char *aft
 int store_res_count(txn *t, const char *parent, const char *kind);
 /* Every resource of a kind with this secondary key (e.g. all policies of one subject). */
 int store_res_list_ref(txn *t, const char *kind, const char *ref, int (*fn)(void *, res_row *), void *ctx);
+/* Rows of a kind whose ref is NULL: written before the kind had a secondary key
+ * (engine_backfill_refs gives them one). */
+int store_res_list_noref(txn *t, const char *kind, int (*fn)(void *, res_row *), void *ctx);
+int store_res_set_ref(txn *t, const char *name, const char *ref);
 /* Every resource of a kind in a workspace, by name, after `after`. */
 int store_res_list_ws(txn *t, const char *workspace, const char *kind, const char *after, int limit,
                       int (*fn)(void *, res_row *), void *ctx);

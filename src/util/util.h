@@ -48,6 +48,11 @@ extern int log_level;
 void logf_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_error(...) logf_(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) logf_(LOG_WARN, __VA_ARGS__)
+/* The release (the repository's VERSION file, passed by the Makefile). */
+#ifndef MANIFOLD_VERSION
+#define MANIFOLD_VERSION "0.0.0-dev"
+#endif
+
 #define log_info(...) logf_(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) do { if (log_level >= LOG_DEBUG) logf_(LOG_DEBUG, __VA_ARGS__); } while (0)
 

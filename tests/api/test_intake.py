@@ -508,6 +508,15 @@ def test_debugger_pages_and_window(start_server):
     assert [e["event"]["event"] for e in seen] == [f"e{i}" for i in range(39, 14, -1)]  # the newest 25
     assert summary(srv, slug)["accepted"] == 40  # lifetime counters are not windowed
     assert srv.get(src_path(slug) + "/events?page_token=forged").status_code == 400
+    # a genuine token of another list is refused too: tokens name their list
+    for i in range(2):
+        srv.create_token(description=f"t{i}")
+    other = assert_ok(srv.get("/v1beta/access-tokens", params={"page_size": 1}))["next_page_token"]
+    assert other
+    r = srv.get(src_path(slug) + "/events", params={"page_token": other})
+    assert r.status_code == 400 and r.json()["code"] == 3
+    r = srv.get("/v1beta/access-tokens", params={"page_token": b["next_page_token"]})
+    assert r.status_code == 400 and r.json()["code"] == 3
     assert srv.get(src_path("nosuch") + "/events").status_code == 404
     assert srv.get(src_path(slug) + "/events", token=None).status_code == 401
 
@@ -621,3 +630,20 @@ def test_protocols_block_and_forward(server):
         "update_mask": {"paths": ["schema_config.allow_unplanned_track_events"]}}))
     ok200(send(server, "/v1/track", {"userId": "u", "event": "Unplanned"}, key=key))
     assert events(server, slug)[0]["status"] == "ACCEPTED"
+
+
+def test_sources_from_before_the_intake_get_their_write_key_indexed(start_server):
+    """A source written by a version without the intake has no write key in resources.ref:
+    the next start gives it one, so its events are accepted (not 'unknown_source')."""
+    srv = start_server("--rate-limit", "0", "--strict-write-keys")
+    slug, key = new_source(srv)
+    srv.stop()
+    srv.db.execute("UPDATE resources SET ref = NULL WHERE kind = 'source'")
+    srv.start()
+    ok200(send(srv, "/v1/track", {"userId": "u", "event": "Before"}, key=key))
+    assert [e["event"]["event"] for e in events(srv, slug)] == ["Before"]
+    assert "their secondary key" in srv.stderr()
+    # the key is an index, not a copy: a second start finds nothing to do
+    srv.stop()
+    srv.start()
+    assert srv.stderr().count("their secondary key") == 1

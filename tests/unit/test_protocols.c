@@ -3,6 +3,8 @@
  * vectors P1–P10, event versions, identify/group traits, the common-schema controls for
  * each type, block reasons, required violations, draft-04 vs draft-07 rules, formats, a
  * source without a plan, the §2.6 violation event, threads, and a timing of the hot path.
+ * Most tests are lists of vectors (a schema config, a plan, an event and the checks on the
+ * outcome) run by run_vectors; the few that need more use the same run1/run_end steps.
  * Run from the repository root (the meta-schemas are in data/).
  */
 #include <setjmp.h>
@@ -37,7 +39,7 @@ static json_t *parse(const char *text)
 #define D4 "\"$schema\": \"http://json-schema.org/draft-04/schema#\""
 
 /* Plan P of delivery.md §2.7, plus identify/group rules for the traits tests. */
-static const char *PLAN_P =
+static const char PLAN_P[] =
     "{\"display_name\": \"P\", \"rules\": {"
     " \"global\": {" D7 ", \"type\": \"object\", \"properties\": {"
     "   \"context\": {\"type\": \"object\", \"properties\": {\"library\": {\"type\": \"object\"}}}}},"
@@ -58,9 +60,13 @@ static const char *PLAN_P =
     " \"timestamp\": \"2026-01-02T03:04:05Z\", \"context\": {\"library\": {\"name\": \"x\"}},"                       \
     " \"properties\": {\"order_id\": 7, \"total\": 1, \"coupon\": \"x\"}}"
 
+/* A vector's plan for a source connected to no plan (a NULL plan means plan P). */
+static const char NO_PLAN[] = "(none)";
+
+/* config NULL = the defaults ({}); plan as in a vector. */
 static protocols *mk_plan(const char *config, const char *plan)
 {
-    json_t *c = parse(config), *pl = plan ? parse(plan) : NULL;
+    json_t *c = parse(config ? config : "{}"), *pl = plan == NO_PLAN ? NULL : parse(plan ? plan : PLAN_P);
     char err[256] = "";
     protocols *p = protocols_compile(c, pl, "web", "rs_P", "Plan P", err, sizeof err);
     json_decref(c);
@@ -68,18 +74,6 @@ static protocols *mk_plan(const char *config, const char *plan)
     if (!p)
         fail_msg("protocols_compile: %s", err);
     return p;
-}
-
-static protocols *mk(const char *config) { return mk_plan(config, PLAN_P); }
-
-/* Applies p to the event; returns the event as changed (caller frees). */
-static json_t *apply(const protocols *p, const char *event, protocols_result *out)
-{
-    json_t *ev = parse(event);
-    protocols_apply(p, ev, out);
-    assert_non_null(out->violations);
-    assert_true(json_is_array(out->violations));
-    return ev;
 }
 
 /* The value at a dotted path ("context.protocols.violations.0.field"), or NULL. */
@@ -92,192 +86,208 @@ static json_t *at(json_t *j, const char *path)
     return j;
 }
 
-/* Asserts that the JSON value at path equals the JSON text `want` ("null" = absent). */
-static void expect(json_t *j, const char *path, const char *want)
+/* Whether the value at path in root is `want`: JSON text ("null" = absent or null), or "@path2",
+ * the value at path2 of root (both present). If not, msg says what was found. */
+static bool matches(json_t *root, const char *path, const char *want, char *msg, size_t cap)
 {
-    json_t *got = at(j, path);
-    if (!strcmp(want, "null") && !got)
-        return;
-    json_t *w = json_loads(want, JSON_DECODE_ANY, NULL);
-    if (!w)
+    json_t *got = at(root, path), *w;
+    if (want[0] == '@')
+        w = json_incref(at(root, want + 1));
+    else if (!strcmp(want, "null") && !got)
+        return true;
+    else if (!(w = json_loads(want, JSON_DECODE_ANY, NULL)))
         fail_msg("bad expectation %s", want);
-    if (!got || !json_equal(got, w)) {
+    bool ok = got && w && json_equal(got, w);
+    if (!ok) {
         char *g = got ? json_dumps(got, JSON_ENCODE_ANY) : NULL;
-        json_decref(w);
-        fail_msg("%s: got %s, want %s", path, g ? g : "(absent)", want);
+        snprintf(msg, cap, "%s: got %s, want %s", path, g ? g : "(absent)", want);
+        free(g);
     }
     json_decref(w);
+    return ok;
 }
 
-static void expect_str(const char *got, const char *want)
+/* Asserts that the JSON value at path equals `want` (as in matches). */
+static void expect(json_t *j, const char *path, const char *want)
 {
-    if (!want)
-        assert_null(got);
-    else {
-        assert_non_null(got);
-        assert_string_equal(got, want);
+    char msg[1024];
+    if (!matches(j, path, want, msg, sizeof msg))
+        fail_msg("%s", msg);
+}
+
+/* One vector: a source's schema config and plan, an event, and checks on the outcome. A check
+ * is a path into the run's view and the JSON it must hold (see matches); the view is
+ *   {"sent": the event as sent, "event": the event as protocols_apply left it,
+ *    "protocols": that event's context.protocols (the annotation),
+ *    "blocked", "reason", "violations", "nviolations" (their count),
+ *    "forward_blocked_to", "forward_violations_to"}   (NULL strings absent).
+ * A check without a path is no check (for checks that only some modes make). */
+enum { MAX_CHECKS = 8 };
+typedef struct vec {
+    const char *config, *plan; /* as mk_plan takes them */
+    const char *event;         /* NULL ends a list of vectors */
+    struct {
+        const char *path, *want;
+    } checks[MAX_CHECKS];
+} vec;
+
+/* One event through one compiled protocols. */
+typedef struct run {
+    protocols *p;
+    json_t *ev;   /* the event as changed */
+    json_t *view; /* see vec */
+    protocols_result r;
+} run;
+
+/* Applies c->p to v's event and runs v's checks (vector i, for the messages). */
+static void run_apply(run *c, const vec *v, size_t i)
+{
+    c->ev = parse(v->event);
+    protocols_apply(c->p, c->ev, &c->r);
+    assert_non_null(c->r.violations);
+    assert_true(json_is_array(c->r.violations));
+    c->view = json_pack("{s:o, s:O, s:b, s:O, s:I}", "sent", parse(v->event), "event", c->ev, "blocked",
+                        c->r.blocked, "violations", c->r.violations, "nviolations",
+                        (json_int_t)json_array_size(c->r.violations));
+    const char *strs[][2] = {{"reason", c->r.reason},
+                             {"forward_blocked_to", c->r.forward_blocked_to},
+                             {"forward_violations_to", c->r.forward_violations_to}};
+    for (size_t k = 0; k < 3; k++)
+        if (strs[k][1])
+            json_object_set_new(c->view, strs[k][0], json_string(strs[k][1]));
+    json_t *annotation = at(c->ev, "context.protocols");
+    if (annotation)
+        json_object_set(c->view, "protocols", annotation);
+    char msg[1024];
+    for (size_t k = 0; k < MAX_CHECKS; k++) {
+        const char *path = v->checks[k].path;
+        if (!path)
+            continue;
+        /* a misspelt key would pass every "null" check: only the view's own keys */
+        char key[64];
+        snprintf(key, sizeof key, " %.*s ", (int)strcspn(path, "."), path);
+        if (!strstr(" sent event protocols blocked reason violations nviolations forward_blocked_to"
+                    " forward_violations_to ", key))
+            fail_msg("vector %zu: %s is not in the view", i, path);
+        if (!matches(c->view, path, v->checks[k].want, msg, sizeof msg))
+            fail_msg("vector %zu: %s", i, msg);
     }
 }
+
+/* Compiles v's config and plan, then run_apply. */
+static void run1(run *c, const vec *v, size_t i)
+{
+    c->p = mk_plan(v->config, v->plan);
+    run_apply(c, v, i);
+}
+
+static void run_end(run *c)
+{
+    protocols_result_clear(&c->r);
+    assert_null(c->r.violations);
+    json_decref(c->view);
+    json_decref(c->ev);
+    protocols_free(c->p);
+}
+
+static void run_vector(const vec *v, size_t i)
+{
+    run c;
+    run1(&c, v, i);
+    run_end(&c);
+}
+
+/* The test of a list of vectors (its initial state). */
+static void run_vectors(void **state)
+{
+    const vec *v = *state;
+    for (size_t i = 0; v[i].event; i++)
+        run_vector(&v[i], i);
+}
+
+/* A cmocka test named after its list of vectors. */
+#define VECTORS(list) {#list, run_vectors, NULL, NULL, (void *)(list)}
+#define END {0}
+
+#define NO_UNPLANNED "{\"allow_unplanned_track_events\": false}"
 
 /* ----- §2.7 vectors ---------------------------------------------------------------------- */
 
-static void p1_defaults_record_violation(void **state)
-{
-    (void)state;
-    protocols *p = mk("{}");
-    protocols_result r;
-    json_t *ev = apply(p, P1_EVENT, &r);
-    assert_false(r.blocked);
-    expect(ev, "properties", "{\"order_id\": 7, \"total\": 1, \"coupon\": \"x\"}");
-    expect(ev, "context.protocols",
-           "{\"sourceId\": \"web\", \"violations\": [{\"type\": \"Invalid Type\", \"field\": \"properties.order_id\","
-           " \"description\": \"Invalid type. Expected: string, given: integer\"}]}");
-    assert_true(json_equal(r.violations, at(ev, "context.protocols.violations")));
-    assert_null(r.forward_blocked_to);
-    assert_null(r.forward_violations_to);
-    protocols_result_clear(&r);
-    assert_null(r.violations);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec p1_defaults_record_violation[] = {
+    {"{}", NULL, P1_EVENT,
+     {{"blocked", "false"}, {"event.properties", "{\"order_id\": 7, \"total\": 1, \"coupon\": \"x\"}"},
+      {"protocols",
+       "{\"sourceId\": \"web\", \"violations\": [{\"type\": \"Invalid Type\", \"field\": \"properties.order_id\","
+       " \"description\": \"Invalid type. Expected: string, given: integer\"}]}"},
+      {"violations", "@protocols.violations"}, {"forward_blocked_to", "null"}, {"forward_violations_to", "null"}}},
+    END};
 
-static void p2_unplanned_blocked(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"allow_unplanned_track_events\": false}");
-    protocols_result r;
+static const vec p2_unplanned_blocked[] = {
     /* case-sensitive: "order completed" is not "Order Completed" */
-    json_t *ev = apply(p, "{\"type\": \"track\", \"event\": \"order completed\","
-                          " \"context\": {\"library\": {}}, \"properties\": {\"a\": 1}}", &r);
-    assert_true(r.blocked);
-    expect_str(r.reason, "unplanned");
-    assert_int_equal(json_array_size(r.violations), 0);
-    expect(ev, "context.protocols", "null"); /* nothing omitted or violated: no annotation */
-    assert_null(r.forward_blocked_to);
-    protocols_result_clear(&r);
-    json_decref(ev);
+    {NO_UNPLANNED, NULL,
+     "{\"type\": \"track\", \"event\": \"order completed\","
+     " \"context\": {\"library\": {}}, \"properties\": {\"a\": 1}}",
+     {{"blocked", "true"}, {"reason", "\"unplanned\""}, {"nviolations", "0"},
+      {"protocols", "null"}, /* nothing omitted or violated: no annotation */
+      {"forward_blocked_to", "null"}}},
     /* the planned name passes */
-    ev = apply(p, P1_EVENT, &r);
-    assert_false(r.blocked);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+    {NO_UNPLANNED, NULL, P1_EVENT, {{"blocked", "false"}}},
+    END};
 
-static void p3_omit_unplanned_properties(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"allow_unplanned_track_event_properties\": false}");
-    protocols_result r;
-    json_t *ev = apply(p, P1_EVENT, &r);
-    assert_false(r.blocked);
-    expect(ev, "properties", "{\"order_id\": 7, \"total\": 1}");
-    expect(ev, "context.protocols.omitted", "[\"coupon\"]");
-    expect(ev, "context.protocols.omitted_on_violation", "null");
-    expect(ev, "context.protocols.violations.0.field", "\"properties.order_id\"");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec p3_omit_unplanned_properties[] = {
+    {"{\"allow_unplanned_track_event_properties\": false}", NULL, P1_EVENT,
+     {{"blocked", "false"}, {"event.properties", "{\"order_id\": 7, \"total\": 1}"},
+      {"protocols.omitted", "[\"coupon\"]"}, {"protocols.omitted_on_violation", "null"},
+      {"protocols.violations.0.field", "\"properties.order_id\""}}},
+    END};
 
-static void p4_omit_properties_on_violation(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"allow_track_properties_on_violations\": false}");
-    protocols_result r;
-    json_t *ev = apply(p, P1_EVENT, &r);
-    assert_false(r.blocked);
-    expect(ev, "properties", "{\"total\": 1, \"coupon\": \"x\"}");
-    expect(ev, "context.protocols.omitted_on_violation", "[\"order_id\"]");
-    expect(ev, "context.protocols.omitted", "null");
-    expect(ev, "context.protocols.violations.0.type", "\"Invalid Type\"");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec p4_omit_properties_on_violation[] = {
+    {"{\"allow_track_properties_on_violations\": false}", NULL, P1_EVENT,
+     {{"blocked", "false"}, {"event.properties", "{\"total\": 1, \"coupon\": \"x\"}"},
+      {"protocols.omitted_on_violation", "[\"order_id\"]"}, {"protocols.omitted", "null"},
+      {"protocols.violations.0.type", "\"Invalid Type\""}}},
+    END};
 
-static void p5_block_on_violation(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"allow_track_event_on_violations\": false}");
-    protocols_result r;
-    json_t *ev = apply(p, P1_EVENT, &r);
-    assert_true(r.blocked);
-    expect_str(r.reason, "schema_violation");
-    assert_int_equal(json_array_size(r.violations), 1);
-    /* the blocked event carries its violations (for forwarding, §2.5) */
-    expect(ev, "context.protocols.violations.0.field", "\"properties.order_id\"");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec p5_block_on_violation[] = {
+    {"{\"allow_track_event_on_violations\": false}", NULL, P1_EVENT,
+     {{"blocked", "true"}, {"reason", "\"schema_violation\""}, {"nviolations", "1"},
+      /* the blocked event carries its violations (for forwarding, §2.5) */
+      {"protocols.violations.0.field", "\"properties.order_id\""}}},
+    END};
 
-static void p6_valid_event_delivered(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"allow_track_event_on_violations\": false, \"forwarding_violations_to\": \"violations\","
-                      " \"forwarding_blocked_events_to\": \"quarantine\"}");
-    protocols_result r;
-    const char *text = "{\"type\": \"track\", \"event\": \"Order Completed\", \"context\": {\"library\": {}},"
-                       " \"properties\": {\"order_id\": \"A1\"}}";
-    json_t *ev = apply(p, text, &r), *orig = parse(text);
-    assert_false(r.blocked);
-    assert_null(r.reason);
-    assert_int_equal(json_array_size(r.violations), 0);
-    assert_true(json_equal(ev, orig)); /* untouched: no context.protocols */
-    assert_null(r.forward_blocked_to);
-    assert_null(r.forward_violations_to);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    json_decref(orig);
-    protocols_free(p);
-}
+static const vec p6_valid_event_delivered[] = {
+    {"{\"allow_track_event_on_violations\": false, \"forwarding_violations_to\": \"violations\","
+     " \"forwarding_blocked_events_to\": \"quarantine\"}", NULL,
+     "{\"type\": \"track\", \"event\": \"Order Completed\", \"context\": {\"library\": {}},"
+     " \"properties\": {\"order_id\": \"A1\"}}",
+     {{"blocked", "false"}, {"reason", "null"}, {"nviolations", "0"},
+      {"event", "@sent"}, /* untouched: no context.protocols */
+      {"forward_blocked_to", "null"}, {"forward_violations_to", "null"}}},
+    END};
 
-static void p7_common_block(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"common_track_event_on_violations\": \"BLOCK\"}");
-    protocols_result r;
-    json_t *ev = apply(p, "{\"type\": \"track\", \"event\": \"Order Completed\", \"context\": {\"library\": 5},"
-                          " \"properties\": {\"order_id\": \"A1\"}}", &r);
-    assert_true(r.blocked);
-    expect_str(r.reason, "common_schema_violation");
-    expect(r.violations, "0",
-           "{\"type\": \"Invalid Type\", \"field\": \"context.library\","
-           " \"description\": \"Invalid type. Expected: object, given: integer\"}");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec p7_common_block[] = {
+    {"{\"common_track_event_on_violations\": \"BLOCK\"}", NULL,
+     "{\"type\": \"track\", \"event\": \"Order Completed\", \"context\": {\"library\": 5},"
+     " \"properties\": {\"order_id\": \"A1\"}}",
+     {{"blocked", "true"}, {"reason", "\"common_schema_violation\""},
+      {"violations.0", "{\"type\": \"Invalid Type\", \"field\": \"context.library\","
+                       " \"description\": \"Invalid type. Expected: object, given: integer\"}"}}},
+    END};
 
-static void p8_forward_blocked(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"allow_unplanned_track_events\": false, \"forwarding_blocked_events_to\": \"quarantine\","
-                      " \"allow_unplanned_track_event_properties\": false}");
-    protocols_result r;
-    json_t *ev = apply(p, "{\"type\": \"track\", \"event\": \"order completed\", \"context\": {\"library\": {}}}", &r);
-    assert_true(r.blocked);
-    expect_str(r.forward_blocked_to, "quarantine");
-    protocols_result_clear(&r);
-    json_decref(ev);
+#define P8_CONFIG                                                                                                    \
+    "{\"allow_unplanned_track_events\": false, \"forwarding_blocked_events_to\": \"quarantine\","                    \
+    " \"allow_unplanned_track_event_properties\": false}"
+
+static const vec p8_forward_blocked[] = {
+    {P8_CONFIG, NULL, "{\"type\": \"track\", \"event\": \"order completed\", \"context\": {\"library\": {}}}",
+     {{"blocked", "true"}, {"forward_blocked_to", "\"quarantine\""}}},
     /* omitted properties are not a block: nothing to forward (§2.5) */
-    ev = apply(p, P1_EVENT, &r);
-    assert_false(r.blocked);
-    expect(ev, "context.protocols.omitted", "[\"coupon\"]");
-    assert_null(r.forward_blocked_to);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+    {P8_CONFIG, NULL, P1_EVENT,
+     {{"blocked", "false"}, {"protocols.omitted", "[\"coupon\"]"}, {"forward_blocked_to", "null"}}},
     /* "" turns forwarding off */
-    p = mk("{\"allow_unplanned_track_events\": false, \"forwarding_blocked_events_to\": \"\"}");
-    ev = apply(p, "{\"type\": \"track\", \"event\": \"nope\"}", &r);
-    assert_true(r.blocked);
-    assert_null(r.forward_blocked_to);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+    {"{\"allow_unplanned_track_events\": false, \"forwarding_blocked_events_to\": \"\"}", NULL,
+     "{\"type\": \"track\", \"event\": \"nope\"}", {{"blocked", "true"}, {"forward_blocked_to", "null"}}},
+    END};
 
 static bool base62(const char *s, size_t n)
 {
@@ -290,52 +300,50 @@ static bool base62(const char *s, size_t n)
 static void p9_forward_violations(void **state)
 {
     (void)state;
-    protocols *p = mk("{\"forwarding_violations_to\": \"violations\"}");
-    protocols_result r;
-    json_t *ev = apply(p, P1_EVENT, &r);
-    assert_false(r.blocked);
-    expect_str(r.forward_violations_to, "violations");
-    assert_null(r.forward_blocked_to);
-    assert_int_equal(json_array_size(r.violations), 1);
+    static const vec v = {"{\"forwarding_violations_to\": \"violations\"}", NULL, P1_EVENT,
+                          {{"blocked", "false"}, {"forward_violations_to", "\"violations\""},
+                           {"forward_blocked_to", "null"}, {"nviolations", "1"}}};
+    run c;
+    run1(&c, &v, 0);
+    protocols *p = c.p;
+    json_t *ev = c.ev, *violation = json_array_get(c.r.violations, 0);
     json_object_set_new(json_object_get(ev, "context"), "app", json_pack("{s:s}", "version", "3.1"));
     json_object_set_new(ev, "sentAt", json_string("2026-01-02T03:04:06Z"));
-    json_t *v = protocols_violation_event(p, ev, json_array_get(r.violations, 0), "1.2.3");
-    expect(v, "type", "\"track\"");
-    expect(v, "event", "\"Violation Generated\"");
-    expect(v, "userId", "\"schema-violations\"");
-    expect(v, "integrations", "{}");
-    expect(v, "context", "{\"app\": null, \"library\": {\"name\": \"manifold\", \"version\": \"1.2.3\"}}");
-    expect(v, "forwardedFromProject", "\"web\"");
-    expect(v, "properties",
+    json_t *e = protocols_violation_event(p, ev, violation, "1.2.3");
+    expect(e, "type", "\"track\"");
+    expect(e, "event", "\"Violation Generated\"");
+    expect(e, "userId", "\"schema-violations\"");
+    expect(e, "integrations", "{}");
+    expect(e, "context", "{\"app\": null, \"library\": {\"name\": \"manifold\", \"version\": \"1.2.3\"}}");
+    expect(e, "forwardedFromProject", "\"web\"");
+    expect(e, "properties",
            "{\"appVersion\": \"3.1\", \"eventMessageID\": \"m-1\", \"eventName\": \"Order Completed\","
            " \"eventSentAt\": \"2026-01-02T03:04:06Z\", \"eventTimestamp\": \"2026-01-02T03:04:05Z\","
            " \"eventType\": \"track\", \"sourceID\": \"web\", \"sourceName\": \"web\", \"sourceSlug\": \"web\","
            " \"trackingPlanID\": \"rs_P\", \"trackingPlanName\": \"Plan P\","
            " \"violationDescription\": \"Invalid type. Expected: string, given: integer\","
            " \"violationField\": \"properties.order_id\", \"violationType\": \"Invalid Type\"}");
-    const char *mid = json_string_value(json_object_get(v, "messageId"));
+    const char *mid = json_string_value(json_object_get(e, "messageId"));
     assert_non_null(mid);
     assert_int_equal(strncmp(mid, "sch-", 4), 0);
     assert_true(base62(mid + 4, 32));
-    assert_true(json_is_string(json_object_get(v, "timestamp")));
-    assert_true(json_is_string(json_object_get(v, "receivedAt")));
-    json_t *w = protocols_violation_event(p, ev, json_array_get(r.violations, 0), "1.2.3");
+    assert_true(json_is_string(json_object_get(e, "timestamp")));
+    assert_true(json_is_string(json_object_get(e, "receivedAt")));
+    json_t *w = protocols_violation_event(p, ev, violation, "1.2.3");
     assert_string_not_equal(mid, json_string_value(json_object_get(w, "messageId"))); /* random */
     json_decref(w);
-    json_decref(v);
+    json_decref(e);
     /* without app version or timestamp: "" and Go's zero time */
     json_t *bare = parse("{\"type\": \"track\", \"event\": \"E\"}");
-    v = protocols_violation_event(p, bare, json_array_get(r.violations, 0), "1.2.3");
-    expect(v, "properties.appVersion", "\"\"");
-    expect(v, "properties.eventTimestamp", "\"0001-01-01T00:00:00Z\"");
-    json_decref(v);
+    e = protocols_violation_event(p, bare, violation, "1.2.3");
+    expect(e, "properties.appVersion", "\"\"");
+    expect(e, "properties.eventTimestamp", "\"0001-01-01T00:00:00Z\"");
+    json_decref(e);
     json_decref(bare);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+    run_end(&c);
 }
 
-static const char *STRICT =
+static const char STRICT[] =
     "{\"allow_unplanned_track_events\": false, \"allow_unplanned_identify_traits\": false,"
     " \"allow_unplanned_group_traits\": false, \"allow_unplanned_track_event_properties\": false,"
     " \"allow_track_event_on_violations\": false, \"allow_identify_traits_on_violations\": false,"
@@ -344,46 +352,22 @@ static const char *STRICT =
     " \"common_group_event_on_violations\": \"BLOCK\", \"forwarding_blocked_events_to\": \"q\","
     " \"forwarding_violations_to\": \"v\"}";
 
-static void p10_page_screen_alias_untouched(void **state)
-{
-    (void)state;
-    protocols *p = mk(STRICT);
-    const char *texts[] = {
-        "{\"type\": \"page\", \"name\": \"Home\", \"context\": {\"library\": 5}, \"properties\": {\"x\": 1}}",
-        "{\"type\": \"screen\", \"name\": \"Home\", \"context\": {\"library\": 5}, \"properties\": {\"x\": 1}}",
-        "{\"type\": \"alias\", \"previousId\": \"a\", \"context\": {\"library\": 5}}",
-    };
-    for (size_t i = 0; i < 3; i++) {
-        protocols_result r;
-        json_t *ev = apply(p, texts[i], &r), *orig = parse(texts[i]);
-        assert_false(r.blocked);
-        assert_int_equal(json_array_size(r.violations), 0);
-        assert_true(json_equal(ev, orig));
-        protocols_result_clear(&r);
-        json_decref(ev);
-        json_decref(orig);
-    }
-    protocols_free(p);
-}
+#define UNTOUCHED {{"blocked", "false"}, {"nviolations", "0"}, {"event", "@sent"}}
+
+static const vec p10_page_screen_alias_untouched[] = {
+    {STRICT, NULL,
+     "{\"type\": \"page\", \"name\": \"Home\", \"context\": {\"library\": 5}, \"properties\": {\"x\": 1}}", UNTOUCHED},
+    {STRICT, NULL,
+     "{\"type\": \"screen\", \"name\": \"Home\", \"context\": {\"library\": 5}, \"properties\": {\"x\": 1}}",
+     UNTOUCHED},
+    {STRICT, NULL, "{\"type\": \"alias\", \"previousId\": \"a\", \"context\": {\"library\": 5}}", UNTOUCHED},
+    END};
 
 /* ----- more of §2.2–§2.4 ------------------------------------------------------------------- */
 
-static void no_plan_changes_nothing(void **state)
-{
-    (void)state;
-    protocols *p = mk_plan(STRICT, NULL);
-    protocols_result r;
-    json_t *ev = apply(p, P1_EVENT, &r), *orig = parse(P1_EVENT);
-    assert_false(r.blocked);
-    assert_int_equal(json_array_size(r.violations), 0);
-    assert_true(json_equal(ev, orig));
-    protocols_result_clear(&r);
-    json_decref(ev);
-    json_decref(orig);
-    protocols_free(p);
-}
+static const vec no_plan_changes_nothing[] = {{STRICT, NO_PLAN, P1_EVENT, UNTOUCHED}, END};
 
-static const char *PLAN_VERSIONS =
+static const char PLAN_VERSIONS[] =
     "{\"rules\": {\"events\": ["
     " {\"name\": \"Signed Up\", \"version\": 2, \"rules\": {" D7 ", \"properties\": {\"properties\": {"
     "   \"properties\": {\"plan\": {\"type\": \"integer\"}, \"v2only\": {}}}}}},"
@@ -392,136 +376,82 @@ static const char *PLAN_VERSIONS =
     " {\"name\": \"Aardvark\", \"rules\": {" D7 "}},"
     " {\"name\": \"Zebra\", \"rules\": {" D7 "}}]}}";
 
-static size_t nviol(const protocols *p, const char *event)
-{
-    protocols_result r;
-    json_t *ev = apply(p, event, &r);
-    size_t n = json_array_size(r.violations);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    return n;
-}
+#define VERSIONED(event, ...) {NO_UNPLANNED, PLAN_VERSIONS, event, __VA_ARGS__}
+#define NVIOL(n) {{"nviolations", #n}}
+#define BLOCKED(b) {{"blocked", #b}}
 
-static void event_versions(void **state)
-{
-    (void)state;
-    protocols *p = mk_plan("{\"allow_unplanned_track_events\": false}", PLAN_VERSIONS);
+static const vec event_versions[] = {
     /* no event_version: the oldest (v1, listed second) wants a string */
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1}}"), 1);
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": \"a\"}}"), 0);
+    VERSIONED("{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1}}", NVIOL(1)),
+    VERSIONED("{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": \"a\"}}", NVIOL(0)),
     /* event_version 2 picks v2 */
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1},"
-                              " \"context\": {\"protocols\": {\"event_version\": 2}}}"), 0);
+    VERSIONED("{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1},"
+              " \"context\": {\"protocols\": {\"event_version\": 2}}}", NVIOL(0)),
     /* a version that does not exist, or not an integer: the oldest */
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1},"
-                              " \"context\": {\"protocols\": {\"event_version\": 7}}}"), 1);
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1},"
-                              " \"context\": {\"protocols\": {\"event_version\": \"2\"}}}"), 1);
+    VERSIONED("{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1},"
+              " \"context\": {\"protocols\": {\"event_version\": 7}}}", NVIOL(1)),
+    VERSIONED("{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1},"
+              " \"context\": {\"protocols\": {\"event_version\": \"2\"}}}", NVIOL(1)),
     /* the binary search finds the first and last names too; others are unplanned */
-    protocols_result r;
-    const char *names[] = {"Aardvark", "Zebra", "Signed Up", "Mongoose", "A", "Zz"};
-    for (size_t i = 0; i < 6; i++) {
-        char text[128];
-        snprintf(text, sizeof text, "{\"type\": \"track\", \"event\": \"%s\"}", names[i]);
-        json_t *ev = apply(p, text, &r);
-        assert_int_equal(r.blocked, i >= 3);
-        protocols_result_clear(&r);
-        json_decref(ev);
-    }
+    VERSIONED("{\"type\": \"track\", \"event\": \"Aardvark\"}", BLOCKED(false)),
+    VERSIONED("{\"type\": \"track\", \"event\": \"Zebra\"}", BLOCKED(false)),
+    VERSIONED("{\"type\": \"track\", \"event\": \"Signed Up\"}", BLOCKED(false)),
+    VERSIONED("{\"type\": \"track\", \"event\": \"Mongoose\"}", BLOCKED(true)),
+    VERSIONED("{\"type\": \"track\", \"event\": \"A\"}", BLOCKED(true)),
+    VERSIONED("{\"type\": \"track\", \"event\": \"Zz\"}", BLOCKED(true)),
     /* a violation on v2: the annotation keeps event_version, drops other stale keys */
-    json_t *ev = apply(p, "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": \"a\"},"
-                          " \"context\": {\"protocols\": {\"event_version\": 2, \"omitted\": [\"forged\"]}}}", &r);
-    expect(ev, "context.protocols.event_version", "2");
-    expect(ev, "context.protocols.omitted", "null");
-    expect(ev, "context.protocols.violations.0.field", "\"properties.plan\"");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+    VERSIONED("{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": \"a\"},"
+              " \"context\": {\"protocols\": {\"event_version\": 2, \"omitted\": [\"forged\"]}}}",
+              {{"protocols.event_version", "2"}, {"protocols.omitted", "null"},
+               {"protocols.violations.0.field", "\"properties.plan\""}}),
     /* planned names come from the selected version: v2 plans v2only */
-    p = mk_plan("{\"allow_unplanned_track_event_properties\": false}", PLAN_VERSIONS);
-    ev = apply(p, "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1, \"v2only\": 1},"
-                  " \"context\": {\"protocols\": {\"event_version\": 2}}}", &r);
-    expect(ev, "properties", "{\"plan\": 1, \"v2only\": 1}");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    ev = apply(p, "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": \"a\", \"v2only\": 1}}", &r);
-    expect(ev, "properties", "{\"plan\": \"a\"}");
-    expect(ev, "context.protocols.omitted", "[\"v2only\"]");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+    {"{\"allow_unplanned_track_event_properties\": false}", PLAN_VERSIONS,
+     "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": 1, \"v2only\": 1},"
+     " \"context\": {\"protocols\": {\"event_version\": 2}}}",
+     {{"event.properties", "{\"plan\": 1, \"v2only\": 1}"}}},
+    {"{\"allow_unplanned_track_event_properties\": false}", PLAN_VERSIONS,
+     "{\"type\": \"track\", \"event\": \"Signed Up\", \"properties\": {\"plan\": \"a\", \"v2only\": 1}}",
+     {{"event.properties", "{\"plan\": \"a\"}"}, {"protocols.omitted", "[\"v2only\"]"}}},
+    END};
 
-static void identify_traits(void **state)
-{
-    (void)state;
-    const char *text = "{\"type\": \"identify\", \"userId\": \"u\", \"context\": {\"library\": {}, \"traits\": {\"x\": 1}},"
-                       " \"traits\": {\"email\": \"not an email\", \"name\": \"Ann\", \"age\": 3}}";
-    protocols_result r;
+#define IDENTIFY_EVENT                                                                                               \
+    "{\"type\": \"identify\", \"userId\": \"u\", \"context\": {\"library\": {}, \"traits\": {\"x\": 1}},"            \
+    " \"traits\": {\"email\": \"not an email\", \"name\": \"Ann\", \"age\": 3}}"
+
+static const vec identify_traits[] = {
     /* defaults: the format violation is recorded (formats assert), nothing removed */
-    protocols *p = mk("{}");
-    json_t *ev = apply(p, text, &r);
-    expect(ev, "traits", "{\"email\": \"not an email\", \"name\": \"Ann\", \"age\": 3}");
-    expect(ev, "context.protocols.violations.0.type", "\"Invalid Value\"");
-    expect(ev, "context.protocols.violations.0.field", "\"traits.email\"");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+    {"{}", NULL, IDENTIFY_EVENT,
+     {{"event.traits", "{\"email\": \"not an email\", \"name\": \"Ann\", \"age\": 3}"},
+      {"protocols.violations.0.type", "\"Invalid Value\""}, {"protocols.violations.0.field", "\"traits.email\""}}},
     /* unplanned traits omitted (never context.traits) */
-    p = mk("{\"allow_unplanned_identify_traits\": false}");
-    ev = apply(p, text, &r);
-    expect(ev, "traits", "{\"email\": \"not an email\", \"name\": \"Ann\"}");
-    expect(ev, "context.traits", "{\"x\": 1}");
-    expect(ev, "context.protocols.omitted", "[\"age\"]");
-    assert_false(r.blocked);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+    {"{\"allow_unplanned_identify_traits\": false}", NULL, IDENTIFY_EVENT,
+     {{"event.traits", "{\"email\": \"not an email\", \"name\": \"Ann\"}"},
+      {"event.context.traits", "{\"x\": 1}"}, {"protocols.omitted", "[\"age\"]"}, {"blocked", "false"}}},
     /* violating traits omitted */
-    p = mk("{\"allow_identify_traits_on_violations\": false}");
-    ev = apply(p, text, &r);
-    expect(ev, "traits", "{\"name\": \"Ann\", \"age\": 3}");
-    expect(ev, "context.protocols.omitted_on_violation", "[\"email\"]");
-    assert_false(r.blocked);
-    protocols_result_clear(&r);
-    json_decref(ev);
+    {"{\"allow_identify_traits_on_violations\": false}", NULL, IDENTIFY_EVENT,
+     {{"event.traits", "{\"name\": \"Ann\", \"age\": 3}"}, {"protocols.omitted_on_violation", "[\"email\"]"},
+      {"blocked", "false"}}},
     /* the group settings do not apply to identify */
-    protocols_free(p);
-    p = mk("{\"allow_unplanned_group_traits\": false, \"allow_group_traits_on_violations\": false}");
-    ev = apply(p, text, &r);
-    expect(ev, "traits", "{\"email\": \"not an email\", \"name\": \"Ann\", \"age\": 3}");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+    {"{\"allow_unplanned_group_traits\": false, \"allow_group_traits_on_violations\": false}", NULL, IDENTIFY_EVENT,
+     {{"event.traits", "{\"email\": \"not an email\", \"name\": \"Ann\", \"age\": 3}"}}},
+    END};
 
-static void group_traits(void **state)
-{
-    (void)state;
-    const char *text = "{\"type\": \"group\", \"groupId\": \"g\", \"context\": {\"library\": {}},"
-                       " \"traits\": {\"plan\": \"gold\", \"seats\": 3, \"industry\": \"x\"}}";
-    protocols_result r;
-    protocols *p = mk("{\"allow_unplanned_group_traits\": false, \"allow_group_traits_on_violations\": false}");
-    json_t *ev = apply(p, text, &r);
-    expect(ev, "traits", "{\"seats\": 3}");
-    expect(ev, "context.protocols.omitted", "[\"industry\"]");
-    expect(ev, "context.protocols.omitted_on_violation", "[\"plan\"]");
-    expect(ev, "context.protocols.violations.0.type", "\"Invalid Value\""); /* enum */
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+#define GROUP_EVENT                                                                                                  \
+    "{\"type\": \"group\", \"groupId\": \"g\", \"context\": {\"library\": {}},"                                     \
+    " \"traits\": {\"plan\": \"gold\", \"seats\": 3, \"industry\": \"x\"}}"
+
+static const vec group_traits[] = {
+    {"{\"allow_unplanned_group_traits\": false, \"allow_group_traits_on_violations\": false}", NULL, GROUP_EVENT,
+     {{"event.traits", "{\"seats\": 3}"}, {"protocols.omitted", "[\"industry\"]"},
+      {"protocols.omitted_on_violation", "[\"plan\"]"},
+      {"protocols.violations.0.type", "\"Invalid Value\""}}}, /* enum */
     /* no group rule at all: every trait is unplanned */
-    p = mk_plan("{\"allow_unplanned_group_traits\": false}", "{\"rules\": {\"events\": []}}");
-    ev = apply(p, text, &r);
-    expect(ev, "traits", "{}");
-    expect(ev, "context.protocols.omitted", "[\"plan\", \"seats\", \"industry\"]");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+    {"{\"allow_unplanned_group_traits\": false}", "{\"rules\": {\"events\": []}}", GROUP_EVENT,
+     {{"event.traits", "{}"}, {"protocols.omitted", "[\"plan\", \"seats\", \"industry\"]"}}},
+    END};
 
 /* rules.global with one check per container, for rows 9–11. */
-static const char *PLAN_GLOBAL =
+static const char PLAN_GLOBAL[] =
     "{\"rules\": {\"global\": {" D4 ", \"properties\": {"
     "   \"context\": {\"properties\": {\"library\": {\"type\": \"object\"}}},"
     "   \"properties\": {\"properties\": {\"price\": {\"type\": \"number\"}}},"
@@ -549,183 +479,115 @@ static void common_controls_each_type(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *modes[] = {"ALLOW", cases[i].omit, "BLOCK"};
+        char container[32], sent[32];
+        snprintf(container, sizeof container, "event.%s", cases[i].container);
+        snprintf(sent, sizeof sent, "@sent.%s", cases[i].container);
         for (int m = 0; m < 3; m++) {
             char config[160];
             snprintf(config, sizeof config, "{\"%s\": \"%s\"}", cases[i].field, modes[m]);
-            protocols *p = mk_plan(config, PLAN_GLOBAL);
-            protocols_result r;
-            json_t *ev = apply(p, cases[i].event, &r), *orig = parse(cases[i].event);
-            assert_int_equal(json_array_size(r.violations), 1);
-            assert_int_equal(r.blocked, m == 2);
-            if (m == 2)
-                expect_str(r.reason, "common_schema_violation");
-            if (m == 1) {
-                expect(ev, cases[i].container, cases[i].left);
-                expect(json_object_get(ev, "context"), "protocols.omitted_on_violation",
-                       strcmp(cases[i].container, "traits") ? "[\"price\"]" : "[\"age\"]");
-            } else {
-                assert_true(json_equal(json_object_get(ev, cases[i].container),
-                                       json_object_get(orig, cases[i].container)));
-            }
-            protocols_result_clear(&r);
-            json_decref(ev);
-            json_decref(orig);
-            protocols_free(p);
+            /* BLOCK (m 2) blocks with the reason; OMIT (m 1) removes the offending key; ALLOW and
+             * BLOCK leave the container as sent */
+            const vec v = {config, PLAN_GLOBAL, cases[i].event,
+                           {{"nviolations", "1"},
+                            {"blocked", m == 2 ? "true" : "false"},
+                            {m == 2 ? "reason" : NULL, "\"common_schema_violation\""},
+                            {container, m == 1 ? cases[i].left : sent},
+                            {m == 1 ? "protocols.omitted_on_violation" : NULL,
+                             strcmp(cases[i].container, "traits") ? "[\"price\"]" : "[\"age\"]"}}};
+            run_vector(&v, i * 3 + (size_t)m);
         }
     }
 }
 
-static void omission_never_touches_context(void **state)
-{
-    (void)state;
-    protocols *p = mk_plan("{\"common_track_event_on_violations\": \"OMIT_PROPERTIES\","
-                           " \"allow_track_properties_on_violations\": false}", PLAN_GLOBAL);
-    protocols_result r;
-    json_t *ev = apply(p, "{\"type\": \"track\", \"event\": \"Bought\", \"context\": {\"library\": 5},"
-                          " \"properties\": {\"library\": 1}}", &r);
-    assert_false(r.blocked);
-    expect(ev, "context.library", "5");
-    expect(ev, "properties", "{\"library\": 1}");
-    expect(ev, "context.protocols.omitted_on_violation", "null");
-    expect(ev, "context.protocols.violations.0.field", "\"context.library\"");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec omission_never_touches_context[] = {
+    {"{\"common_track_event_on_violations\": \"OMIT_PROPERTIES\", \"allow_track_properties_on_violations\": false}",
+     PLAN_GLOBAL,
+     "{\"type\": \"track\", \"event\": \"Bought\", \"context\": {\"library\": 5}, \"properties\": {\"library\": 1}}",
+     {{"blocked", "false"}, {"event.context.library", "5"}, {"event.properties", "{\"library\": 1}"},
+      {"protocols.omitted_on_violation", "null"}, {"protocols.violations.0.field", "\"context.library\""}}},
+    END};
 
-static void unplanned_and_schema_violation(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"allow_unplanned_track_events\": false, \"forwarding_violations_to\": \"v\"}");
-    protocols_result r;
-    json_t *ev = apply(p, "{\"type\": \"track\", \"event\": \"Nope\", \"context\": {\"library\": \"js\"}}", &r);
-    assert_true(r.blocked);
-    expect_str(r.reason, "unplanned_and_schema_violation");
-    expect(ev, "context.protocols.violations.0.field", "\"context.library\"");
-    expect_str(r.forward_violations_to, "v");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec unplanned_and_schema_violation[] = {
+    {"{\"allow_unplanned_track_events\": false, \"forwarding_violations_to\": \"v\"}", NULL,
+     "{\"type\": \"track\", \"event\": \"Nope\", \"context\": {\"library\": \"js\"}}",
+     {{"blocked", "true"}, {"reason", "\"unplanned_and_schema_violation\""},
+      {"protocols.violations.0.field", "\"context.library\""}, {"forward_violations_to", "\"v\""}}},
+    END};
 
-static void required_violations_remove_nothing(void **state)
-{
-    (void)state;
-    const char *text = "{\"type\": \"track\", \"event\": \"Order Completed\", \"context\": {\"library\": {}},"
-                       " \"properties\": {\"total\": 1}}";
-    protocols *p = mk("{\"allow_track_properties_on_violations\": false}");
-    protocols_result r;
-    json_t *ev = apply(p, text, &r);
-    assert_false(r.blocked);
-    expect(ev, "properties", "{\"total\": 1}");
-    expect(ev, "context.protocols.omitted_on_violation", "null");
-    expect(r.violations, "0",
-           "{\"type\": \"Required\", \"field\": \"properties.order_id\","
-           " \"description\": \"properties.order_id is required\"}");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+#define NO_ORDER_ID                                                                                                  \
+    "{\"type\": \"track\", \"event\": \"Order Completed\", \"context\": {\"library\": {}},"                          \
+    " \"properties\": {\"total\": 1}}"
+
+static const vec required_violations_remove_nothing[] = {
+    {"{\"allow_track_properties_on_violations\": false}", NULL, NO_ORDER_ID,
+     {{"blocked", "false"}, {"event.properties", "{\"total\": 1}"}, {"protocols.omitted_on_violation", "null"},
+      {"violations.0", "{\"type\": \"Required\", \"field\": \"properties.order_id\","
+                       " \"description\": \"properties.order_id is required\"}"}}},
     /* but a required violation is a violation: it blocks under row 3 */
-    p = mk("{\"allow_track_event_on_violations\": false}");
-    ev = apply(p, text, &r);
-    assert_true(r.blocked);
-    expect_str(r.reason, "schema_violation");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+    {"{\"allow_track_event_on_violations\": false}", NULL, NO_ORDER_ID,
+     {{"blocked", "true"}, {"reason", "\"schema_violation\""}}},
+    END};
 
-static void nested_violation_offends_top_level_key(void **state)
-{
-    (void)state;
-    protocols *p = mk("{\"allow_track_properties_on_violations\": false}");
-    protocols_result r;
-    json_t *ev = apply(p, "{\"type\": \"track\", \"event\": \"Order Completed\", \"context\": {\"library\": {}},"
-                          " \"properties\": {\"order_id\": \"A\", \"products\": [{\"price\": 1}, {\"price\": \"2\"}]}}",
-                       &r);
-    expect(r.violations, "0.field", "\"properties.products[1].price\"");
-    expect(ev, "properties", "{\"order_id\": \"A\"}");
-    expect(ev, "context.protocols.omitted_on_violation", "[\"products\"]");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec nested_violation_offends_top_level_key[] = {
+    {"{\"allow_track_properties_on_violations\": false}", NULL,
+     "{\"type\": \"track\", \"event\": \"Order Completed\", \"context\": {\"library\": {}},"
+     " \"properties\": {\"order_id\": \"A\", \"products\": [{\"price\": 1}, {\"price\": \"2\"}]}}",
+     {{"violations.0.field", "\"properties.products[1].price\""}, {"event.properties", "{\"order_id\": \"A\"}"},
+      {"protocols.omitted_on_violation", "[\"products\"]"}}},
+    END};
 
 /* Each control sees the event as the previous one left it: unplanned properties are gone
  * before the rule (additionalProperties: false) and rules.global judge the event. */
-static void controls_see_the_event_as_left(void **state)
-{
-    (void)state;
-    const char *plan =
-        "{\"rules\": {\"global\": {" D7 ", \"properties\": {\"properties\": {\"properties\": {"
-        "   \"coupon\": {\"type\": \"number\"}, \"total\": {\"type\": \"number\"}}}}},"
-        " \"events\": [{\"name\": \"E\", \"rules\": {" D7 ", \"properties\": {\"properties\": {"
-        "   \"additionalProperties\": false, \"properties\": {\"total\": {}, \"id\": {\"type\": \"string\"}}}}}}]}}";
-    const char *text = "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"total\": \"t\", \"id\": 1, \"coupon\": \"x\"}}";
-    protocols_result r;
+static const char PLAN_LEFT[] =
+    "{\"rules\": {\"global\": {" D7 ", \"properties\": {\"properties\": {\"properties\": {"
+    "   \"coupon\": {\"type\": \"number\"}, \"total\": {\"type\": \"number\"}}}}},"
+    " \"events\": [{\"name\": \"E\", \"rules\": {" D7 ", \"properties\": {\"properties\": {"
+    "   \"additionalProperties\": false, \"properties\": {\"total\": {}, \"id\": {\"type\": \"string\"}}}}}}]}}";
+#define LEFT_EVENT                                                                                                   \
+    "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"total\": \"t\", \"id\": 1, \"coupon\": \"x\"}}"
+
+static const vec controls_see_the_event_as_left[] = {
     /* all allowed: additionalProperties, id's type and both global types are violations */
-    protocols *p = mk_plan("{}", plan);
-    json_t *ev = apply(p, text, &r);
-    assert_int_equal(json_array_size(r.violations), 4);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+    {"{}", PLAN_LEFT, LEFT_EVENT, {{"nviolations", "4"}}},
     /* coupon omitted first: neither the rule nor global complains about it any more;
      * then id omitted on violation before global runs: global sees only total */
-    p = mk_plan("{\"allow_unplanned_track_event_properties\": false, \"allow_track_properties_on_violations\": false,"
-                " \"common_track_event_on_violations\": \"OMIT_PROPERTIES\"}", plan);
-    ev = apply(p, text, &r);
-    expect(ev, "properties", "{}");
-    expect(ev, "context.protocols.omitted", "[\"coupon\"]");
-    expect(ev, "context.protocols.omitted_on_violation", "[\"id\", \"total\"]");
-    expect(r.violations, "0.field", "\"properties.id\"");
-    expect(r.violations, "1.field", "\"properties.total\"");
-    assert_int_equal(json_array_size(r.violations), 2);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+    {"{\"allow_unplanned_track_event_properties\": false, \"allow_track_properties_on_violations\": false,"
+     " \"common_track_event_on_violations\": \"OMIT_PROPERTIES\"}",
+     PLAN_LEFT, LEFT_EVENT,
+     {{"event.properties", "{}"}, {"protocols.omitted", "[\"coupon\"]"},
+      {"protocols.omitted_on_violation", "[\"id\", \"total\"]"}, {"violations.0.field", "\"properties.id\""},
+      {"violations.1.field", "\"properties.total\""}, {"nviolations", "2"}}},
+    END};
 
-static void draft04_and_draft07(void **state)
-{
-    (void)state;
-    const char *fmt = "{\"rules\": {\"events\": [{\"name\": \"E\", \"rules\": {%s, \"properties\": {\"properties\": {"
-                      "\"properties\": {\"qty\": {\"type\": \"integer\"},"
-                      " \"pct\": {\"maximum\": 100, \"exclusiveMaximum\": %s}}}}}}]}}";
-    char plan[512];
+#define PLAN_DRAFT(schema, exclusive_maximum)                                                                        \
+    "{\"rules\": {\"events\": [{\"name\": \"E\", \"rules\": {" schema ", \"properties\": {\"properties\": {"          \
+    "\"properties\": {\"qty\": {\"type\": \"integer\"},"                                                             \
+    " \"pct\": {\"maximum\": 100, \"exclusiveMaximum\": " exclusive_maximum "}}}}}}]}}"
+
+/* A vector of draft04_and_draft07: an event E with these properties has n violations. */
+#define DRAFT(schema, exclusive_maximum, properties, n)                                                              \
+    {"{}", PLAN_DRAFT(schema, exclusive_maximum),                                                                    \
+     "{\"type\": \"track\", \"event\": \"E\", \"properties\": " properties "}", NVIOL(n)}
+
+static const vec draft04_and_draft07[] = {
     /* draft-04: 1.0 is not an integer; exclusiveMaximum is a boolean */
-    snprintf(plan, sizeof plan, fmt, D4, "true");
-    protocols *p = mk_plan("{}", plan);
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"qty\": 1.0}}"), 1);
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"pct\": 100}}"), 1);
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"qty\": 1, \"pct\": 99}}"), 0);
-    protocols_free(p);
+    DRAFT(D4, "true", "{\"qty\": 1.0}", 1),
+    DRAFT(D4, "true", "{\"pct\": 100}", 1),
+    DRAFT(D4, "true", "{\"qty\": 1, \"pct\": 99}", 0),
     /* draft-07: 1.0 is an integer; exclusiveMaximum is a number */
-    snprintf(plan, sizeof plan, fmt, D7, "100");
-    p = mk_plan("{}", plan);
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"qty\": 1.0}}"), 0);
-    assert_int_equal(nviol(p, "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"pct\": 100}}"), 1);
-    protocols_free(p);
-}
+    DRAFT(D7, "100", "{\"qty\": 1.0}", 0),
+    DRAFT(D7, "100", "{\"pct\": 100}", 1),
+    END};
 
-static void formats_assert(void **state)
-{
-    (void)state;
-    const char *plan = "{\"rules\": {\"events\": [{\"name\": \"E\", \"rules\": {" D7 ", \"properties\": {"
-                       " \"properties\": {\"properties\": {\"at\": {\"type\": \"string\", \"format\": \"date-time\"},"
-                       " \"ip\": {\"format\": \"ipv4\"}}}}}}]}}";
-    protocols *p = mk_plan("{\"allow_track_properties_on_violations\": false}", plan);
-    protocols_result r;
-    json_t *ev = apply(p, "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"at\": \"yesterday\","
-                          " \"ip\": \"10.0.0.1\"}}", &r);
-    assert_int_equal(json_array_size(r.violations), 1);
-    expect(r.violations, "0.type", "\"Invalid Value\"");
-    expect(r.violations, "0.field", "\"properties.at\"");
-    expect(ev, "properties", "{\"ip\": \"10.0.0.1\"}");
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
-}
+static const vec formats_assert[] = {
+    {"{\"allow_track_properties_on_violations\": false}",
+     "{\"rules\": {\"events\": [{\"name\": \"E\", \"rules\": {" D7 ", \"properties\": {"
+     " \"properties\": {\"properties\": {\"at\": {\"type\": \"string\", \"format\": \"date-time\"},"
+     " \"ip\": {\"format\": \"ipv4\"}}}}}}]}}",
+     "{\"type\": \"track\", \"event\": \"E\", \"properties\": {\"at\": \"yesterday\", \"ip\": \"10.0.0.1\"}}",
+     {{"nviolations", "1"}, {"violations.0.type", "\"Invalid Value\""}, {"violations.0.field", "\"properties.at\""},
+      {"event.properties", "{\"ip\": \"10.0.0.1\"}"}}},
+    END};
 
 static void compile_errors(void **state)
 {
@@ -754,17 +616,13 @@ static void compile_errors(void **state)
     }
     /* a NULL schema config means the defaults */
     json_t *pl = parse(PLAN_P);
-    protocols *p = protocols_compile(NULL, pl, NULL, NULL, NULL, NULL, 0);
+    run c = {.p = protocols_compile(NULL, pl, NULL, NULL, NULL, NULL, 0)};
     json_decref(pl); /* the plan is copied: freeing it must not matter */
-    assert_non_null(p);
-    protocols_result r;
-    json_t *ev = apply(p, P1_EVENT, &r);
-    assert_false(r.blocked);
-    expect(ev, "context.protocols.sourceId", "\"\"");
-    assert_int_equal(json_array_size(r.violations), 1);
-    protocols_result_clear(&r);
-    json_decref(ev);
-    protocols_free(p);
+    assert_non_null(c.p);
+    static const vec v = {NULL, NULL, P1_EVENT,
+                          {{"blocked", "false"}, {"protocols.sourceId", "\"\""}, {"nviolations", "1"}}};
+    run_apply(&c, &v, 0);
+    run_end(&c);
 }
 
 /* ----- the projected view: the same verdicts as the whole event ------------------------------ */
@@ -893,8 +751,8 @@ static void *worker(void *arg)
 static void concurrent_apply(void **state)
 {
     (void)state;
-    protocols *p = mk("{\"allow_unplanned_track_event_properties\": false,"
-                      " \"allow_track_properties_on_violations\": false}");
+    protocols *p = mk_plan("{\"allow_unplanned_track_event_properties\": false,"
+                           " \"allow_track_properties_on_violations\": false}", NULL);
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         assert_int_equal(pthread_create(&t[i], NULL, worker, p), 0);
@@ -991,28 +849,28 @@ static void timing_typical_event(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(p1_defaults_record_violation),
-        cmocka_unit_test(p2_unplanned_blocked),
-        cmocka_unit_test(p3_omit_unplanned_properties),
-        cmocka_unit_test(p4_omit_properties_on_violation),
-        cmocka_unit_test(p5_block_on_violation),
-        cmocka_unit_test(p6_valid_event_delivered),
-        cmocka_unit_test(p7_common_block),
-        cmocka_unit_test(p8_forward_blocked),
+        VECTORS(p1_defaults_record_violation),
+        VECTORS(p2_unplanned_blocked),
+        VECTORS(p3_omit_unplanned_properties),
+        VECTORS(p4_omit_properties_on_violation),
+        VECTORS(p5_block_on_violation),
+        VECTORS(p6_valid_event_delivered),
+        VECTORS(p7_common_block),
+        VECTORS(p8_forward_blocked),
         cmocka_unit_test(p9_forward_violations),
-        cmocka_unit_test(p10_page_screen_alias_untouched),
-        cmocka_unit_test(no_plan_changes_nothing),
-        cmocka_unit_test(event_versions),
-        cmocka_unit_test(identify_traits),
-        cmocka_unit_test(group_traits),
+        VECTORS(p10_page_screen_alias_untouched),
+        VECTORS(no_plan_changes_nothing),
+        VECTORS(event_versions),
+        VECTORS(identify_traits),
+        VECTORS(group_traits),
         cmocka_unit_test(common_controls_each_type),
-        cmocka_unit_test(omission_never_touches_context),
-        cmocka_unit_test(unplanned_and_schema_violation),
-        cmocka_unit_test(required_violations_remove_nothing),
-        cmocka_unit_test(nested_violation_offends_top_level_key),
-        cmocka_unit_test(controls_see_the_event_as_left),
-        cmocka_unit_test(draft04_and_draft07),
-        cmocka_unit_test(formats_assert),
+        VECTORS(omission_never_touches_context),
+        VECTORS(unplanned_and_schema_violation),
+        VECTORS(required_violations_remove_nothing),
+        VECTORS(nested_violation_offends_top_level_key),
+        VECTORS(controls_see_the_event_as_left),
+        VECTORS(draft04_and_draft07),
+        VECTORS(formats_assert),
         cmocka_unit_test(compile_errors),
         cmocka_unit_test(projected_view_same_verdicts),
         cmocka_unit_test(concurrent_apply),
