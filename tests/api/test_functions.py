@@ -749,6 +749,11 @@ def test_webhook_errors(server):
     assert r.status_code == 400 and r.json()["code"] == "bad_request"
     r = hook(server, key, raw=b"a=1", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415
+    # hostile bodies: bad UTF-8 in a form, nesting past the parser's depth cap
+    r = hook(server, key, raw=b"a=\xff\xfe", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and r.json()["code"] == "bad_request"
+    r = hook(server, key, raw=b"[" * 100000 + b"]" * 100000)
+    assert r.status_code == 400 and r.json()["code"] == "bad_request"
     assert debugger(server, slug) == []
 
 
@@ -839,3 +844,26 @@ def test_webhook_retry_error_is_retried(start_server, monkeypatch):
     ev = wait_events(srv, slug, 1, timeout=15)
     assert [e["event"]["event"] for e in ev] == ["Second Try"], ev
     assert ev[0]["event"]["properties"] == {"calls": 2}
+
+
+def test_webhook_concurrent_requests(runtime):
+    """Many webhook calls at once: every caller gets its 200 and every event is stored once."""
+    srv = runtime
+    fn = mk(srv, "SOURCE", code=S1)
+    slug, src = fn_source(srv, fn)
+    key = src["write_keys"][0]
+    codes = []
+
+    def one(i):
+        body = json.loads(json.dumps(S1A_BODY))
+        body["payment"]["customer_ref"] = f"cust-{i}"
+        codes.append(hook(srv, key, body).status_code)
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert codes == [200] * 16
+    ev = debugger(srv, slug)
+    assert len(ev) == 32 and len({e["message_id"] for e in ev}) == 32
+    assert sorted(e["event"]["userId"] for e in ev if e["type"] == "track") == sorted(f"cust-{i}" for i in range(16))
