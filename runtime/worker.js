@@ -29,6 +29,9 @@ const HostResponse = globalThis.Response;
 const hostAtob = globalThis.atob;
 const hostBtoa = globalThis.btoa;
 const proc = process;
+// The C side starts node with two tuning variables only (MALLOC_ARENA_MAX, UV_THREADPOOL_SIZE);
+// they have done their work by now, and nothing of the environment is left for anyone.
+for (const k of Object.keys(proc.env)) delete proc.env[k];
 const hrnow = () => Number(proc.hrtime.bigint() / 1000000n);
 
 const LOG_CAP = 4096;
@@ -431,6 +434,51 @@ Object.freeze(safeCrypto);
 
 const HOST_GLOBALS = { Buffer, URL, URLSearchParams, TextEncoder, TextDecoder, atob: hostAtob, btoa: hostBtoa,
                        crypto: safeCrypto, Headers: HostHeaders, Request: HostRequest, Response: HostResponse };
+
+// The host objects above are shared by every instance in this process, and by this file:
+// freeze everything reachable from them (the ECMAScript intrinsics are already frozen by
+// --frozen-intrinsics), so that `Buffer.from = …` in one function cannot change what another
+// function, or the worker itself, sees.
+// A frozen prototype turns `derived.prop = x` into an error when prop is inherited (the
+// "override mistake"); Node's own modules do that when loaded lazily. So, as Node's
+// --frozen-intrinsics does, every writable data property becomes an accessor whose setter
+// defines an own property on a derived object and refuses to change the frozen one.
+function deepFreeze(root) {
+    const seen = new Set();
+    const stack = [root];
+    while (stack.length) {
+        const o = stack.pop();
+        if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) continue;
+        seen.add(o);
+        if (Object.isFrozen(o)) { stack.push(Object.getPrototypeOf(o)); continue; }
+        for (const k of Reflect.ownKeys(o)) {
+            let d;
+            try { d = Object.getOwnPropertyDescriptor(o, k); } catch (e) { continue; }
+            if (!d) continue;
+            if ('value' in d) {
+                stack.push(d.value);
+                if (d.writable && d.configurable) {
+                    const value = d.value;
+                    try {
+                        Object.defineProperty(o, k, {
+                            get() { return value; },
+                            set(v) {
+                                if (this === o) return;
+                                Object.defineProperty(this, k, { value: v, writable: true, enumerable: true, configurable: true });
+                            },
+                            enumerable: d.enumerable, configurable: false
+                        });
+                    } catch (e) { /* left as it is; freeze below */ }
+                }
+            }
+            if (d.get) stack.push(d.get);
+            if (d.set) stack.push(d.set);
+        }
+        try { Object.freeze(o); } catch (e) { /* exotic objects: left as they are */ }
+        stack.push(Object.getPrototypeOf(o));
+    }
+}
+deepFreeze(HOST_GLOBALS);
 
 // One record per loaded instance: its context, its handlers, and the invocation it serves.
 function loadContext(kind, code, deadline) {
