@@ -15,7 +15,8 @@
 const vm = require('vm');
 const util = require('util');
 const http = require('http');
-const https = require('https');
+let httpsModule = null; // loaded on the first https fetch: TLS costs start-up time
+const getHttps = () => httpsModule || (httpsModule = require('https'));
 const dns = require('dns');
 const net = require('net');
 const fs = require('fs');
@@ -123,7 +124,7 @@ async function bodyBytes(body, headers) {
 
 function requestOnce(url, method, headers, body, inv) {
     return new Promise((resolve, reject) => {
-        const mod = url.protocol === 'https:' ? https : http;
+        const mod = url.protocol === 'https:' ? getHttps() : http;
         let host = url.hostname;
         if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
         if (net.isIP(host) && !policy(host)) {
@@ -647,5 +648,5 @@ for (const name of ['process', 'require', 'module', 'exports', '__filename', '__
                     'WebAssembly', 'SharedArrayBuffer', 'Atomics']) {
     try { delete globalThis[name]; } catch (e) { /* non-configurable: left */ }
 }
-send({ ready: true, pid: proc.pid, node: proc.version });
+send({ ready: true, pid: proc.pid, node: proc.version, boot_ms: Math.round(performance.now()) });
 })
