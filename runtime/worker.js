@@ -15,7 +15,8 @@
 const vm = require('vm');
 const util = require('util');
 const http = require('http');
-const https = require('https');
+let httpsModule = null; // loaded on the first https fetch: TLS costs start-up time
+const getHttps = () => httpsModule || (httpsModule = require('https'));
 const dns = require('dns');
 const net = require('net');
 const fs = require('fs');
@@ -29,6 +30,9 @@ const HostResponse = globalThis.Response;
 const hostAtob = globalThis.atob;
 const hostBtoa = globalThis.btoa;
 const proc = process;
+// The C side starts node with two tuning variables only (MALLOC_ARENA_MAX, UV_THREADPOOL_SIZE);
+// they have done their work by now, and nothing of the environment is left for anyone.
+for (const k of Object.keys(proc.env)) delete proc.env[k];
 const hrnow = () => Number(proc.hrtime.bigint() / 1000000n);
 
 const LOG_CAP = 4096;
@@ -120,7 +124,7 @@ async function bodyBytes(body, headers) {
 
 function requestOnce(url, method, headers, body, inv) {
     return new Promise((resolve, reject) => {
-        const mod = url.protocol === 'https:' ? https : http;
+        const mod = url.protocol === 'https:' ? getHttps() : http;
         let host = url.hostname;
         if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
         if (net.isIP(host) && !policy(host)) {
@@ -432,6 +436,51 @@ Object.freeze(safeCrypto);
 const HOST_GLOBALS = { Buffer, URL, URLSearchParams, TextEncoder, TextDecoder, atob: hostAtob, btoa: hostBtoa,
                        crypto: safeCrypto, Headers: HostHeaders, Request: HostRequest, Response: HostResponse };
 
+// The host objects above are shared by every instance in this process, and by this file:
+// freeze everything reachable from them (the ECMAScript intrinsics are already frozen by
+// --frozen-intrinsics), so that `Buffer.from = …` in one function cannot change what another
+// function, or the worker itself, sees.
+// A frozen prototype turns `derived.prop = x` into an error when prop is inherited (the
+// "override mistake"); Node's own modules do that when loaded lazily. So, as Node's
+// --frozen-intrinsics does, every writable data property becomes an accessor whose setter
+// defines an own property on a derived object and refuses to change the frozen one.
+function deepFreeze(root) {
+    const seen = new Set();
+    const stack = [root];
+    while (stack.length) {
+        const o = stack.pop();
+        if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) continue;
+        seen.add(o);
+        if (Object.isFrozen(o)) { stack.push(Object.getPrototypeOf(o)); continue; }
+        for (const k of Reflect.ownKeys(o)) {
+            let d;
+            try { d = Object.getOwnPropertyDescriptor(o, k); } catch (e) { continue; }
+            if (!d) continue;
+            if ('value' in d) {
+                stack.push(d.value);
+                if (d.writable && d.configurable) {
+                    const value = d.value;
+                    try {
+                        Object.defineProperty(o, k, {
+                            get() { return value; },
+                            set(v) {
+                                if (this === o) return;
+                                Object.defineProperty(this, k, { value: v, writable: true, enumerable: true, configurable: true });
+                            },
+                            enumerable: d.enumerable, configurable: false
+                        });
+                    } catch (e) { /* left as it is; freeze below */ }
+                }
+            }
+            if (d.get) stack.push(d.get);
+            if (d.set) stack.push(d.set);
+        }
+        try { Object.freeze(o); } catch (e) { /* exotic objects: left as they are */ }
+        stack.push(Object.getPrototypeOf(o));
+    }
+}
+deepFreeze(HOST_GLOBALS);
+
 // One record per loaded instance: its context, its handlers, and the invocation it serves.
 function loadContext(kind, code, deadline) {
     const rec = { inv: null, handlers: null, api: null, ctx: null };
@@ -599,5 +648,5 @@ for (const name of ['process', 'require', 'module', 'exports', '__filename', '__
                     'WebAssembly', 'SharedArrayBuffer', 'Atomics']) {
     try { delete globalThis[name]; } catch (e) { /* non-configurable: left */ }
 }
-send({ ready: true, pid: proc.pid, node: proc.version });
+send({ ready: true, pid: proc.pid, node: proc.version, boot_ms: Math.round(performance.now()) });
 })

@@ -376,7 +376,7 @@ static int cmd_sandbox_exec(int argc, char **argv)
     }
     fn_cage c;
     size_t mem = opt(argc, argv, "--memory-mb") ? (size_t)atol(opt(argc, argv, "--memory-mb")) : 256;
-    cage_prepare(&c, node, (800 + mem + mem / 4) << 20, 60);
+    cage_prepare(&c, node, (700 + mem) << 20, 60);
     char heap[64];
     snprintf(heap, sizeof heap, "--max-old-space-size=%zu", mem);
     char *av[] = {c.node, heap, (char *)"--v8-pool-size=1", (char *)"--no-warnings", (char *)"-e", script, NULL};

@@ -1,5 +1,5 @@
 /* functions/contain — starts one Node.js worker process in a cage (functions-runtime.md §11,
- * docs/functions-runtime.md): empty environment, only the three pipe fds, an empty deleted
+ * docs/functions-runtime.md): empty environment (two fixed malloc/libuv tuning variables), only the three pipe fds, an empty deleted
  * working directory, rlimits, an unprivileged user when started as root, an IPC namespace,
  * a Landlock file-system (and TCP-bind, signal) domain and a seccomp filter against new
  * processes, execve, ptrace, kernel-admin calls and non-IP sockets. Whatever the kernel

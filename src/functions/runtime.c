@@ -31,6 +31,7 @@
 #define GRACE_MS 300        /* the worker answers Timeout itself; SIGKILL only if it cannot */
 #define START_TIMEOUT_MS 15000
 #define ERRTAIL 4096
+#define MEM_CHECK_MS 50
 
 /* The worker program arrives as the first frame on stdin, so the worker needs no read access
  * to the repository (it runs as nobody, under Landlock). */
@@ -66,6 +67,7 @@ typedef struct worker {
     long long started;      /* of the current call, or of the process while starting */
     long long deadline;
     long long respawn_at;
+    long long mem_check_at;
     char *keys[KEYS_PER_WORKER]; int nkeys, keypos;
 } worker;
 
@@ -88,6 +90,7 @@ struct fnrt {
     char *source; size_t source_len;
     char *config_frame;     /* JSON: policy, CPU budget */
     size_t memory_mb;
+    size_t rss_cap;         /* bytes; checked every MEM_CHECK_MS while a call runs */
     int timeout_ms;
     fn_cage cage;
     char *argv[12];
@@ -369,6 +372,8 @@ static void worker_down(fnrt *rt, worker *w, const char *why, long long now)
     long long dur = now - w->started;
     if (why && !strcmp(why, "Timeout")) {
         finish_error(j, "Timeout", "function exceeded the time limit", dur);
+    } else if (why && !strcmp(why, "MemoryLimit")) {
+        finish_error(j, "MemoryLimit", "function exceeded the memory limit (resident memory over the cap)", dur);
     } else if (errtail_has(w, "out of memory") || errtail_has(w, "OOM") || errtail_has(w, "Allocation failed") ||
                errtail_has(w, "heap limit") || errtail_has(w, "Last few GCs")) {
         finish_error(j, "MemoryLimit", "function exceeded the memory limit (the worker ran out of memory)", dur);
@@ -404,8 +409,24 @@ static void worker_flush(worker *w)
     w->woff = 0;
 }
 
+/* Resident memory of the worker: V8's heap limit and RLIMIT_AS catch most of it, but memory
+ * that is written to (Buffers filled with data) is stopped here, before the box swaps. */
+static size_t worker_rss(const worker *w)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)w->pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long size = 0, rss = 0;
+    int n = fscanf(f, "%lu %lu", &size, &rss);
+    fclose(f);
+    return n == 2 ? (size_t)rss * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
 static void worker_assign(worker *w, job *j, long long now)
 {
+    w->mem_check_at = now + MEM_CHECK_MS;
     w->cur = j;
     w->state = W_BUSY;
     w->started = now;
@@ -508,6 +529,10 @@ static void dequeued(fnrt *rt)
     pthread_mutex_unlock(&rt->mu);
 }
 
+/* How long a call may wait for a worker: long enough to ride out a worker being killed and
+ * replaced behind another call's time limit, short enough that a stuck pool answers. */
+static long long queue_limit(const job *j) { return 2LL * j->timeout_ms + 5000; }
+
 static void dispatch(fnrt *rt, long long now)
 {
     job **pp = &rt->rhead, *prev = NULL;
@@ -521,7 +546,7 @@ static void dispatch(fnrt *rt, long long now)
         } else if (!rt->available || rt->broken) {
             fail = "RuntimeUnavailable";
             fail_msg = "runtime unavailable";
-        } else if (now - j->queued_at > j->timeout_ms) {
+        } else if (now - j->queued_at > queue_limit(j)) {
             fail = "Timeout";
             fail_msg = "the call waited in the queue past its time limit";
         } else {
@@ -571,6 +596,11 @@ static void *runtime_main(void *arg)
                     worker_start(rt, w, now);
                 else if ((w->state == W_BUSY || w->state == W_STARTING) && now >= w->deadline)
                     worker_down(rt, w, w->state == W_BUSY ? "Timeout" : NULL, now);
+                else if (w->state == W_BUSY && now >= w->mem_check_at) {
+                    w->mem_check_at = now + MEM_CHECK_MS;
+                    if (worker_rss(w) > rt->rss_cap)
+                        worker_down(rt, w, "MemoryLimit", now);
+                }
             }
         dispatch(rt, now);
         int n = 0;
@@ -598,10 +628,12 @@ static void *runtime_main(void *arg)
             }
             if ((w->state == W_BUSY || w->state == W_STARTING) && w->deadline - now < wait)
                 wait = w->deadline - now;
+            if (w->state == W_BUSY && w->mem_check_at - now < wait)
+                wait = w->mem_check_at - now;
         }
         for (job *j = rt->rhead; j; j = j->next)
-            if (j->queued_at + j->timeout_ms - now < wait)
-                wait = j->queued_at + j->timeout_ms - now;
+            if (j->queued_at + queue_limit(j) - now < wait)
+                wait = j->queued_at + queue_limit(j) - now;
         if (wait < 0)
             wait = 0;
         int rc = poll(pfd, (nfds_t)n, (int)wait);
@@ -681,16 +713,19 @@ fnrt *fnrt_start(const fnrt_config *cfg)
         rt->available = true;
         /* V8 reserves address space far beyond what it uses (code range, heap cages, thread
          * stacks): RLIMIT_AS = that base + the heap limit with room for Buffers and code. */
-        size_t base_mb = (size_t)env_int("MANIFOLD_FUNCTION_AS_BASE_MB", 800);
+        size_t base_mb = (size_t)env_int("MANIFOLD_FUNCTION_AS_BASE_MB", 700);
         unsigned cpu_s = (unsigned)env_int("MANIFOLD_FUNCTION_CPU_SECONDS", 300);
-        cage_prepare(&rt->cage, node, (base_mb + rt->memory_mb + rt->memory_mb / 4) << 20, cpu_s);
+        /* memory_mb caps the whole worker's resident memory (node itself is ~50 MiB of it) */
+        rt->rss_cap = rt->memory_mb << 20;
+        cage_prepare(&rt->cage, node, (base_mb + rt->memory_mb) << 20, cpu_s);
         json_t *c = json_pack("{s:s, s:s, s:s, s:I}", "op", "config", "deny",
                               getenv("MANIFOLD_OUTBOUND_DENY") ? getenv("MANIFOLD_OUTBOUND_DENY") : "", "allow",
                               getenv("MANIFOLD_OUTBOUND_ALLOW") ? getenv("MANIFOLD_OUTBOUND_ALLOW") : "",
                               "cpuBudgetMs", (json_int_t)cpu_s * 1000);
         rt->config_frame = json_dumps(c, JSON_COMPACT);
         json_decref(c);
-        snprintf(rt->argbuf[0], sizeof rt->argbuf[0], "--max-old-space-size=%zu", rt->memory_mb);
+        snprintf(rt->argbuf[0], sizeof rt->argbuf[0], "--max-old-space-size=%zu",
+                 rt->memory_mb * 3 / 4 > 16 ? rt->memory_mb * 3 / 4 : 16);
         int a = 0;
         rt->argv[a++] = rt->cage.node;
         rt->argv[a++] = rt->argbuf[0];
