@@ -527,7 +527,6 @@ void fnhook_handle(intake *in, request *req, response *resp)
         goto out;
     }
     inv *v = calloc(1, sizeof *v);
-    v->h = NULL;
     v->req = req;
     v->src = src;
     src = NULL; /* the invocation holds the reference now */
