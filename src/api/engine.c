@@ -332,6 +332,12 @@ void engine_list(call *c)
         buf b = {0};
         buf_printf(&b, "%s/%s/%s", parent, k->collection, idp);
         lo = buf_steal(&b);
+        if (p.after[0] && strncmp(p.after, lo, strlen(lo))) { /* a token of another range */
+            free(lo);
+            free(parent);
+            fail(c, 400, CODE_INVALID, "invalid page_token");
+            return;
+        }
         if (strcmp(p.after, lo) < 0)
             snprintf(p.after, sizeof p.after, "%s", lo);
     }

@@ -328,6 +328,10 @@ def test_list_by_type_with_pages(start_server):
     for q in ("", "?type=", "?type=INSERT", "?type=SOURCE&page_size=-1", "?type=SOURCE&page_size=x",
               "?type=SOURCE&page_token=bm9wZQ=="):
         assert_error(srv.get(FNS + q), 400, 3)
+    # a DESTINATION page token does not continue a SOURCE list
+    tok = assert_ok(srv.get(FNS + "?type=DESTINATION&page_size=1"))["next_page_token"]
+    assert tok
+    assert_error(srv.get(FNS + "?type=SOURCE&page_token=" + requests.utils.quote(tok, safe="")), 400, 3)
 
 
 def test_get_delete_and_404(server):
