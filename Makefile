@@ -39,6 +39,9 @@ $(BUILD)/obj/%.o: %.c
 ifneq ($(SAN),1)
 $(HOT_SRC:%.c=$(BUILD)/obj/%.o): CFLAGS += -O3
 endif
+# The Functions runtime finds runtime/worker.js beside the binary; this is the fallback for a
+# binary copied elsewhere (docs/functions-runtime.md).
+$(BUILD)/obj/src/functions/runtime.o: CFLAGS += -DMANIFOLD_RUNTIME_DIR='"$(CURDIR)/runtime"'
 
 $(BUILD)/libmanifold.a: $(LIB_OBJ)
 	@rm -f $@

@@ -4,6 +4,9 @@
 set -eu
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 \
 libpq-dev libsodium-dev libcurl4-openssl-dev libpcre2-dev libcmocka-dev zlib1g-dev"
+# The Functions runtime runs function code in Node.js workers (docs/functions-runtime.md);
+# a Node.js from elsewhere (18 or newer) is fine, apt is asked only when there is none.
+command -v node >/dev/null 2>&1 || command -v nodejs >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 case "${1:-run}" in
   test)  PKGS="$PKGS postgresql python3-pytest python3-requests clang libclang-rt-14-dev"
          # tests/api/test_intake_sdk.py runs Segment's Node SDKs (tests/sdk); as for bench,

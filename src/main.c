@@ -8,6 +8,8 @@
 #include "app/config.h"
 #include "deliver/deliver.h"
 #include "store/delivery_log.h"
+#include "app/function_cli.h"
+#include "functions/runtime.h"
 #include "ingest/intake.h"
 #include "ingest/msg.h"
 #include "store/delivery_metrics.h"
@@ -32,6 +34,7 @@ static const char usage[] =
     "  user create --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n"
     "  schema validate SCHEMA.json         JSON instances on stdin, one per line\n"
     "  routes                              the route table as JSON (method, path, action)\n"
+    "  function run|bench|info ...         run function code in the Functions runtime (--help)\n"
     "  version                             the release (also --version)\n"
     "Every command takes --database PATH|postgres://... (default var/manifold.db, or\n"
     "MANIFOLD_DATABASE) and --key-file PATH (default: beside the database).\n";
@@ -218,11 +221,23 @@ static int cmd_serve(int argc, char **argv)
     store_watch(st, remote_change, NULL);
     if (store_shared(st))
         ratelimit_share(st);
+    /* One Functions runtime for the process: preview (API) and source-function webhooks
+     * (intake) run their code in its workers. */
+    fnrt_config fc = {.node = cfg.functions_node[0] ? cfg.functions_node : NULL,
+                      .workers = cfg.functions_workers, .memory_mb = (size_t)cfg.functions_memory_mb};
+    fnrt *rt = fnrt_start(&fc);
+    if (!fnrt_available(rt))
+        log_warn("functions: %s: function previews and webhooks answer \"runtime unavailable\"", fnrt_describe(rt));
+    else
+        log_info("functions: %s", fnrt_describe(rt));
     api *a = api_new(st, cat, cfg.rate_limit);
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
     a->debugger_events = cfg.debugger_events;
+    a->functions = rt;
+    a->max_functions = cfg.functions_per_workspace;
     intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
-                        .dedup_ms = 24LL * 3600 * 1000, .server_version = MANIFOLD_VERSION};
+                        .dedup_ms = 24LL * 3600 * 1000, .server_version = MANIFOLD_VERSION,
+                        .functions = rt};
     intake *in = intake_new(st, &ic);
     bool own_intake = cfg.intake_listen_host[0] != '\0';
     front fr = {.a = a, .in = own_intake ? NULL : in};
@@ -273,6 +288,7 @@ static int cmd_serve(int argc, char **argv)
         deliver_stop(dv);
         intake_free(in);
         api_free(a);
+        fnrt_stop(rt);
         store_close(st);
         catalog_free(cat);
         return 1;
@@ -299,6 +315,8 @@ static int cmd_serve(int argc, char **argv)
     http_stop(isrv);
     http_stop(srv);
     deliver_stop(dv);
+    intake_quiesce(in); /* no source-function retry starts or runs any more */
+    fnrt_stop(rt);      /* after the listeners and retries: no invocation is pending */
     intake_free(in);
     api_free(a);
     ratelimit_share(NULL);
@@ -605,6 +623,8 @@ int main(int argc, char **argv)
         json_decref(arr);
         return 0;
     }
+    if (!strcmp(argv[1], "function"))
+        return function_cli(argc - 2, argv + 2);
     if (!strcmp(argv[1], "schema") && argc >= 3 && !strcmp(argv[2], "validate"))
         return schema_cli_validate(argc - 3, argv + 3);
     fprintf(stderr, "manifold: unknown command '%s'\n%s", argv[1], usage);

@@ -30,7 +30,8 @@ typedef enum route_action {
 /* How large a request body a route takes (see api_body_limit). */
 typedef enum route_body {
     BODY_DEFAULT, /* --max-body */
-    BODY_PLAN,    /* --max-plan-body: whole tracking plans (2,000 rules are 1.5-3 MB) */
+    BODY_PLAN,    /* --max-plan-body: whole tracking plans (2,000 rules are 1.5-3 MB), and
+                     function code (up to 1 MiB, which JSON escaping may double or more) */
 } route_body;
 
 typedef struct api {
@@ -39,6 +40,8 @@ typedef struct api {
     int rate_limit;
     int debugger_events;   /* events per source the debugger API shows (--debugger-events) */
     size_t max_body, max_plan_body; /* see api_set_body_limits */
+    struct fnrt *functions; /* the Functions runtime (functions/runtime.h): preview runs code there */
+    int max_functions;      /* functions per workspace (--functions-per-workspace); 0: unlimited */
     /* Workspaces never change once created, so they are cached for good. */
     pthread_rwlock_t ws_lock;
     ws_row *ws_cache;

@@ -196,10 +196,20 @@ static const char *render_epoch(call *c)
 /* The stored view of r, rendered (heap string). */
 static char *view_of(call *c, const res_row *r, const json_t *rendered)
 {
+    const kind *k = kind_of(c);
+    if (k->live && k->live(r))
+        return NULL; /* never spliced: no view to keep */
+    json_t *item = NULL;
+    if (k->render_item) { /* List shows another form than Get: the view is that form */
+        json_t *body = load_body(r);
+        rendered = item = k->render_item(c, r, body);
+        json_decref(body);
+    }
     buf j = {0}, v = {0};
     json_write(&j, rendered);
     view_make(&v, render_epoch(c), r, buf_cstr(&j), j.len);
     buf_free(&j);
+    json_decref(item);
     return buf_steal(&v);
 }
 
@@ -222,6 +232,7 @@ typedef struct late_view {
 typedef struct list_ctx {
     call *c;
     buf *b;
+    const char *prefix; /* only names starting with it (kind.list_prefix), or NULL */
     int n, want;
     char *last;
     bool more;
@@ -234,6 +245,9 @@ typedef struct list_ctx {
 static int list_one(void *ctx, res_row *r)
 {
     list_ctx *l = ctx;
+    const kind *k = kind_of(l->c);
+    if (l->prefix && strncmp(r->name, l->prefix, strlen(l->prefix)))
+        return 1; /* past the prefix's range: the list is complete */
     if (l->n == l->want) {
         l->more = true;
         return 1;
@@ -241,17 +255,20 @@ static int list_one(void *ctx, res_row *r)
     if (l->n++)
         buf_putc(l->b, ',');
     size_t len;
-    const char *spliced = view_json(r, render_epoch(l->c), &len);
+    bool live = k->live && k->live(r);
+    const char *spliced = live ? NULL : view_json(r, render_epoch(l->c), &len);
     if (spliced) {
         buf_append(l->b, spliced, len);
     } else {
         json_t *body = load_body(r);
-        json_t *out = kind_of(l->c)->render(l->c, r, body);
+        json_t *out = (k->render_item ? k->render_item : k->render)(l->c, r, body);
         json_decref(body);
         json_write(l->b, out);
-        if (!l->late)
-            l->late = calloc((size_t)l->want, sizeof *l->late);
-        l->late[l->nlate++] = (late_view){strdup(r->name), view_of(l->c, r, out), r->version};
+        if (!live) {
+            if (!l->late)
+                l->late = calloc((size_t)l->want, sizeof *l->late);
+            l->late[l->nlate++] = (late_view){strdup(r->name), view_of(l->c, r, out), r->version};
+        }
         json_decref(out);
     }
     free(l->last);
@@ -304,8 +321,28 @@ void engine_list(call *c)
         fail(c, 400, CODE_INVALID, "invalid page_token");
         return;
     }
+    /* A kind listing one id range (functions of one type): start at the range. */
+    char *lo = NULL;
+    if (k->list_prefix) {
+        const char *idp = k->list_prefix(c);
+        if (!idp) {
+            free(parent);
+            return;
+        }
+        buf b = {0};
+        buf_printf(&b, "%s/%s/%s", parent, k->collection, idp);
+        lo = buf_steal(&b);
+        if (p.after[0] && strncmp(p.after, lo, strlen(lo))) { /* a token of another range */
+            free(lo);
+            free(parent);
+            fail(c, 400, CODE_INVALID, "invalid page_token");
+            return;
+        }
+        if (strcmp(p.after, lo) < 0)
+            snprintf(p.after, sizeof p.after, "%s", lo);
+    }
     buf out = {0};
-    list_ctx l = {.c = c, .b = &out, .want = p.size};
+    list_ctx l = {.c = c, .b = &out, .want = p.size, .prefix = lo};
     txn t;
     store_begin(c->api->st, &t, false);
     int rc = ST_OK;
@@ -333,6 +370,7 @@ void engine_list(call *c)
     buf_free(&out);
     free(l.last);
     free(parent);
+    free(lo);
     list_store_late(c, &l);
 }
 
@@ -446,7 +484,9 @@ static bool resource_object(call *c, bool required, json_t **body, json_t **obj,
     *body = call_body(c);
     if (!*body || !validate_only(c, dry))
         return false;
-    const char *allowed_top[] = {k->name, "update_mask", NULL};
+    const char *allowed_top[8] = {k->name, "update_mask"};
+    for (size_t i = 0; k->top_fields && k->top_fields[i] && i < 5; i++)
+        allowed_top[2 + i] = k->top_fields[i];
     if (!check_fields(c, *body, NULL, allowed_top))
         return false;
     *obj = json_object_get(*body, k->name);
@@ -464,15 +504,20 @@ static bool resource_object(call *c, bool required, json_t **body, json_t **obj,
 /* ---- Create -------------------------------------------------------------------------- */
 
 /* Works out the new resource's name from the client's object. */
-static char *new_name(call *c, json_t *obj, const char *parent)
+static char *new_name(call *c, json_t *req, json_t *obj, const char *parent)
 {
     const kind *k = kind_of(c);
     buf b = {0};
     buf_printf(&b, "%s/%s", parent, k->collection);
     if (k->id_mode == ID_GENERATED) {
+        const char *prefix = k->id_prefix_for ? k->id_prefix_for(c, req, obj) : k->id_prefix;
+        if (!prefix) {
+            buf_free(&b);
+            return NULL;
+        }
         char id[40];
         ksuid(id);
-        buf_printf(&b, "/%s%s", k->id_prefix, id);
+        buf_printf(&b, "/%s%s", prefix, id);
         return buf_steal(&b);
     }
     json_t *nv = json_object_get(obj, "name");
@@ -509,7 +554,7 @@ void engine_create(call *c)
     if (!resource_object(c, true, &body, &obj, &dry))
         return;
     char *parent = engine_path_name(c, 1);
-    char *name = new_name(c, obj, parent);
+    char *name = new_name(c, body, obj, parent);
     json_t *stored = json_object();
     txn t = {0};
     res_row r = {0};
@@ -532,16 +577,20 @@ void engine_create(call *c)
     }
     if (key[0] && idem_replay(c, &t, key, reqh))
         goto rollback;
-    if (!parent_exists(c, &t, parent, k->max_per_parent > 0))
+    int max = k->max_children ? k->max_children(c) : k->max_per_parent;
+    if (!parent_exists(c, &t, parent, max > 0))
         goto rollback;
-    if (k->max_per_parent) {
-        int n = store_res_count(&t, parent, k->name);
+    if (max) {
+        /* Under the workspace, the workspace row is what two concurrent creates meet on. */
+        int rc = is_workspace_name(parent) ? store_ws_lock(&t, c->ws.slug) : ST_OK;
+        int n = rc == ST_OK ? store_res_count(&t, parent, k->name) : rc;
         if (n < 0) {
             fail_store(c, n, k->name);
             goto rollback;
         }
-        if (n >= k->max_per_parent) {
-            fail(c, 400, CODE_INVALID, "at most %d %s per parent", k->max_per_parent, k->collection);
+        if (n >= max) {
+            fail(c, 400, CODE_INVALID, "at most %d %s per %s", max, k->collection,
+                 is_workspace_name(parent) ? "workspace" : "parent");
             goto rollback;
         }
     }
@@ -621,6 +670,14 @@ static json_t *mask_paths(call *c, json_t *body)
         }
         if (!strncmp(p, k->name, pre) && p[pre] == '.')
             p += pre + 1;
+        else if (k->mask_prefix_alt && !strncmp(p, k->mask_prefix_alt, strlen(k->mask_prefix_alt)) &&
+                 p[strlen(k->mask_prefix_alt)] == '.')
+            p += strlen(k->mask_prefix_alt) + 1;
+        for (const char *const *a = k->mask_aliases; a && *a; a += 2)
+            if (!strcmp(*a, p)) {
+                p = a[1];
+                break;
+            }
         bool ok = false;
         for (const char *const *a = k->mask_paths; *a && !ok; a++)
             ok = !strcmp(*a, p);
@@ -787,6 +844,77 @@ rollback:
     if (dry && !c->failed)
         buf_puts(&c->resp->body, "{}");
 out:
+    res_row_clear(&r);
+    free(name);
+}
+
+/* ---- custom verbs on one resource ------------------------------------------------------ */
+
+int engine_load(call *c, int drop_last, res_row *r, json_t **body)
+{
+    char *name = engine_path_name(c, drop_last);
+    txn t;
+    store_begin(c->api->st, &t, false);
+    int rc = get_row(c, &t, name, r);
+    store_end(&t);
+    free(name);
+    *body = rc == ST_OK ? load_body(r) : NULL;
+    return rc;
+}
+
+void engine_apply(call *c, int drop_last, const char *verb, bool (*apply)(call *c, json_t *body))
+{
+    const kind *k = kind_of(c);
+    bool dry;
+    if (!validate_only(c, &dry))
+        return;
+    char *name = engine_path_name(c, drop_last);
+    txn t;
+    res_row r = {0};
+    json_t *stored = NULL, *before = NULL, *after = NULL;
+    if (store_begin(c->api->st, &t, true) != ST_OK) {
+        fail_store(c, ST_ERROR, k->name);
+        free(name);
+        return;
+    }
+    if (get_row(c, &t, name, &r) != ST_OK || !if_match(c, r.version))
+        goto rollback;
+    stored = load_body(&r);
+    before = k->render(c, &r, stored);
+    if (!apply(c, stored))
+        goto rollback;
+    long long old = r.version;
+    free(r.body);
+    r.body = json_to_string(stored);
+    r.version = old + 1;
+    rfc3339(now_ms(), r.update_time);
+    after = k->render(c, &r, stored);
+    free(r.view);
+    r.view = view_of(c, &r, after);
+    int rc = store_res_update(&t, &r, old); /* the row is locked: no race to lose */
+    if (rc != ST_OK) {
+        fail_store(c, rc, k->name);
+        goto rollback;
+    }
+    if (!audit_change(c, &t, verb, &r, before, after))
+        goto rollback;
+    if (dry)
+        goto rollback;
+    if (store_commit(&t) != ST_OK) {
+        fail_store(c, ST_ERROR, k->name);
+        goto out;
+    }
+    set_etag(c, r.version);
+    buf_puts(&c->resp->body, "{}");
+    goto out;
+rollback:
+    store_rollback(&t);
+    if (dry && !c->failed)
+        buf_puts(&c->resp->body, "{}");
+out:
+    json_decref(stored);
+    json_decref(before);
+    json_decref(after);
     res_row_clear(&r);
     free(name);
 }

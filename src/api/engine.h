@@ -50,6 +50,29 @@ struct kind {
     void (*after_commit)(call *c);
     /* The secondary key stored with the row (store_res_list_ref), or NULL. */
     const char *(*ref)(json_t *body);
+
+    /* Keys accepted beside the wrapper and "update_mask" at the top of a create/update
+     * body (a function's "type"), or NULL. */
+    const char *const *top_fields;
+    /* ID_GENERATED kinds whose id prefix depends on the request (sfnc_ / dfnc_): returns
+     * the prefix for this create, or NULL after fail(). req is the whole request body. */
+    const char *(*id_prefix_for)(call *c, json_t *req, json_t *obj);
+    /* List only the ids starting with the prefix this returns (functions by ?type=);
+     * NULL after fail(). NULL hook: every child. */
+    const char *(*list_prefix)(call *c);
+    /* List items when they are not Get's full form (functions without code): renders the
+     * stored view. NULL: render. */
+    json_t *(*render_item)(call *c, const res_row *r, json_t *body);
+    /* True when r's rendering reads other resources (a function-backed source shows its
+     * function's settings): List renders it every time instead of splicing a view. */
+    bool (*live)(const res_row *r);
+    /* Update-mask spellings: another accepted prefix besides "<name>." (the collection
+     * "functions."), and alias pairs {alias, path, …, NULL} ("displayname" → "display_name"). */
+    const char *mask_prefix_alt;
+    const char *const *mask_aliases;
+    /* The limit of children per parent when it is configurable (functions per workspace);
+     * overrides max_per_parent; 0: unlimited. */
+    int (*max_children)(call *c);
 };
 
 /* Route handlers: the route's kind field says which kind. */
@@ -64,17 +87,36 @@ void engine_delete(call *c);
  * segment (collection paths give the parent's name). Heap string. */
 char *engine_path_name(call *c, int drop_last);
 
+/* A custom verb that changes one resource (a function's deploy): the engine loads the
+ * resource addressed by the path without its last drop_last segments (locked, If-Match
+ * checked), lets apply change the stored body (false after fail()), stores it as a new
+ * version with its view, audits it as "<kind>.<verb>", and answers {}. */
+void engine_apply(call *c, int drop_last, const char *verb, bool (*apply)(call *c, json_t *body));
+/* Reads the resource addressed by the path without its last drop_last segments: ST_OK
+ * with *r filled in and *body parsed (decref it), or the failure already answered. */
+int engine_load(call *c, int drop_last, res_row *r, json_t **body);
 /* Start-up: gives rows of kind k written before it had a ref hook their secondary key. */
 int engine_backfill_refs(store *st, const kind *k);
 
 /* The kinds. */
 extern const kind kind_source, kind_destination, kind_schema_config, kind_filter, kind_tracking_plan,
-    kind_policy, kind_invite, kind_source_connection;
+    kind_policy, kind_invite, kind_source_connection, kind_function;
 void tracking_plans_init(const char *catalog_dir);
 bool tp_source_deleted(call *c, txn *t, const res_row *source);
 void h_conn_create(call *c), h_conn_batch(call *c);
 void h_plan_validate(call *c);
 void h_filter_preview(call *c);
+/* kind_function.c: §13 custom verbs; fn_preview.c: §13.6 */
+void h_fn_deploy(call *c), h_fn_is_latest(call *c), h_fn_preview(call *c);
+/* The type a create or preview names (?type=, body "type", function.type): "SOURCE" or
+ * "DESTINATION", or NULL after fail(). */
+const char *fn_request_type(call *c, json_t *req, json_t *obj);
+/* Does v fit a function setting of type (string, boolean, text-map, array)? */
+bool fn_value_fits(const char *type, const json_t *v);
+/* The function that catalog id names in the call's workspace (a source function when
+ * source, else a destination function): ST_OK with its name and stored body (free and
+ * decref them), ST_NOT_FOUND, ST_ERROR. t may be NULL (a read of its own). */
+int fn_by_catalog_id(call *c, txn *t, bool source, const char *catalog_id, char **name, json_t **body);
 /* events.c — the source debugger (beyond Segment) */
 void h_events_list(call *c), h_events_summary(call *c);
 /* metrics.c — Event Delivery Metrics (§11) */
@@ -86,6 +128,10 @@ bool valid_slug(const char *s);
 json_t *zero_like(const json_t *v);
 /* obj["a"]["b"] for path "a.b" (update-mask paths name nested fields). */
 json_t *json_dotted(json_t *obj, const char *path);
+/* Write-only settings (destination passwords, sensitive function settings) read back as
+ * this mask plus a secret_version: a keyed hash of the setting's full name and value. */
+#define SECRET_MASK "********"
+json_t *secret_version(const char *setting_name, const json_t *v);
 
 /* iam.c — built-in roles, the authorisation decision, the audit trail. */
 typedef struct role_def {

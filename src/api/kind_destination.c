@@ -17,27 +17,85 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SECRET_MASK "********"
-
 static const char *const dest_fields[] = {"name", "connection_mode", "enabled", "config", "display_name",
-                                          "parent", "create_time", "update_time", NULL};
+                                          "parent", "create_time", "update_time", "catalog_name", NULL};
 static const char *const dest_paths[] = {"enabled", "config", "connection_mode", NULL};
 
-static const cat_item *catalog_of(call *c, const char *name)
+/* What a destination is an instance of: a catalog destination, or a destination function
+ * of the workspace (functions-runtime.md §5: "catalog/destinations/<catalog_id>"), whose
+ * settings definitions are turned into catalog-style ones (label → display_name; a
+ * sensitive setting is write-only like a password). */
+typedef struct dest_def {
+    const char *catalog_name, *display_name;
+    json_t *settings;   /* catalog-style setting list (borrowed from the catalog, or owned) */
+    char *fn_name;      /* the function's resource name, for a function instance */
+    json_t *fn_body;
+    char *own_catalog_name;
+} dest_def;
+
+static void def_clear(dest_def *d)
 {
+    if (d->fn_name)
+        json_decref(d->settings);
+    json_decref(d->fn_body);
+    free(d->fn_name);
+    free(d->own_catalog_name);
+    memset(d, 0, sizeof *d);
+}
+
+/* ST_OK, ST_NOT_FOUND (neither in the catalog nor a function), ST_ERROR. */
+static int def_of(call *c, const char *name, dest_def *d)
+{
+    memset(d, 0, sizeof *d);
     /* Only the last segment of the catalog name names a destination: accepting an alias
      * (the docs slug "customer-io" of catalog/destinations/customer.io) would let one source
      * hold two destinations of the same catalog destination under different names. */
     const char *key = strrchr(name, '/') + 1;
     const cat_item *it = catalog_find(&c->api->cat->destinations, key);
-    return it && !strcmp(it->key, key) ? it : NULL;
+    if (it && !strcmp(it->key, key)) {
+        d->catalog_name = it->name;
+        d->display_name = it->display_name;
+        d->settings = it->settings;
+        return ST_OK;
+    }
+    int rc = fn_by_catalog_id(c, NULL, false, key, &d->fn_name, &d->fn_body);
+    if (rc != ST_OK)
+        return rc;
+    buf cn = {0};
+    buf_printf(&cn, "catalog/destinations/%s", key);
+    d->own_catalog_name = buf_steal(&cn);
+    d->catalog_name = d->own_catalog_name;
+    d->display_name = json_string_value(json_object_get(d->fn_body, "display_name"));
+    if (!d->display_name)
+        d->display_name = "";
+    d->settings = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(d->fn_body, "settings"), i, s) {
+        json_t *e = json_pack("{s:O, s:O, s:O, s:O, s:b}", "name", json_object_get(s, "name"), "display_name",
+                              json_object_get(s, "label"), "type", json_object_get(s, "type"), "required",
+                              json_object_get(s, "required"), "sensitive",
+                              json_is_true(json_object_get(s, "sensitive")));
+        if (e && json_object_get(s, "value"))
+            json_object_set(e, "default_value", json_object_get(s, "value"));
+        if (e)
+            json_array_append_new(d->settings, e);
+    }
+    return ST_OK;
 }
 
-static json_t *setting_of(const cat_item *it, const char *key)
+/* Write-only: a catalog password, or a function's sensitive setting. */
+static bool is_secret(json_t *setting)
+{
+    const char *type = json_string_value(json_object_get(setting, "type"));
+    return (type && !strcmp(type, "password")) || json_is_true(json_object_get(setting, "sensitive"));
+}
+
+static json_t *setting_of(json_t *settings, const char *key)
 {
     size_t i;
     json_t *s;
-    json_array_foreach(it->settings, i, s) {
+    json_array_foreach(settings, i, s) {
         const char *n = json_string_value(json_object_get(s, "name"));
         if (n && !strcmp(n, key))
             return s;
@@ -129,7 +187,7 @@ static bool check_value(call *c, json_t *setting, const char *key, json_t *v)
 }
 
 /* Merges client config entries [{name, value, …}] into the stored map key → value. */
-static bool merge_config(call *c, const cat_item *it, const char *dest_name, json_t *entries, json_t *stored)
+static bool merge_config(call *c, const dest_def *it, const char *dest_name, json_t *entries, json_t *stored)
 {
     if (!json_is_array(entries))
         return fail(c, 400, CODE_INVALID, "destination.config must be a list of {name, value}");
@@ -154,15 +212,14 @@ static bool merge_config(call *c, const cat_item *it, const char *dest_name, jso
                 return fail(c, 400, CODE_INVALID, "destination.config[%zu].name '%s' is not a setting of this destination", i, n);
             key = n + prefix + 8;
         }
-        json_t *setting = setting_of(it, key);
+        json_t *setting = setting_of(it->settings, key);
         if (!setting)
-            return fail(c, 400, CODE_INVALID, "unknown config setting '%s' for %s", key, it->name);
+            return fail(c, 400, CODE_INVALID, "unknown config setting '%s' for %s", key, it->catalog_name);
         json_t *val = json_object_get(e, "value");
         if (!val)
             return fail(c, 400, CODE_INVALID, "destination.config[%zu].value is required", i);
-        const char *type = json_string_value(json_object_get(setting, "type"));
         /* Writing back the mask read from a GET keeps the secret as it is. */
-        if (type && !strcmp(type, "password") && json_is_string(val) && !strcmp(json_string_value(val), SECRET_MASK))
+        if (is_secret(setting) && json_is_string(val) && !strcmp(json_string_value(val), SECRET_MASK))
             continue;
         if (!check_value(c, setting, key, val))
             return false;
@@ -181,27 +238,42 @@ static bool check_mode(call *c, json_t *v)
 
 static bool dest_create(call *c, json_t *obj, const char *name, json_t *body)
 {
-    const cat_item *it = catalog_of(c, name);
-    if (!it)
-        return fail(c, 400, CODE_INVALID, "unknown destination '%s': not in the destination catalog", strrchr(name, '/') + 1);
+    dest_def it;
+    int rc = def_of(c, name, &it);
+    if (rc == ST_ERROR)
+        return fail_store(c, rc, "destination function");
+    if (rc != ST_OK)
+        return fail(c, 400, CODE_INVALID,
+                    "unknown destination '%s': not in the destination catalog nor a destination function's catalog_id",
+                    strrchr(name, '/') + 1);
+    bool ok = false;
+    json_t *cn = json_object_get(obj, "catalog_name");
     json_t *mode = json_object_get(obj, "connection_mode");
     json_t *en = json_object_get(obj, "enabled");
-    if (mode && !check_mode(c, mode))
-        return false;
-    if (en && !json_is_boolean(en))
-        return fail(c, 400, CODE_INVALID, "destination.enabled must be a boolean");
     json_t *cfg = json_object();
     json_t *entries = json_object_get(obj, "config");
-    if (entries && !merge_config(c, it, name, entries, cfg)) {
-        json_decref(cfg);
-        return false;
+    if (cn && (!json_is_string(cn) || strcmp(json_string_value(cn), it.catalog_name))) {
+        fail(c, 400, CODE_INVALID, "destination.catalog_name must be %s (the last segment of destination.name)",
+             it.catalog_name);
+        goto out;
     }
-    json_object_set_new(body, "catalog_name", json_string(it->name));
-    json_object_set_new(body, "display_name", json_string(it->display_name));
+    if ((mode && !check_mode(c, mode)) || (en && !json_is_boolean(en) &&
+                                           !fail(c, 400, CODE_INVALID, "destination.enabled must be a boolean")))
+        goto out;
+    if (entries && !merge_config(c, &it, name, entries, cfg))
+        goto out;
+    json_object_set_new(body, "catalog_name", json_string(it.catalog_name));
+    json_object_set_new(body, "display_name", json_string(it.display_name));
     json_object_set_new(body, "enabled", json_boolean(json_is_true(en)));
     json_object_set_new(body, "connection_mode", json_string(mode ? json_string_value(mode) : "UNSPECIFIED"));
-    json_object_set_new(body, "config", cfg);
-    return true;
+    json_object_set(body, "config", cfg);
+    if (it.fn_name) /* a destination function instance: its function, for delivery and rendering */
+        json_object_set_new(body, "function", json_string(it.fn_name));
+    ok = true;
+out:
+    json_decref(cfg);
+    def_clear(&it);
+    return ok;
 }
 
 static bool dest_update(call *c, json_t *body, const char *path, json_t *value, const char *name)
@@ -215,18 +287,24 @@ static bool dest_update(call *c, json_t *body, const char *path, json_t *value, 
             return false;
         json_object_set_new(body, "connection_mode", json_string(value ? json_string_value(value) : "UNSPECIFIED"));
     } else { /* config merges by setting name; listed without a value resets it */
-        const cat_item *it = catalog_of(c, name);
-        if (!it)
-            return fail(c, 400, CODE_INVALID, "destination is no longer in the catalog");
+        dest_def it;
+        int rc = def_of(c, name, &it);
+        if (rc == ST_ERROR)
+            return fail_store(c, rc, "destination function");
+        if (rc != ST_OK)
+            return fail(c, 400, CODE_INVALID, "destination is no longer in the catalog (or its function was deleted)");
         json_t *cfg = json_object_get(body, "config");
         if (!json_is_object(cfg)) {
             cfg = json_object();
             json_object_set_new(body, "config", cfg);
         }
+        bool ok = true;
         if (!value)
             json_object_clear(cfg);
-        else if (!merge_config(c, it, name, value, cfg))
-            return false;
+        else
+            ok = merge_config(c, &it, name, value, cfg);
+        def_clear(&it);
+        return ok;
     }
     return true;
 }
@@ -240,9 +318,9 @@ static json_t *effective(json_t *cfg, json_t *setting, const char *key)
 
 /* Webhooks §6.1: at most five hooks, whether or not the destination is enabled. "hooks"
  * is a mixed setting: a list, or the same list as JSON text. */
-static bool webhooks_hooks_ok(call *c, const cat_item *it, json_t *cfg)
+static bool webhooks_hooks_ok(call *c, const dest_def *d, json_t *cfg)
 {
-    if (!it || strcmp(it->slug, "webhooks"))
+    if (!d->catalog_name || strcmp(d->catalog_name, "catalog/destinations/webhooks"))
         return true;
     json_t *h = json_object_get(cfg, "hooks");
     json_t *parsed = json_is_string(h) ? json_loads(json_string_value(h), JSON_DECODE_ANY, NULL) : NULL;
@@ -256,25 +334,32 @@ static bool webhooks_hooks_ok(call *c, const cat_item *it, json_t *cfg)
 
 static bool dest_validate(call *c, json_t *body, const char *name)
 {
-    const cat_item *it = catalog_of(c, name);
+    dest_def it;
+    int rc = def_of(c, name, &it);
+    if (rc == ST_ERROR)
+        return fail_store(c, rc, "destination function");
     json_t *cfg = json_object_get(body, "config");
-    if (!webhooks_hooks_ok(c, it, cfg))
-        return false;
-    if (!json_is_true(json_object_get(body, "enabled")))
-        return true;
+    bool ok = webhooks_hooks_ok(c, &it, cfg); /* whether or not the destination is enabled */
+    if (!ok || !json_is_true(json_object_get(body, "enabled"))) {
+        def_clear(&it);
+        return ok;
+    }
     size_t i;
     json_t *s;
-    json_array_foreach(it ? it->settings : NULL, i, s) {
+    json_array_foreach(rc == ST_OK ? it.settings : NULL, i, s) {
         if (!json_is_true(json_object_get(s, "required")))
             continue;
         const char *key = json_string_value(json_object_get(s, "name"));
         json_t *v = effective(cfg, s, key);
         bool empty = !v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)) ||
                      (json_is_array(v) && !json_array_size(v)) || (json_is_object(v) && !json_object_size(v));
-        if (empty)
-            return fail(c, 400, CODE_INVALID, "config setting '%s' is required to enable %s", key, it->display_name);
+        if (empty) {
+            ok = fail(c, 400, CODE_INVALID, "config setting '%s' is required to enable %s", key, it.display_name);
+            break;
+        }
     }
-    return true;
+    def_clear(&it);
+    return ok;
 }
 
 static json_t *zero_of_type(const char *type)
@@ -295,7 +380,7 @@ static json_t *zero_of_type(const char *type)
 /* A keyed hash of the setting's full name and its value: stable while the value stays, and
  * different for the same value in another setting, so that whoever can set a secret on one
  * destination cannot confirm guesses of another destination's secret by comparing versions. */
-static json_t *secret_version(const char *setting_name, const json_t *v)
+json_t *secret_version(const char *setting_name, const json_t *v)
 {
     char *s = json_to_string(v);
     buf b = {0};
@@ -315,15 +400,20 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(r->name));
     json_object_set_new(o, "parent", json_string(r->parent));
-    json_object_set(o, "display_name", json_object_get(body, "display_name"));
+    dest_def it;
+    bool known = def_of(c, r->name, &it) == ST_OK;
+    /* A function instance shows its function's current name. */
+    if (known && it.fn_name)
+        json_object_set_new(o, "display_name", json_string(it.display_name));
+    else
+        json_object_set(o, "display_name", json_object_get(body, "display_name"));
     json_object_set(o, "enabled", json_object_get(body, "enabled"));
     json_object_set(o, "connection_mode", json_object_get(body, "connection_mode"));
     json_t *cfg = json_object_get(body, "config");
     json_t *list = json_array();
-    const cat_item *it = catalog_of(c, r->name);
     size_t i;
     json_t *s;
-    json_array_foreach(it ? it->settings : NULL, i, s) {
+    json_array_foreach(known ? it.settings : NULL, i, s) {
         const char *key = json_string_value(json_object_get(s, "name"));
         const char *type = json_string_value(json_object_get(s, "type"));
         if (!key)
@@ -334,11 +424,13 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
         json_t *zero = NULL;
         if (!v || json_is_null(v)) /* never set and no catalog default: the type's zero value */
             v = zero = zero_of_type(type);
+        if (is_secret(s)) /* a function's value given on the definition is not this destination's */
+            v = json_object_get(cfg, key) ? json_object_get(cfg, key) : (zero ? zero : (zero = zero_of_type(type)));
         const char *dn = json_string_value(json_object_get(s, "display_name"));
         json_t *e = json_pack("{s:s, s:s, s:O}", "name", buf_cstr(&n), "display_name", dn ? dn : "",
                               "value", v ? v : json_null());
         json_decref(zero);
-        if (type && !strcmp(type, "password")) {
+        if (is_secret(s)) {
             json_t *stored = json_object_get(cfg, key);
             json_object_set_new(e, "value", json_string(stored ? SECRET_MASK : ""));
             if (stored)
@@ -348,6 +440,20 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
         json_object_set_new(e, "type", json_string(type ? type : "mixed"));
         json_array_append_new(list, e);
     }
+    if (!known && json_object_get(body, "function")) {
+        /* The function is gone: its settings cannot be told apart, so every value is masked. */
+        const char *k;
+        json_t *v;
+        json_object_foreach(cfg, k, v) {
+            buf n = {0};
+            buf_printf(&n, "%s/config/%s", r->name, k);
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", buf_cstr(&n), "display_name", k,
+                                                  "value", SECRET_MASK, "secret_version", secret_version(buf_cstr(&n), v),
+                                                  "type", "string"));
+            buf_free(&n);
+        }
+    }
+    def_clear(&it);
     json_object_set_new(o, "config", list);
     json_object_set_new(o, "create_time", json_string(r->create_time));
     json_object_set_new(o, "update_time", json_string(r->update_time));
@@ -372,6 +478,9 @@ static bool dest_before_delete(call *c, txn *t, const res_row *r)
         rc = store_dl_forget(t, r->name);
     return rc == ST_OK || fail_store(c, rc, "destination metrics");
 }
+/* A function instance renders its function's current settings and name: never from a
+ * stored view. */
+static bool dest_live(const res_row *r) { return r->body && strstr(r->body, "\"function\":\"workspaces/"); }
 
 const kind kind_destination = {
     .name = "destination",
@@ -386,4 +495,5 @@ const kind kind_destination = {
     .render = dest_render,
     .after_create = dest_after_create,
     .before_delete = dest_before_delete,
+    .live = dest_live,
 };

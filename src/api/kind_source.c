@@ -10,7 +10,7 @@
 /* ---- source ---- */
 
 static const char *const source_fields[] = {"name", "catalog_name", "labels", "display_name", "parent",
-                                            "create_time", "write_keys", "library_config", NULL};
+                                            "create_time", "write_keys", "library_config", "function_config", NULL};
 static const char *const no_paths[] = {NULL};
 
 static bool check_labels(call *c, json_t *labels)
@@ -28,6 +28,44 @@ static bool check_labels(call *c, json_t *labels)
     return true;
 }
 
+/* A source function's settings values (spec §7 function_config, functions-runtime.md §8):
+ * [{name, value, type?}] checked against the function's definitions into {name: value}. A
+ * sensitive value written back as the mask keeps nothing (a new source has none). */
+static bool function_config(call *c, json_t *entries, json_t *fn, json_t *out)
+{
+    if (!json_is_array(entries))
+        return fail(c, 400, CODE_INVALID, "source.function_config must be a list of {name, value}");
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        static const char *const fields[] = {"name", "value", "type", "display_name", NULL};
+        char where[64];
+        snprintf(where, sizeof where, "source.function_config[%zu]", i);
+        if (!json_is_object(e) || !check_fields(c, e, where, fields))
+            return json_is_object(e) ? false : fail(c, 400, CODE_INVALID, "%s must be an object", where);
+        const char *n = json_string_value(json_object_get(e, "name"));
+        if (!n)
+            return fail(c, 400, CODE_INVALID, "%s.name is required", where);
+        if (strrchr(n, '/'))
+            n = strrchr(n, '/') + 1; /* a full setting name: its last segment */
+        json_t *def = NULL, *s;
+        size_t j;
+        json_array_foreach(json_object_get(fn, "settings"), j, s) if (!strcmp(json_string_value(json_object_get(s, "name")), n)) def = s;
+        if (!def)
+            return fail(c, 400, CODE_INVALID, "%s: the function has no setting '%s'", where, n);
+        json_t *v = json_object_get(e, "value");
+        const char *type = json_string_value(json_object_get(def, "type"));
+        if (!v)
+            return fail(c, 400, CODE_INVALID, "%s.value is required", where);
+        if (json_is_true(json_object_get(def, "sensitive")) && json_is_string(v) && !strcmp(json_string_value(v), SECRET_MASK))
+            continue;
+        if (type && !fn_value_fits(type, v))
+            return fail(c, 400, CODE_INVALID, "%s.value does not fit the setting's type %s", where, type);
+        json_object_set(out, n, v);
+    }
+    return true;
+}
+
 static bool source_create(call *c, json_t *obj, const char *name, json_t *body)
 {
     const char *slug = strrchr(name, '/') + 1;
@@ -38,8 +76,40 @@ static bool source_create(call *c, json_t *obj, const char *name, json_t *body)
     if (!cn || !*cn)
         return fail(c, 400, CODE_INVALID, "source.catalog_name is required");
     const cat_item *it = catalog_find(&c->api->cat->sources, cn);
-    if (!it || (strchr(cn, '/') && strcmp(it->name, cn)))
-        return fail(c, 400, CODE_INVALID, "unknown source.catalog_name '%s'", cn);
+    char *fn_name = NULL;
+    json_t *fn = NULL, *fcfg = json_object_get(obj, "function_config");
+    if (!it || (strchr(cn, '/') && strcmp(it->name, cn))) {
+        /* Not in the catalog: "catalog/sources/<catalog_id>" of a source function (§13). */
+        const char *id = strncmp(cn, "catalog/sources/", 16) ? (strchr(cn, '/') ? NULL : cn) : cn + 16;
+        int rc = id ? fn_by_catalog_id(c, NULL, true, id, &fn_name, &fn) : ST_NOT_FOUND;
+        if (rc == ST_ERROR)
+            return fail_store(c, rc, "source function");
+        if (rc != ST_OK)
+            return fail(c, 400, CODE_INVALID, "unknown source.catalog_name '%s'", cn);
+        it = NULL;
+    }
+    if (fcfg && !fn) {
+        json_decref(fn);
+        return fail(c, 400, CODE_INVALID, "source.function_config is only for sources of a source function");
+    }
+    json_t *fvals = json_object();
+    if (fn && fcfg && !function_config(c, fcfg, fn, fvals)) {
+        json_decref(fvals);
+        json_decref(fn);
+        free(fn_name);
+        return false;
+    }
+    if (fn) {
+        buf n = {0};
+        buf_printf(&n, "catalog/sources/%s", json_string_value(json_object_get(fn, "catalog_id")));
+        json_object_set_new(body, "catalog_name", json_string(n.data));
+        json_object_set_new(body, "function", json_string(fn_name));
+        json_object_set(body, "function_config", fvals);
+        buf_free(&n);
+        free(fn_name);
+        json_decref(fn);
+    }
+    json_decref(fvals);
     json_t *labels = json_object_get(obj, "labels");
     if (labels && !check_labels(c, labels))
         return false;
@@ -48,7 +118,8 @@ static bool source_create(call *c, json_t *obj, const char *name, json_t *body)
         return fail(c, 400, CODE_INVALID, "source.display_name must be a string of at most 200 bytes");
     char key[33];
     random_alnum(key, 32);
-    json_object_set_new(body, "catalog_name", json_string(it->name));
+    if (it)
+        json_object_set_new(body, "catalog_name", json_string(it->name));
     json_object_set_new(body, "display_name", json_string(dn && json_string_length(dn) ? json_string_value(dn) : slug));
     json_object_set_new(body, "write_keys", json_pack("[s]", key));
     json_object_set_new(body, "library_config",
@@ -58,9 +129,58 @@ static bool source_create(call *c, json_t *obj, const char *name, json_t *body)
     return true;
 }
 
+/* function_config as read back: one {name, value, type} per setting of the function,
+ * sensitive values masked (with their secret_version) like destination passwords. When the
+ * function is gone nothing tells the secrets apart: every value is masked. */
+static json_t *render_function_config(call *c, const res_row *r, const char *fname, json_t *vals)
+{
+    json_t *list = json_array();
+    txn t;
+    res_row fr = {0};
+    store_begin(c->api->st, &t, false);
+    int rc = store_res_get(&t, fname, &fr);
+    store_end(&t);
+    json_t *fn = rc == ST_OK ? json_loads(fr.body, 0, NULL) : NULL;
+    res_row_clear(&fr);
+    size_t i;
+    json_t *s;
+    if (fn) {
+        json_array_foreach(json_object_get(fn, "settings"), i, s) {
+            const char *n = json_string_value(json_object_get(s, "name"));
+            const char *type = json_string_value(json_object_get(s, "type"));
+            json_t *v = json_object_get(vals, n);
+            json_t *e = json_pack("{s:s, s:o, s:s}", "name", n, "value", v ? json_incref(v) : json_string(""), "type",
+                                  type ? type : "string");
+            if (!v && type) { /* unset: the type's zero value */
+                json_object_set_new(e, "value", !strcmp(type, "boolean") ? json_false() : !strcmp(type, "text-map") ? json_object()
+                                                 : !strcmp(type, "array") ? json_array() : json_string(""));
+            }
+            if (v && json_is_true(json_object_get(s, "sensitive"))) {
+                buf full = {0};
+                buf_printf(&full, "%s/function_config/%s", r->name, n);
+                json_object_set_new(e, "value", json_string(SECRET_MASK));
+                json_object_set_new(e, "secret_version", secret_version(buf_cstr(&full), v));
+                buf_free(&full);
+            }
+            json_array_append_new(list, e);
+        }
+        json_decref(fn);
+        return list;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(vals, k, v) {
+        buf full = {0};
+        buf_printf(&full, "%s/function_config/%s", r->name, k);
+        json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:s}", "name", k, "value", SECRET_MASK, "secret_version",
+                                              secret_version(buf_cstr(&full), v), "type", "string"));
+        buf_free(&full);
+    }
+    return list;
+}
+
 static json_t *source_render(call *c, const res_row *r, json_t *body)
 {
-    (void)c;
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(r->name));
     json_object_set_new(o, "parent", json_string(r->parent));
@@ -70,8 +190,14 @@ static json_t *source_render(call *c, const res_row *r, json_t *body)
         json_object_set(o, keys[i], v ? v : json_null());
     }
     json_object_set_new(o, "create_time", json_string(r->create_time));
+    const char *fname = json_string_value(json_object_get(body, "function"));
+    if (fname)
+        json_object_set_new(o, "function_config", render_function_config(c, r, fname, json_object_get(body, "function_config")));
     return o;
 }
+
+/* A source function's instance renders its function's current settings: never from a view. */
+static bool source_live(const res_row *r) { return r->body && strstr(r->body, "\"function\":\"workspaces/"); }
 
 /* The schema config is born with its source, holding the defaults of §7.5. */
 static const char *const sc_bools[] = {
@@ -152,6 +278,7 @@ const kind kind_source = {
     .after_create = source_after_create,
     .before_delete = source_before_delete,
     .ref = source_ref,
+    .live = source_live,
 };
 
 /* ---- schema config ---- */

@@ -42,6 +42,7 @@ api *api_new(store *st, catalog *cat, int rate_limit)
     a->cat = cat;
     a->rate_limit = rate_limit;
     a->max_body = a->max_plan_body = (size_t)1 << 20;
+    a->max_functions = 25; /* functions-runtime.md §1: Segment's default */
     pthread_rwlock_init(&a->ws_lock, NULL);
     return a;
 }

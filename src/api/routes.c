@@ -13,6 +13,9 @@
 #define SRC "/v1beta/workspaces/{ws}/sources"
 #define DST SRC "/{src}/destinations"
 #define TP "/v1beta/workspaces/{ws}/tracking-plans"
+#define FN "/v1beta/workspaces/{ws}/functions"
+/* A route whose body may carry function code (up to 1 MiB before JSON escaping). */
+#define RP(m, p, a, f) {.method = m, .pattern = p, .action = a, .fn = f, .body = BODY_PLAN}
 
 route api_routes[] = {
     R("GET", "/healthz", ACT_PUBLIC, h_healthz),
@@ -92,6 +95,16 @@ route api_routes[] = {
     R("POST", TP "/{plan}/source-connections:batchCreateConnections", ACT_WRITE, h_conn_batch),
     K("DELETE", TP "/{plan}/source-connections/{src}", ACT_WRITE, engine_delete, kind_source_connection),
     R("POST", "/v1beta/filters:preview", ACT_READ, h_filter_preview),
+
+    /* §13 functions; preview runs code but changes nothing: a read (spec §2, #57) */
+    K("GET", FN, ACT_READ, engine_list, kind_function),
+    KP("POST", FN, ACT_WRITE, engine_create, kind_function),
+    RP("POST", FN "/preview", ACT_READ, h_fn_preview),
+    K("GET", FN "/{fn}", ACT_READ, engine_get, kind_function),
+    KP("PATCH", FN "/{fn}", ACT_WRITE, engine_update, kind_function),
+    K("DELETE", FN "/{fn}", ACT_WRITE, engine_delete, kind_function),
+    K("POST", FN "/{fn}/deploy", ACT_WRITE, h_fn_deploy, kind_function),
+    K("GET", FN "/{fn}/is-latest-version", ACT_READ, h_fn_is_latest, kind_function),
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

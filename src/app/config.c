@@ -32,7 +32,11 @@ const char config_usage[] =
     "  --intake-backlog N           Tracking API requests in progress before 503 + Retry-After (default 4096)\n"
     "  --debugger-events N          events per source the debugger API shows (default 1000)\n"
     "  --delivery 0|1               deliver events to cloud-mode destinations (default 1); retries and the\n"
-    "                               outbound policy: MANIFOLD_RETRY_* and MANIFOLD_OUTBOUND_* (docs/delivery.md)\n";
+    "                               outbound policy: MANIFOLD_RETRY_* and MANIFOLD_OUTBOUND_* (docs/delivery.md)\n"
+    "  --functions-node PATH        Node.js binary that runs Functions code (default: node on PATH)\n"
+    "  --functions-workers N        Node.js worker processes for Functions (default 2)\n"
+    "  --functions-memory-mb N      memory limit per Functions worker (default 256)\n"
+    "  --functions-per-workspace N  functions a workspace may have, 0 for no limit (default 25)\n";
 
 typedef enum { T_STR, T_INT, T_SIZE, T_UINT, T_HOSTPORT, T_BOOL } ftype;
 
@@ -69,6 +73,10 @@ static const flag flags[] = {
     F("intake-backlog", T_INT, intake_backlog, 1, 10000000),
     F("debugger-events", T_INT, debugger_events, 1, 1000000),
     F("delivery", T_INT, delivery, 0, 1),
+    F("functions-node", T_STR, functions_node, 0, 0),
+    F("functions-workers", T_INT, functions_workers, 1, 256),
+    F("functions-memory-mb", T_INT, functions_memory_mb, 16, 65536),
+    F("functions-per-workspace", T_INT, functions_per_workspace, 0, 1000000),
 };
 
 static int set(config *cfg, const flag *f, const char *v, const char *src, char *err, size_t errlen)
@@ -150,6 +158,7 @@ int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(co
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     cfg->intake_backlog = 4096;
     cfg->debugger_events = 1000;
+    cfg->functions_per_workspace = 25;
 
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         char var[64] = "MANIFOLD_";

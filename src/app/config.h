@@ -30,6 +30,10 @@ typedef struct config {
     int intake_backlog;        /* intake requests in flight or waiting for durability */
     int debugger_events;       /* events per source the debugger API shows */
     int delivery;              /* 1: run the delivery engine (docs/delivery.md); 0: store only */
+    char functions_node[1024]; /* "" : node on PATH (functions/runtime.h) */
+    int functions_workers;     /* Node.js worker processes; 0: the runtime's default */
+    int functions_memory_mb;   /* per worker; 0: the runtime's default */
+    int functions_per_workspace; /* 0: unlimited */
 } config;
 
 /* Fills defaults, then the environment (via getenv_fn, usually getenv), then argv.

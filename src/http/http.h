@@ -41,6 +41,8 @@ typedef struct response {
 
 const char *req_header(const request *r, const char *name);
 const char *req_query(const request *r, const char *name);
+/* Calls fn for every request header, in the order received (repeated names repeat). */
+void req_headers_each(const request *r, void (*fn)(void *ctx, const char *name, const char *val), void *ctx);
 /* The peer's IPv4 address in dotted form (out holds 16); false for IPv6 or unknown. */
 bool req_peer_ipv4(const request *r, char *out);
 /* Adds a response header; both strings are copied. */

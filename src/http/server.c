@@ -72,6 +72,23 @@ const char *req_header(const request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+typedef struct hdr_iter { void (*fn)(void *, const char *, const char *); void *ctx; } hdr_iter;
+
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    hdr_iter *it = cls;
+    if (key)
+        it->fn(it->ctx, key, value ? value : "");
+    return MHD_YES;
+}
+
+void req_headers_each(const request *r, void (*fn)(void *ctx, const char *name, const char *val), void *ctx)
+{
+    hdr_iter it = {fn, ctx};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, each_header, &it);
+}
+
 const char *req_query(const request *r, const char *name)
 {
     for (int i = 0; i < r->nquery; i++)

@@ -26,6 +26,7 @@ struct intake {
     store *st;
     intake_config cfg;
     src_cache *sources;
+    fnhook *hook;
     atomic_int inflight;
     atomic_uint requests;
 };
@@ -36,15 +37,37 @@ intake *intake_new(store *st, const intake_config *cfg)
     in->st = st;
     in->cfg = *cfg;
     in->sources = src_cache_new(st, 1000);
+    in->hook = fnhook_new(in);
     return in;
+}
+
+void intake_quiesce(intake *in)
+{
+    if (in)
+        fnhook_quiesce(in->hook);
 }
 
 void intake_free(intake *in)
 {
     if (!in)
         return;
+    fnhook_free(in->hook);
     src_cache_free(in->sources);
     free(in);
+}
+
+store *intake_store(intake *in) { return in->st; }
+fnhook *intake_hook(intake *in) { return in->hook; }
+struct fnrt *intake_runtime(intake *in) { return in->cfg.functions; }
+int intake_source(intake *in, const char *key, src_info **out) { return src_cache_get(in->sources, key, out); }
+
+bool intake_slot_take(intake *in)
+{
+    if (atomic_fetch_add(&in->inflight, 1) >= in->cfg.backlog) {
+        atomic_fetch_sub(&in->inflight, 1);
+        return false;
+    }
+    return true;
 }
 
 size_t intake_body_limit(const request *req, void *ctx)
@@ -60,7 +83,7 @@ bool intake_owns(const request *req) { return req->nseg >= 2 && !strcmp(req->seg
 
 /* ---- answers ---------------------------------------------------------------------------- */
 
-static void answer(response *w, int status, const char *code, const char *message)
+void intake_answer(response *w, int status, const char *code, const char *message)
 {
     w->status = status;
     w->body.len = 0;
@@ -78,7 +101,7 @@ static void answer(response *w, int status, const char *code, const char *messag
 static void unavailable(response *w, const char *message)
 {
     resp_header(w, "Retry-After", "1");
-    answer(w, 503, "unavailable", message);
+    intake_answer(w, 503, "unavailable", message);
 }
 
 static void answer_lost(request *req)
@@ -344,14 +367,14 @@ static bool read_body(job *j)
     if (enc && *enc && strcasecmp(enc, "identity")) {
         int rc = ingest_inflate(enc, data, len, limit, &j->body);
         if (rc == 1)
-            return answer(j->resp, 400, "payload_too_large", "Exceed payload limit"), false;
+            return intake_answer(j->resp, 400, "payload_too_large", "Exceed payload limit"), false;
         if (rc < 0)
-            return answer(j->resp, 400, "bad_request", "the body cannot be decoded with its Content-Encoding"), false;
+            return intake_answer(j->resp, 400, "bad_request", "the body cannot be decoded with its Content-Encoding"), false;
         data = j->body.data ? j->body.data : "";
         len = j->body.len;
     }
     if (!ingest_parse(&j->r, j->kind, data, len))
-        return answer(j->resp, 400, j->r.code, j->r.message), false;
+        return intake_answer(j->resp, 400, j->r.code, j->r.message), false;
     return true;
 }
 
@@ -364,10 +387,26 @@ static bool write_key(job *j, char *key, size_t cap)
     }
     int b = ingest_basic_key(req_header(j->req, "Authorization"), key, cap);
     if (b < 0)
-        return answer(j->resp, 400, "bad_request", "malformed Basic authorization"), false;
+        return intake_answer(j->resp, 400, "bad_request", "malformed Basic authorization"), false;
     if (b == 0 || !*key)
-        return answer(j->resp, 400, "missing_write_key", "no write key: send HTTP Basic or a body writeKey"), false;
+        return intake_answer(j->resp, 400, "missing_write_key", "no write key: send HTTP Basic or a body writeKey"), false;
     return true;
+}
+
+/* The request's messages once their source is known: enrichment, enforcement, and the
+ * one transaction. */
+static void ingest_known(job *j, const char *peer_ip)
+{
+    if (j->r.drop_reason) {
+        count_dropped(j, j->src->name, j->r.drop_reason, (long long)j->r.n, j->r.n ? (long long)j->r.n : 1);
+        return;
+    }
+    ingest_enrich(&j->r, j->now, peer_ip);
+    j->targets[0].c.received = 0;
+    prepare(j);
+    j->targets[0].c.received += j->targets[0].c.rejected; /* rejected messages were received too */
+    if (store_all(j, j->src->name) != ST_OK)
+        return unavailable(j->resp, "the events could not be stored; retry");
 }
 
 static void accept_work(void *arg)
@@ -387,20 +426,11 @@ static void accept_work(void *arg)
     if (rc == ST_NOT_FOUND) {
         count_dropped(j, "", "unknown_source", (long long)j->r.n, 1);
         if (j->resp->status == 200 && j->in->cfg.strict_write_keys)
-            answer(j->resp, 401, "unknown_source", "the write key matches no source");
-        return;
-    }
-    if (j->r.drop_reason) {
-        count_dropped(j, j->src->name, j->r.drop_reason, (long long)j->r.n, j->r.n ? (long long)j->r.n : 1);
+            intake_answer(j->resp, 401, "unknown_source", "the write key matches no source");
         return;
     }
     char ip[16];
-    ingest_enrich(&j->r, j->now, req_peer_ipv4(j->req, ip) ? ip : NULL);
-    j->targets[0].c.received = 0;
-    prepare(j);
-    j->targets[0].c.received += j->targets[0].c.rejected; /* rejected messages were received too */
-    if (store_all(j, j->src->name) != ST_OK)
-        return unavailable(j->resp, "the events could not be stored; retry");
+    ingest_known(j, req_peer_ipv4(j->req, ip) ? ip : NULL);
 }
 
 static void job_free(job *j)
@@ -416,34 +446,58 @@ static void job_free(job *j)
     buf_free(&j->text);
 }
 
-static void release_slot(void *arg)
+void intake_slot_release(void *arg)
 {
     intake *in = arg;
     atomic_fetch_sub(&in->inflight, 1);
 }
 
+int intake_submit(intake *in, src_info *src, const char *body, size_t len, const char *peer_ip)
+{
+    response scratch = {.status = 200};
+    job j = {.in = in, .resp = &scratch, .kind = IK_BATCH, .src = src};
+    atomic_fetch_add(&src->refs, 1); /* job_free releases it */
+    int rc = ST_OK;
+    if (!ingest_parse(&j.r, IK_BATCH, body, len)) {
+        /* Only a malformed envelope lands here, and ours never is: count it all as rejected. */
+        rc = ST_ERROR;
+    } else {
+        j.now = now_ms();
+        j.targets[0] = (target_counts){.own = true};
+        j.ntargets = 1;
+        ingest_known(&j, peer_ip);
+        if (scratch.status != 200)
+            rc = ST_ERROR;
+    }
+    job_free(&j);
+    for (int i = 0; i < scratch.nheaders; i++)
+        free(scratch.headers[i].key), free(scratch.headers[i].val);
+    buf_free(&scratch.body);
+    return rc;
+}
+
 void intake_handle(request *req, response *resp, void *ctx)
 {
     intake *in = ctx;
+    if (req->nseg == 3 && !strcmp(req->segs[1], "functions"))
+        return fnhook_handle(in, req, resp);
     ingest_kind kind = req->nseg == 2 ? ingest_kind_of(req->segs[1]) : IK_NONE;
     cors(req, resp);
     if (kind == IK_NONE)
-        return answer(resp, 404, "not_found", "no such Tracking API path");
+        return intake_answer(resp, 404, "not_found", "no such Tracking API path");
     if (!strcmp(req->method, "OPTIONS"))
         return preflight(req, resp);
     if (strcmp(req->method, "POST")) {
         resp_header(resp, "Allow", "POST, OPTIONS");
-        return answer(resp, 405, "method_not_allowed", "use POST");
+        return intake_answer(resp, 405, "method_not_allowed", "use POST");
     }
     /* Overload: a bounded number of requests in the pipeline, the rest are told to retry. */
-    if (atomic_fetch_add(&in->inflight, 1) >= in->cfg.backlog) {
-        atomic_fetch_sub(&in->inflight, 1);
+    if (!intake_slot_take(in))
         return unavailable(resp, "too many requests in progress; retry");
-    }
     resp->status = 200;
-    answer(resp, 200, NULL, NULL);
+    intake_answer(resp, 200, NULL, NULL);
     job j = {.in = in, .req = req, .resp = resp, .kind = kind};
-    durable_ops ops = {.work = accept_work, .lost = answer_lost, .settled = release_slot, .arg = &j,
+    durable_ops ops = {.work = accept_work, .lost = answer_lost, .settled = intake_slot_release, .arg = &j,
                        .settled_arg = in};
     http_answer_durably(in->st, req, &ops);
     job_free(&j);

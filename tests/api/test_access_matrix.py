@@ -3,7 +3,7 @@ request with concrete path parameters, asserting allow (200) or deny (403, code 
 
 TABLE below is the contract. A route that the binary serves but TABLE does not list makes
 test_every_route_is_in_the_table fail: whoever adds a route must decide, here, who may call
-it. (Functions routes do not exist yet; when they land they need rows here.)
+it.
 
 Principals (columns, in this order):
   owner       a user holding workspace-owner on the workspace (made with --role)
@@ -42,6 +42,7 @@ PRINCIPALS = ("owner", "member", "src_admin", "src_ro", "tp_admin", "tp_ro", "fn
 SRC = "/v1beta/workspaces/{ws}/sources"
 DST = SRC + "/{src}/destinations"
 TP = "/v1beta/workspaces/{ws}/tracking-plans"
+FN = "/v1beta/workspaces/{ws}/functions"
 
 #                                                                    owner
 #                                                                    | member
@@ -124,6 +125,15 @@ TABLE = {
     ("POST", TP + "/{plan}/source-connections"):                    "A D D D A D D D D D",
     ("POST", TP + "/{plan}/source-connections:batchCreateConnections"): "A D D D A D D D D D",
     ("DELETE", TP + "/{plan}/source-connections/{src}"):            "A D D D A D D D D D",
+    # functions: Function Admin edits and deploys, Function Read-only reads and previews
+    ("GET", FN):                                                    "A D D D D D A A A D",
+    ("POST", FN):                                                   "A D D D D D A D D D",
+    ("POST", FN + "/preview"):                                      "A D D D D D A A A D",
+    ("GET", FN + "/{fn}"):                                          "A D D D D D A A A D",
+    ("PATCH", FN + "/{fn}"):                                        "A D D D D D A D D D",
+    ("DELETE", FN + "/{fn}"):                                       "A D D D D D A D D D",
+    ("POST", FN + "/{fn}/deploy"):                                  "A D D D D D A D D D",
+    ("GET", FN + "/{fn}/is-latest-version"):                        "A D D D D D A A A D",
 }
 
 
@@ -148,6 +158,7 @@ class Matrix:
         self.rebuild()
         mk_source(srv, "ios")
         self.plan = plan_id(mk_plan(srv, "matrix plan"))
+        self.fn = mk_function(srv)
         self.spare = new_user(srv, role="none")  # subject of policies made by POST policy
         p = {}
         p["owner"] = user_principal(srv, "owner", new_user(srv, role="workspace-owner"))
@@ -206,7 +217,45 @@ def nothing(r):
 
 def base_params(mx):
     return {"ws": WS, "src": "js", "dest": D1, "filter": mx.filter, "plan": mx.plan,
-            "role": "source-read-only"}
+            "role": "source-read-only", "fn": mx.fn}
+
+
+def with_query(path, params):
+    """A builder may add a query string under "_query" (the functions list needs ?type=)."""
+    return path + params.get("_query", "")
+
+
+FN_CODE = "async function onRequest(request, settings) {}"
+
+
+def mk_function(srv, type_="SOURCE"):
+    return assert_ok(srv.post(f"{WSP}/functions?type={type_}",
+                              json={"function": {"display_name": uniq("matrix fn "), "code": FN_CODE}}))["id"]
+
+
+def b_fn_list(mx, who):
+    return {"_query": "?type=SOURCE"}, None, nothing
+
+
+def b_fn_create(mx, who):
+    def cleanup(r):
+        if r.status_code == 200:
+            mx.owner_delete(f"{WSP}/functions/{r.json()['id']}")
+    return {}, {"type": "SOURCE", "function": {"display_name": "made by " + who.label, "code": FN_CODE}}, cleanup
+
+
+FN_PREVIEW = {"type": "DESTINATION", "function": {"code": "async function onTrack(e) { return 1 }"},
+              "payload": '{"type": "track", "event": "x", "userId": "u"}'}
+
+
+def b_fn_patch(mx, who):
+    return {}, {"function": {"display_name": "renamed by " + who.label},
+                "update_mask": {"paths": ["function.display_name"]}}, nothing
+
+
+def b_fn_delete(mx, who):
+    fid = mk_function(mx.srv)
+    return {"fn": fid}, None, lambda r: mx.owner_delete(f"{WSP}/functions/{fid}")
 
 
 def b_plain(body=None):
@@ -431,6 +480,14 @@ BUILDERS = {
     ("POST", TP + "/{plan}/source-connections"): b_conn_create,
     ("POST", TP + "/{plan}/source-connections:batchCreateConnections"): b_conn_batch,
     ("DELETE", TP + "/{plan}/source-connections/{src}"): b_conn_delete,
+    ("GET", FN): b_fn_list,
+    ("POST", FN): b_fn_create,
+    ("POST", FN + "/preview"): b_plain(FN_PREVIEW),
+    ("GET", FN + "/{fn}"): b_plain(),
+    ("PATCH", FN + "/{fn}"): b_fn_patch,
+    ("DELETE", FN + "/{fn}"): b_fn_delete,
+    ("POST", FN + "/{fn}/deploy"): b_plain(),
+    ("GET", FN + "/{fn}/is-latest-version"): b_plain(),
 }
 
 
@@ -485,7 +542,7 @@ def test_route_access(mx, route):
         who = mx.p[label]
         params, body, cleanup = BUILDERS[route](mx, who)
         full = dict(base_params(mx), **params)
-        path = pattern.format(**full)
+        path = with_query(pattern.format(**full), full)
         before = latest_event_id(srv) if is_mutation(method) else None
         kw = {"json": body} if body is not None else {}
         r = srv.request(method, path, token=who.token, **kw)
@@ -517,7 +574,8 @@ def test_route_needs_a_valid_token(mx, route):
     (before anything else is looked at)."""
     method, pattern = route
     params, body, cleanup = BUILDERS[route](mx, mx.p["owner"])
-    path = pattern.format(**dict(base_params(mx), **params))
+    full = dict(base_params(mx), **params)
+    path = with_query(pattern.format(**full), full)
     kw = {"json": body} if body is not None else {}
     r = None
     try:

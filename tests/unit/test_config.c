@@ -275,6 +275,30 @@ static void test_error_buffer_is_bounded(void **state)
     assert_non_null(memchr(err, '\0', sizeof err));
 }
 
+/* The Functions flags (docs/functions.md): defaults, environment, flags, bounds. */
+static void test_functions_flags(void **state)
+{
+    (void)state;
+    config c;
+    char err[256];
+    fake_env = NULL;
+    assert_int_equal(config_parse(&c, 0, NULL, env_lookup, err, sizeof err), 0);
+    assert_string_equal(c.functions_node, "");
+    assert_int_equal(c.functions_workers, 0);
+    assert_int_equal(c.functions_memory_mb, 0);
+    assert_int_equal(c.functions_per_workspace, 25);
+    const char *const envv[] = {"MANIFOLD_FUNCTIONS_NODE=/opt/node/bin/node", "MANIFOLD_FUNCTIONS_PER_WORKSPACE=0", NULL};
+    assert_int_equal(PARSE(&c, envv, err, "--functions-workers", "4", "--functions-memory-mb=512"), 0);
+    assert_string_equal(c.functions_node, "/opt/node/bin/node");
+    assert_int_equal(c.functions_per_workspace, 0);
+    assert_int_equal(c.functions_workers, 4);
+    assert_int_equal(c.functions_memory_mb, 512);
+    check_error("functions-workers", 2, "--functions-workers", "0");
+    check_error("functions-memory-mb", 2, "--functions-memory-mb", "8");
+    check_error("functions-per-workspace", 2, "--functions-per-workspace", "-1");
+    check_error("functions-node", 2, "--functions-node", "");
+}
+
 static void test_usage_mentions_every_flag(void **state)
 {
     (void)state;
@@ -300,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_environment_errors_name_the_variable),
         cmocka_unit_test(test_string_length_limits),
         cmocka_unit_test(test_error_buffer_is_bounded),
+        cmocka_unit_test(test_functions_flags),
         cmocka_unit_test(test_usage_mentions_every_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,26 @@
+/* functions/frame — length-prefixed JSON frames on the worker pipes. */
+#include "functions/frame.h"
+#include <stdint.h>
+
+void frame_put(buf *b, const char *p, size_t n)
+{
+    unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                          (unsigned char)n};
+    buf_append(b, h, 4);
+    buf_append(b, p, n);
+}
+
+ssize_t frame_next(const char *data, size_t len, size_t max, const char **payload, size_t *plen)
+{
+    if (len < 4)
+        return 0;
+    const unsigned char *u = (const unsigned char *)data;
+    size_t n = ((size_t)u[0] << 24) | ((size_t)u[1] << 16) | ((size_t)u[2] << 8) | (size_t)u[3];
+    if (n > max)
+        return -1;
+    if (len - 4 < n)
+        return 0;
+    *payload = data + 4;
+    *plen = n;
+    return (ssize_t)(4 + n);
+}
