@@ -364,7 +364,16 @@ class FunctionRequest {
   json() { return typeof this.#body === 'string' ? JSONparse(this.#body) : this.#body; }
   text() { return typeof this.#body === 'string' ? this.#body : (this.#body === undefined ? '' : JSONstringify(this.#body)); }
 }
-async function run(handlers, kind, inputText, settingsText) {
+// Deployed source functions receive the body with object keys sorted alphabetically,
+// recursively; preview does not sort (functions-runtime.md §4.2).
+function sortKeys(v) {
+  if (ArrayIsArray(v)) return v.map(sortKeys);
+  if (v === null || typeof v !== 'object') return v;
+  const o = {};
+  for (const k of OKeys(v).sort()) o[k] = sortKeys(v[k]);
+  return o;
+}
+async function run(handlers, kind, inputText, settingsText, deployed) {
   let input, settings;
   try { input = JSONparse(inputText); } catch (e) { throw new errs.InvalidEventPayload('payload is not valid JSON: ' + e.message); }
   try { settings = settingsText ? JSONparse(settingsText) : {}; } catch (e) { throw new errs.ValidationError('settings are not valid JSON: ' + e.message); }
@@ -392,7 +401,7 @@ async function run(handlers, kind, inputText, settingsText) {
     }
     const h = handlers.onRequest;
     if (typeof h !== 'function') throw new errs.EventNotSupported('request not supported');
-    await h(new FunctionRequest(p.body, headers, url), settings);
+    await h(new FunctionRequest(deployed ? sortKeys(p.body) : p.body, headers, url), settings);
     return JSONstringify({ events: segment.events, objects: segment.objects });
   }
   if (kind === 'batch') {
@@ -410,8 +419,8 @@ async function run(handlers, kind, inputText, settingsText) {
   return toJSONText(await h(input, settings));
 }
 return {
-  invoke(handlers, kind, inputText, settingsText) {
-    return run(handlers, kind, inputText, settingsText).then(
+  invoke(handlers, kind, inputText, settingsText, deployed) {
+    return run(handlers, kind, inputText, settingsText, deployed).then(
       (out) => ({ ok: true, out: String(out) }),
       (e) => { const d = describe(e); return { ok: false, name: d.name, message: d.message }; });
   },
@@ -482,8 +491,9 @@ function deepFreeze(root) {
 deepFreeze(HOST_GLOBALS);
 
 // One record per loaded instance: its context, its handlers, and the invocation it serves.
-function loadContext(kind, code, deadline) {
-    const rec = { inv: null, handlers: null, api: null, ctx: null };
+function loadContext(kind, code, deadline, inv) {
+    // inv: the invocation loading the instance, so that top-level console output is its log
+    const rec = { inv, handlers: null, api: null, ctx: null };
     const host = {
         kind,
         globals: HOST_GLOBALS,
@@ -554,7 +564,7 @@ async function handle(msg) {
     let rec = key === null ? undefined : contexts.get(key);
     try {
         if (!rec) {
-            rec = loadContext(msg.kind === 'source' ? 'source' : 'event', String(msg.code), deadline);
+            rec = loadContext(msg.kind === 'source' ? 'source' : 'event', String(msg.code), deadline, inv);
             if (key !== null) {
                 contexts.set(key, rec);
                 while (contexts.size > MAX_CONTEXTS) dropContext(contexts.keys().next().value);
@@ -569,7 +579,8 @@ async function handle(msg) {
             timer = setTimeout(() => resolve({ ok: false, name: 'Timeout', message: 'function exceeded ' + timeout + ' ms', timeout: true }),
                                Math.max(0, deadline - hrnow()));
         });
-        const r = await Promise.race([rec.api.invoke(rec.handlers, msg.kind, String(msg.input), msg.settings == null ? '' : String(msg.settings)), timedOut]);
+        const r = await Promise.race([rec.api.invoke(rec.handlers, msg.kind, String(msg.input),
+                                                     msg.settings == null ? '' : String(msg.settings), !msg.fresh), timedOut]);
         clearTimeout(timer);
         if (r.ok && inv.uncaught !== undefined) {
             const d = rec.api.describe(inv.uncaught);

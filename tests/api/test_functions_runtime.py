@@ -243,6 +243,16 @@ def test_source_throw_emits_nothing_and_missing_onrequest():
     fails(r, "EventNotSupported: request not supported")
 
 
+@needs_node
+def test_source_body_keys_sorted_only_when_deployed():
+    code = "console.log('top-level runs', 1); async function onRequest(req){ console.log(req.text()) }"
+    payload = {"payload": {"body": {"b": 1, "a": {"d": 2, "c": [{"z": 1, "y": 2}]}}}}
+    r, _ = run("source", code, payload)  # preview: as sent, and top-level logs are this call's logs
+    assert messages(r) == ["top-level runs 1", '{"b":1,"a":{"d":2,"c":[{"z":1,"y":2}]}}']
+    r, _ = run("source", code, payload, extra=["--instance", "src-1"])  # a deployed instance
+    assert messages(r) == ["top-level runs 1", '{"a":{"c":[{"y":2,"z":1}],"d":2},"b":1}']
+
+
 # ---- §10.3 destination function D1 -----------------------------------------------------------
 
 D1 = """
@@ -512,6 +522,23 @@ def test_long_running_runtime_keeps_answering_while_one_loops():
     assert [ok(r) for r in rs[1:21]] == list(range(20))
     assert [ok(r) for r in rs[22:]] == list(range(20, 30))
     assert max(r["duration_ms"] for r in rs[1:21]) < 1500
+
+
+@needs_node
+def test_queue_is_bounded():
+    """One worker, a queue of 3: of 10 calls submitted at once, the ones beyond the bound are
+    answered at once with Timeout (so delivery retries them), the others run."""
+    code = "async function onTrack(e){ await new Promise(r => setTimeout(r, 200)); return e.properties.i }"
+    lines = [json.dumps({"type": "track", "userId": "u", "properties": {"i": i}}) for i in range(10)]
+    rs, _ = run("destination", code, None, raw_input="\n".join(lines), extra=["--jsonl", "--workers", "1"],
+                env={"MANIFOLD_FUNCTION_QUEUE": "3"})
+    ran = [ok(r) for r in rs if r["invoke"]["success"]]
+    refused = [r for r in rs if not r["invoke"]["success"]]
+    assert ran == list(range(3))
+    assert len(refused) == 7
+    for r in refused:
+        assert r["invoke"]["error_name"] == "Timeout"
+        assert r["invoke"]["error_message"] == "the runtime's queue is full"
 
 
 # ---- memory ------------------------------------------------------------------------------------
