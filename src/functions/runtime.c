@@ -69,6 +69,7 @@ typedef struct worker {
     long long respawn_at;
     long long mem_check_at;
     char *keys[KEYS_PER_WORKER]; int nkeys, keypos;
+    char dir[32];           /* its working directory, removed at reap if the child could not */
 } worker;
 
 struct fnrt {
@@ -296,7 +297,7 @@ static bool errtail_has(const worker *w, const char *needle)
 static void worker_start(fnrt *rt, worker *w, long long now)
 {
     int in, out, err;
-    pid_t pid = cage_spawn(&rt->cage, rt->argv, &in, &out, &err);
+    pid_t pid = cage_spawn(&rt->cage, rt->argv, &in, &out, &err, w->dir);
     if (pid < 0) {
         rt->start_failures++;
         w->respawn_at = now + 1000;
@@ -325,6 +326,9 @@ static int worker_reap(worker *w)
         kill(w->pid, SIGKILL);
         while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
             ;
+        if (w->dir[0])
+            rmdir(w->dir); /* normally gone already */
+        w->dir[0] = '\0';
     }
     worker_drain_err(w);
     if (w->in >= 0)
@@ -578,6 +582,12 @@ static void dispatch(fnrt *rt, long long now)
 static void *runtime_main(void *arg)
 {
     fnrt *rt = arg;
+    /* A worker that dies while we write to it must give EPIPE, not kill the server (or the
+     * CLI) with SIGPIPE: blocked in this thread, the signal stays pending and harmless. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     struct pollfd pfd[1 + 3 * MAX_WORKERS];
     worker *who[1 + 3 * MAX_WORKERS];
     int what[1 + 3 * MAX_WORKERS];
