@@ -39,6 +39,7 @@ const LOG_CAP = 4096;
 const MAX_CONTEXTS = 64;
 const MAX_FETCH_BODY = 32 << 20;
 const MAX_REDIRECTS = 20;
+const MAX_OUTPUT = 16 << 20; // characters of a handler's JSON result
 const HANDLERS = { identify: 'onIdentify', track: 'onTrack', page: 'onPage', screen: 'onScreen',
                    group: 'onGroup', alias: 'onAlias', delete: 'onDelete' };
 const HANDLER_NAMES = ['onRequest', 'onIdentify', 'onTrack', 'onPage', 'onScreen', 'onGroup',
@@ -585,6 +586,8 @@ async function handle(msg) {
         if (r.ok && inv.uncaught !== undefined) {
             const d = rec.api.describe(inv.uncaught);
             reply = { success: false, name: d.name, message: d.message };
+        } else if (r.ok && r.out.length > MAX_OUTPUT) {
+            reply = { success: false, name: 'RangeError', message: 'the result is over ' + MAX_OUTPUT + ' characters of JSON' };
         } else if (r.ok) {
             reply = { success: true, output: r.out };
         } else {

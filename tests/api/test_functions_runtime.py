@@ -454,6 +454,18 @@ def test_r5_r6_thrown_string_and_sync_handler():
 
 
 @needs_node
+def test_result_size_cap_and_weird_results():
+    r, _ = run("destination", "async function onTrack(){ return 'x'.repeat(17 * 1024 * 1024) }", T)
+    fails(r, startswith="RangeError: the result is over")
+    r, _ = run("destination", "async function onTrack(){ return 10n }", T)
+    fails(r, startswith="TypeError:")  # BigInt is not JSON
+    r, _ = run("destination", "async function onTrack(){ return { toJSON() { return 'custom' } } }", T)
+    assert ok(r) == "custom"
+    r, _ = run("destination", "async function onTrack(){ return () => 1 }", T)
+    assert r["invoke"]["output"] == "null"
+
+
+@needs_node
 def test_r7_log_cap():
     r, _ = run("destination", "async function onTrack(e){ console.log('x'.repeat(5000)); return 1 }", T)
     assert ok(r) == 1
