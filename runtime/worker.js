@@ -37,6 +37,7 @@ const hrnow = () => Number(proc.hrtime.bigint() / 1000000n);
 
 const LOG_CAP = 4096;
 const MAX_CONTEXTS = 64;
+const IDLE_MS = 15 * 60 * 1000; // a warm context unused this long is dropped (§11)
 const MAX_FETCH_BODY = 32 << 20;
 const MAX_REDIRECTS = 20;
 const MAX_OUTPUT = 16 << 20; // characters of a handler's JSON result
@@ -573,6 +574,12 @@ async function handle(msg) {
         } else {
             contexts.delete(key);
             contexts.set(key, rec); // most recently used last
+        }
+        rec.usedAt = started;
+        // least recently used first: drop the ones idle for too long
+        for (const [k, r] of contexts) {
+            if (started - r.usedAt < IDLE_MS) break;
+            dropContext(k);
         }
         rec.inv = inv;
         let timer;
