@@ -24,9 +24,17 @@ const nodeCrypto = require('crypto');
 const { Buffer } = require('buffer');
 const { URL, URLSearchParams } = require('url');
 const { TextEncoder, TextDecoder } = require('util');
-const HostHeaders = globalThis.Headers;
-const HostRequest = globalThis.Request;
-const HostResponse = globalThis.Response;
+// Node's Headers/Request/Response (undici) take long to load (~20 ms on a quiet machine, far
+// more on a busy one): loaded, and frozen, on first use rather than at every worker start.
+const outerGlobal = globalThis;
+let webClasses = null;
+function web() {
+    if (!webClasses) {
+        webClasses = { Headers: outerGlobal.Headers, Request: outerGlobal.Request, Response: outerGlobal.Response };
+        deepFreeze(webClasses);
+    }
+    return webClasses;
+}
 const hostAtob = globalThis.atob;
 const hostBtoa = globalThis.btoa;
 const proc = process;
@@ -170,6 +178,7 @@ async function hostFetch(inv, input, init) {
     try {
         if (!inv || inv.done) return { error: 'fetch failed: the invocation has ended' };
         init = init || {};
+        const { Headers: HostHeaders, Request: HostRequest } = web();
         let urlText, method = 'GET', headers = new HostHeaders(), body = null;
         if (input instanceof HostRequest) {
             urlText = input.url;
@@ -221,6 +230,7 @@ function rawHeader(raw, name) {
     return null;
 }
 function makeResponse(r, url, redirected) {
+    const { Headers: HostHeaders, Response: HostResponse } = web();
     const headers = new HostHeaders();
     for (let i = 0; i < r.rawHeaders.length; i += 2) {
         try { headers.append(r.rawHeaders[i], r.rawHeaders[i + 1]); } catch (e) { /* invalid header: skipped */ }
@@ -300,6 +310,13 @@ def('fetch', async function fetch(input, init) {
   return r.response;
 });
 for (const [k, v] of OKeys(host.globals).map((k) => [k, host.globals[k]])) def(k, v);
+for (const n of ['Headers', 'Request', 'Response']) {
+  Object.defineProperty(G, n, {
+    get() { const v = host.web(n); def(n, v); return v; },
+    set(v) { def(n, v); },
+    enumerable: false, configurable: true
+  });
+}
 let segment = null;
 if (host.kind === 'source') {
   const COMMON = ['userId', 'anonymousId', 'context', 'integrations', 'messageId', 'sentAt', 'timestamp'];
@@ -445,7 +462,7 @@ for (const k of ['webcrypto', 'subtle']) if (nodeCrypto[k]) safeCrypto[k] = node
 Object.freeze(safeCrypto);
 
 const HOST_GLOBALS = { Buffer, URL, URLSearchParams, TextEncoder, TextDecoder, atob: hostAtob, btoa: hostBtoa,
-                       crypto: safeCrypto, Headers: HostHeaders, Request: HostRequest, Response: HostResponse };
+                       crypto: safeCrypto };
 
 // The host objects above are shared by every instance in this process, and by this file:
 // freeze everything reachable from them (the ECMAScript intrinsics are already frozen by
@@ -499,6 +516,7 @@ function loadContext(kind, code, deadline, inv) {
     const host = {
         kind,
         globals: HOST_GLOBALS,
+        web: (name) => web()[name],
         log: (args) => addLog(rec.inv, args),
         fetch: (input, init) => hostFetch(rec.inv, input, init),
         timer: (repeat, fn, ms) => {
