@@ -423,8 +423,7 @@ static int cmd_sandbox_exec(int argc, char **argv)
 int function_cli(int argc, char **argv)
 {
     /* stdout is the result; only warnings (a worker that cannot start) go to stderr */
-    if (!flag(argc, argv, "--verbose"))
-        log_level = LOG_WARN;
+    log_level = flag(argc, argv, "--verbose") ? LOG_DEBUG : LOG_WARN;
     if (argc >= 1 && !strcmp(argv[0], "run"))
         return cmd_run(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "bench"))
