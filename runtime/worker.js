@@ -24,9 +24,17 @@ const nodeCrypto = require('crypto');
 const { Buffer } = require('buffer');
 const { URL, URLSearchParams } = require('url');
 const { TextEncoder, TextDecoder } = require('util');
-const HostHeaders = globalThis.Headers;
-const HostRequest = globalThis.Request;
-const HostResponse = globalThis.Response;
+// Node's Headers/Request/Response (undici) take long to load (~20 ms on a quiet machine, far
+// more on a busy one): loaded, and frozen, on first use rather than at every worker start.
+const outerGlobal = globalThis;
+let webClasses = null;
+function web() {
+    if (!webClasses) {
+        webClasses = { Headers: outerGlobal.Headers, Request: outerGlobal.Request, Response: outerGlobal.Response };
+        deepFreeze(webClasses);
+    }
+    return webClasses;
+}
 const hostAtob = globalThis.atob;
 const hostBtoa = globalThis.btoa;
 const proc = process;
@@ -37,8 +45,10 @@ const hrnow = () => Number(proc.hrtime.bigint() / 1000000n);
 
 const LOG_CAP = 4096;
 const MAX_CONTEXTS = 64;
+const IDLE_MS = 15 * 60 * 1000; // a warm context unused this long is dropped (§11)
 const MAX_FETCH_BODY = 32 << 20;
 const MAX_REDIRECTS = 20;
+const MAX_OUTPUT = 16 << 20; // characters of a handler's JSON result
 const HANDLERS = { identify: 'onIdentify', track: 'onTrack', page: 'onPage', screen: 'onScreen',
                    group: 'onGroup', alias: 'onAlias', delete: 'onDelete' };
 const HANDLER_NAMES = ['onRequest', 'onIdentify', 'onTrack', 'onPage', 'onScreen', 'onGroup',
@@ -168,6 +178,7 @@ async function hostFetch(inv, input, init) {
     try {
         if (!inv || inv.done) return { error: 'fetch failed: the invocation has ended' };
         init = init || {};
+        const { Headers: HostHeaders, Request: HostRequest } = web();
         let urlText, method = 'GET', headers = new HostHeaders(), body = null;
         if (input instanceof HostRequest) {
             urlText = input.url;
@@ -219,6 +230,7 @@ function rawHeader(raw, name) {
     return null;
 }
 function makeResponse(r, url, redirected) {
+    const { Headers: HostHeaders, Response: HostResponse } = web();
     const headers = new HostHeaders();
     for (let i = 0; i < r.rawHeaders.length; i += 2) {
         try { headers.append(r.rawHeaders[i], r.rawHeaders[i + 1]); } catch (e) { /* invalid header: skipped */ }
@@ -298,6 +310,13 @@ def('fetch', async function fetch(input, init) {
   return r.response;
 });
 for (const [k, v] of OKeys(host.globals).map((k) => [k, host.globals[k]])) def(k, v);
+for (const n of ['Headers', 'Request', 'Response']) {
+  Object.defineProperty(G, n, {
+    get() { const v = host.web(n); def(n, v); return v; },
+    set(v) { def(n, v); },
+    enumerable: false, configurable: true
+  });
+}
 let segment = null;
 if (host.kind === 'source') {
   const COMMON = ['userId', 'anonymousId', 'context', 'integrations', 'messageId', 'sentAt', 'timestamp'];
@@ -364,7 +383,16 @@ class FunctionRequest {
   json() { return typeof this.#body === 'string' ? JSONparse(this.#body) : this.#body; }
   text() { return typeof this.#body === 'string' ? this.#body : (this.#body === undefined ? '' : JSONstringify(this.#body)); }
 }
-async function run(handlers, kind, inputText, settingsText) {
+// Deployed source functions receive the body with object keys sorted alphabetically,
+// recursively; preview does not sort (functions-runtime.md §4.2).
+function sortKeys(v) {
+  if (ArrayIsArray(v)) return v.map(sortKeys);
+  if (v === null || typeof v !== 'object') return v;
+  const o = {};
+  for (const k of OKeys(v).sort()) o[k] = sortKeys(v[k]);
+  return o;
+}
+async function run(handlers, kind, inputText, settingsText, deployed) {
   let input, settings;
   try { input = JSONparse(inputText); } catch (e) { throw new errs.InvalidEventPayload('payload is not valid JSON: ' + e.message); }
   try { settings = settingsText ? JSONparse(settingsText) : {}; } catch (e) { throw new errs.ValidationError('settings are not valid JSON: ' + e.message); }
@@ -392,7 +420,7 @@ async function run(handlers, kind, inputText, settingsText) {
     }
     const h = handlers.onRequest;
     if (typeof h !== 'function') throw new errs.EventNotSupported('request not supported');
-    await h(new FunctionRequest(p.body, headers, url), settings);
+    await h(new FunctionRequest(deployed ? sortKeys(p.body) : p.body, headers, url), settings);
     return JSONstringify({ events: segment.events, objects: segment.objects });
   }
   if (kind === 'batch') {
@@ -410,8 +438,8 @@ async function run(handlers, kind, inputText, settingsText) {
   return toJSONText(await h(input, settings));
 }
 return {
-  invoke(handlers, kind, inputText, settingsText) {
-    return run(handlers, kind, inputText, settingsText).then(
+  invoke(handlers, kind, inputText, settingsText, deployed) {
+    return run(handlers, kind, inputText, settingsText, deployed).then(
       (out) => ({ ok: true, out: String(out) }),
       (e) => { const d = describe(e); return { ok: false, name: d.name, message: d.message }; });
   },
@@ -434,7 +462,7 @@ for (const k of ['webcrypto', 'subtle']) if (nodeCrypto[k]) safeCrypto[k] = node
 Object.freeze(safeCrypto);
 
 const HOST_GLOBALS = { Buffer, URL, URLSearchParams, TextEncoder, TextDecoder, atob: hostAtob, btoa: hostBtoa,
-                       crypto: safeCrypto, Headers: HostHeaders, Request: HostRequest, Response: HostResponse };
+                       crypto: safeCrypto };
 
 // The host objects above are shared by every instance in this process, and by this file:
 // freeze everything reachable from them (the ECMAScript intrinsics are already frozen by
@@ -482,11 +510,13 @@ function deepFreeze(root) {
 deepFreeze(HOST_GLOBALS);
 
 // One record per loaded instance: its context, its handlers, and the invocation it serves.
-function loadContext(kind, code, deadline) {
-    const rec = { inv: null, handlers: null, api: null, ctx: null };
+function loadContext(kind, code, deadline, inv) {
+    // inv: the invocation loading the instance, so that top-level console output is its log
+    const rec = { inv, handlers: null, api: null, ctx: null };
     const host = {
         kind,
         globals: HOST_GLOBALS,
+        web: (name) => web()[name],
         log: (args) => addLog(rec.inv, args),
         fetch: (input, init) => hostFetch(rec.inv, input, init),
         timer: (repeat, fn, ms) => {
@@ -554,7 +584,7 @@ async function handle(msg) {
     let rec = key === null ? undefined : contexts.get(key);
     try {
         if (!rec) {
-            rec = loadContext(msg.kind === 'source' ? 'source' : 'event', String(msg.code), deadline);
+            rec = loadContext(msg.kind === 'source' ? 'source' : 'event', String(msg.code), deadline, inv);
             if (key !== null) {
                 contexts.set(key, rec);
                 while (contexts.size > MAX_CONTEXTS) dropContext(contexts.keys().next().value);
@@ -563,17 +593,26 @@ async function handle(msg) {
             contexts.delete(key);
             contexts.set(key, rec); // most recently used last
         }
+        rec.usedAt = started;
+        // least recently used first: drop the ones idle for too long
+        for (const [k, r] of contexts) {
+            if (started - r.usedAt < IDLE_MS) break;
+            dropContext(k);
+        }
         rec.inv = inv;
         let timer;
         const timedOut = new Promise((resolve) => {
             timer = setTimeout(() => resolve({ ok: false, name: 'Timeout', message: 'function exceeded ' + timeout + ' ms', timeout: true }),
                                Math.max(0, deadline - hrnow()));
         });
-        const r = await Promise.race([rec.api.invoke(rec.handlers, msg.kind, String(msg.input), msg.settings == null ? '' : String(msg.settings)), timedOut]);
+        const r = await Promise.race([rec.api.invoke(rec.handlers, msg.kind, String(msg.input),
+                                                     msg.settings == null ? '' : String(msg.settings), !msg.fresh), timedOut]);
         clearTimeout(timer);
         if (r.ok && inv.uncaught !== undefined) {
             const d = rec.api.describe(inv.uncaught);
             reply = { success: false, name: d.name, message: d.message };
+        } else if (r.ok && r.out.length > MAX_OUTPUT) {
+            reply = { success: false, name: 'RangeError', message: 'the result is over ' + MAX_OUTPUT + ' characters of JSON' };
         } else if (r.ok) {
             reply = { success: true, output: r.out };
         } else {

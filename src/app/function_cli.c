@@ -381,7 +381,8 @@ static int cmd_sandbox_exec(int argc, char **argv)
     snprintf(heap, sizeof heap, "--max-old-space-size=%zu", mem);
     char *av[] = {c.node, heap, (char *)"--v8-pool-size=1", (char *)"--no-warnings", (char *)"-e", script, NULL};
     int in, out, err;
-    pid_t pid = cage_spawn(&c, av, &in, &out, &err);
+    char dir[32];
+    pid_t pid = cage_spawn(&c, av, &in, &out, &err, dir);
     cage_release(&c);
     free(script);
     if (pid < 0) {
@@ -411,6 +412,7 @@ static int cmd_sandbox_exec(int argc, char **argv)
     kill(pid, SIGKILL);
     int st = 0;
     waitpid(pid, &st, 0);
+    rmdir(dir);
     for (int i = 0; i < 2; i++)
         if (p[i].fd >= 0)
             close(p[i].fd);
@@ -421,8 +423,7 @@ static int cmd_sandbox_exec(int argc, char **argv)
 int function_cli(int argc, char **argv)
 {
     /* stdout is the result; only warnings (a worker that cannot start) go to stderr */
-    if (!flag(argc, argv, "--verbose"))
-        log_level = LOG_WARN;
+    log_level = flag(argc, argv, "--verbose") ? LOG_DEBUG : LOG_WARN;
     if (argc >= 1 && !strcmp(argv[0], "run"))
         return cmd_run(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "bench"))

@@ -305,7 +305,7 @@ static void set_limit(int res, rlim_t soft, rlim_t hard)
     setrlimit(res, &rl);
 }
 
-pid_t cage_spawn(const fn_cage *c, char *const argv[], int *in, int *out, int *err)
+pid_t cage_spawn(const fn_cage *c, char *const argv[], int *in, int *out, int *err, char dir_out[32])
 {
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
     if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
@@ -313,6 +313,7 @@ pid_t cage_spawn(const fn_cage *c, char *const argv[], int *in, int *out, int *e
     char dir[] = "/tmp/manifold-fn-XXXXXX";
     if (!mkdtemp(dir))
         goto fail;
+    snprintf(dir_out, 32, "%s", dir);
     /* Nothing of the server's environment. Two fixed tuning variables only, read by glibc and
      * libuv at start-up (the worker deletes them before any function code runs): one malloc
      * arena and two pool threads keep node's address-space reservations — which RLIMIT_AS

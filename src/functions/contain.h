@@ -33,7 +33,9 @@ void cage_release(fn_cage *c);
 
 /* Starts node with argv (argv[0] is ignored: c->node is executed). On success returns the pid
  * and sets *in (the worker's stdin, write end), *out (its stdout) and *err (its stderr), all
- * O_CLOEXEC and non-blocking on this side; -1 on failure. */
-pid_t cage_spawn(const fn_cage *c, char *const argv[], int *in, int *out, int *err);
+ * O_CLOEXEC and non-blocking on this side; -1 on failure. dir receives the path of the
+ * worker's (empty) working directory: the child removes it once inside; the caller removes
+ * it after reaping the child, in case the child was killed before it could. */
+pid_t cage_spawn(const fn_cage *c, char *const argv[], int *in, int *out, int *err, char dir[32]);
 
 #endif

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +70,9 @@ typedef struct worker {
     long long respawn_at;
     long long mem_check_at;
     char *keys[KEYS_PER_WORKER]; int nkeys, keypos;
+    char dir[32];           /* its working directory, removed at reap if the child could not */
+    int as_gen;             /* the RLIMIT_AS calibration it was started (or adjusted) with */
+    size_t as_start;        /* the RLIMIT_AS it was started with */
 } worker;
 
 struct fnrt {
@@ -91,6 +95,8 @@ struct fnrt {
     char *config_frame;     /* JSON: policy, CPU budget */
     size_t memory_mb;
     size_t rss_cap;         /* bytes; checked every MEM_CHECK_MS while a call runs */
+    bool as_calibrated;
+    int as_gen;
     int timeout_ms;
     fn_cage cage;
     char *argv[12];
@@ -296,13 +302,15 @@ static bool errtail_has(const worker *w, const char *needle)
 static void worker_start(fnrt *rt, worker *w, long long now)
 {
     int in, out, err;
-    pid_t pid = cage_spawn(&rt->cage, rt->argv, &in, &out, &err);
+    pid_t pid = cage_spawn(&rt->cage, rt->argv, &in, &out, &err, w->dir);
     if (pid < 0) {
         rt->start_failures++;
         w->respawn_at = now + 1000;
         return;
     }
     w->pid = pid;
+    w->as_gen = rt->as_gen;
+    w->as_start = rt->cage.as_bytes;
     w->in = in;
     w->out = out;
     w->err = err;
@@ -325,6 +333,9 @@ static int worker_reap(worker *w)
         kill(w->pid, SIGKILL);
         while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
             ;
+        if (w->dir[0])
+            rmdir(w->dir); /* normally gone already */
+        w->dir[0] = '\0';
     }
     worker_drain_err(w);
     if (w->in >= 0)
@@ -437,6 +448,43 @@ static void worker_assign(worker *w, job *j, long long now)
     worker_flush(w);
 }
 
+/* Once node has started, its own address-space reservations are known (they differ between
+ * Node versions: ~650 MiB on 20, ~250 MiB on 18): RLIMIT_AS becomes that plus the memory
+ * limit plus room for the thread pool, so that a 512 MiB Buffer fails on every version.
+ * The worker's limit is lowered in place when the kernel lets us (its owner, or root with
+ * CAP_SYS_RESOURCE); otherwise every worker started before this calibration is replaced as
+ * soon as it is idle, and later ones start with the calibrated limit. */
+static void worker_calibrate_as(fnrt *rt, worker *w)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)w->pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    unsigned long pages = 0;
+    int n = fscanf(f, "%lu", &pages);
+    fclose(f);
+    if (n != 1 || !pages)
+        return;
+    size_t want = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE) + ((rt->memory_mb + 64) << 20);
+    if (want + (64 << 20) >= w->as_start) {
+        w->as_gen = rt->as_gen; /* the limit it started with is close enough */
+        return;
+    }
+    struct rlimit rl = {want, want};
+    if (prlimit(w->pid, RLIMIT_AS, &rl, NULL) == 0) {
+        w->as_gen = rt->as_gen;
+        w->as_start = want;
+        return;
+    }
+    if (rt->as_calibrated)
+        return; /* this worker predates the calibration: replaced when idle */
+    rt->as_calibrated = true;
+    rt->cage.as_bytes = want;
+    rt->as_gen++;
+    log_debug("functions: RLIMIT_AS calibrated to %zu MiB (node reserves %lu pages)", want >> 20, pages);
+}
+
 /* Handles one frame from the worker; false when the worker broke the protocol. */
 static bool worker_frame(fnrt *rt, worker *w, const char *p, size_t n, long long now)
 {
@@ -447,6 +495,7 @@ static bool worker_frame(fnrt *rt, worker *w, const char *p, size_t n, long long
     }
     if (json_is_true(json_object_get(m, "ready"))) {
         if (w->state == W_STARTING) {
+            worker_calibrate_as(rt, w);
             w->state = W_IDLE;
             rt->start_failures = 0;
             rt->broken = false;
@@ -578,6 +627,12 @@ static void dispatch(fnrt *rt, long long now)
 static void *runtime_main(void *arg)
 {
     fnrt *rt = arg;
+    /* A worker that dies while we write to it must give EPIPE, not kill the server (or the
+     * CLI) with SIGPIPE: blocked in this thread, the signal stays pending and harmless. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     struct pollfd pfd[1 + 3 * MAX_WORKERS];
     worker *who[1 + 3 * MAX_WORKERS];
     int what[1 + 3 * MAX_WORKERS];
@@ -596,6 +651,8 @@ static void *runtime_main(void *arg)
                     worker_start(rt, w, now);
                 else if ((w->state == W_BUSY || w->state == W_STARTING) && now >= w->deadline)
                     worker_down(rt, w, w->state == W_BUSY ? "Timeout" : NULL, now);
+                else if (w->state == W_IDLE && w->as_gen != rt->as_gen)
+                    worker_down(rt, w, "retire", now); /* started with the uncalibrated limit */
                 else if (w->state == W_BUSY && now >= w->mem_check_at) {
                     w->mem_check_at = now + MEM_CHECK_MS;
                     if (worker_rss(w) > rt->rss_cap)

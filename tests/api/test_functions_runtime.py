@@ -243,6 +243,16 @@ def test_source_throw_emits_nothing_and_missing_onrequest():
     fails(r, "EventNotSupported: request not supported")
 
 
+@needs_node
+def test_source_body_keys_sorted_only_when_deployed():
+    code = "console.log('top-level runs', 1); async function onRequest(req){ console.log(req.text()) }"
+    payload = {"payload": {"body": {"b": 1, "a": {"d": 2, "c": [{"z": 1, "y": 2}]}}}}
+    r, _ = run("source", code, payload)  # preview: as sent, and top-level logs are this call's logs
+    assert messages(r) == ["top-level runs 1", '{"b":1,"a":{"d":2,"c":[{"z":1,"y":2}]}}']
+    r, _ = run("source", code, payload, extra=["--instance", "src-1"])  # a deployed instance
+    assert messages(r) == ["top-level runs 1", '{"a":{"c":[{"y":2,"z":1}],"d":2},"b":1}']
+
+
 # ---- §10.3 destination function D1 -----------------------------------------------------------
 
 D1 = """
@@ -444,6 +454,18 @@ def test_r5_r6_thrown_string_and_sync_handler():
 
 
 @needs_node
+def test_result_size_cap_and_weird_results():
+    r, _ = run("destination", "async function onTrack(){ return 'x'.repeat(17 * 1024 * 1024) }", T)
+    fails(r, startswith="RangeError: the result is over")
+    r, _ = run("destination", "async function onTrack(){ return 10n }", T)
+    fails(r, startswith="TypeError:")  # BigInt is not JSON
+    r, _ = run("destination", "async function onTrack(){ return { toJSON() { return 'custom' } } }", T)
+    assert ok(r) == "custom"
+    r, _ = run("destination", "async function onTrack(){ return () => 1 }", T)
+    assert r["invoke"]["output"] == "null"
+
+
+@needs_node
 def test_r7_log_cap():
     r, _ = run("destination", "async function onTrack(e){ console.log('x'.repeat(5000)); return 1 }", T)
     assert ok(r) == 1
@@ -512,6 +534,23 @@ def test_long_running_runtime_keeps_answering_while_one_loops():
     assert [ok(r) for r in rs[1:21]] == list(range(20))
     assert [ok(r) for r in rs[22:]] == list(range(20, 30))
     assert max(r["duration_ms"] for r in rs[1:21]) < 1500
+
+
+@needs_node
+def test_queue_is_bounded():
+    """One worker, a queue of 3: of 10 calls submitted at once, the ones beyond the bound are
+    answered at once with Timeout (so delivery retries them), the others run."""
+    code = "async function onTrack(e){ await new Promise(r => setTimeout(r, 200)); return e.properties.i }"
+    lines = [json.dumps({"type": "track", "userId": "u", "properties": {"i": i}}) for i in range(10)]
+    rs, _ = run("destination", code, None, raw_input="\n".join(lines), extra=["--jsonl", "--workers", "1"],
+                env={"MANIFOLD_FUNCTION_QUEUE": "3"})
+    ran = [ok(r) for r in rs if r["invoke"]["success"]]
+    refused = [r for r in rs if not r["invoke"]["success"]]
+    assert ran == list(range(3))
+    assert len(refused) == 7
+    for r in refused:
+        assert r["invoke"]["error_name"] == "Timeout"
+        assert r["invoke"]["error_message"] == "the runtime's queue is full"
 
 
 # ---- memory ------------------------------------------------------------------------------------
