@@ -7,6 +7,7 @@
 #include "app/admin.h"
 #include "app/config.h"
 #include "ingest/intake.h"
+#include "obs/obs.h"
 #include "schema/schema.h"
 #include "util/util.h"
 #include <errno.h>
@@ -88,12 +89,12 @@ static store *open_store(const char *database, const char *key_file, int readers
         default_key_file(database, key, sizeof key);
     ensure_parent_dir(key);
     if (auth_init(key, err, sizeof err) != 0) {
-        fprintf(stderr, "manifold: %s\n", err);
+        log_error("manifold: %s", err);
         return NULL;
     }
     store *st = store_open(database, readers, err, sizeof err);
     if (!st)
-        fprintf(stderr, "manifold: %s\n", err);
+        log_error("manifold: %s", err);
     return st;
 }
 
@@ -152,6 +153,9 @@ static int cmd_serve(int argc, char **argv)
     }
     log_level = !strcmp(cfg.log_level, "error") ? LOG_ERROR : !strcmp(cfg.log_level, "warn") ? LOG_WARN
               : !strcmp(cfg.log_level, "debug") ? LOG_DEBUG : LOG_INFO;
+    log_json = !strcmp(cfg.log_format, "json");
+    obs_access_log = !strcmp(cfg.access_log, "on");
+    obs_init();
     if (!cfg.catalog[0])
         default_catalog(cfg.catalog, sizeof cfg.catalog);
     if (!cfg.threads) {
@@ -172,7 +176,7 @@ static int cmd_serve(int argc, char **argv)
     catalog *cat = catalog_load(cfg.catalog, err, sizeof err);
     tracking_plans_init(cfg.catalog); /* the meta-schemas ship beside the catalog */
     if (!cat) {
-        fprintf(stderr, "manifold: %s\n", err);
+        log_error("manifold: %s", err);
         return 1;
     }
     store *st = open_store(cfg.database, cfg.key_file, cfg.db_connections);
@@ -183,19 +187,21 @@ static int cmd_serve(int argc, char **argv)
     char token[TOKEN_TEXT_MAX];
     int boot = admin_bootstrap(st, cfg.bootstrap_workspace, cfg.bootstrap_email, token);
     if (boot < 0) {
-        fprintf(stderr, "manifold: bootstrap failed\n");
+        log_error("manifold: bootstrap failed");
         store_close(st);
         catalog_free(cat);
         return 1;
     }
     if (engine_backfill_refs(st, &kind_source) != ST_OK) {
-        fprintf(stderr, "manifold: could not index the write keys of existing sources\n");
+        log_error("manifold: could not index the write keys of existing sources");
         store_close(st);
         catalog_free(cat);
         return 1;
     }
+    obs_pool_fn(store_pool_stats, st);
     api *a = api_new(st, cat, cfg.rate_limit);
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
+    a->metrics = !strcmp(cfg.metrics, "on");
     a->debugger_events = cfg.debugger_events;
     intake_config ic = {.strict_write_keys = cfg.strict_write_keys, .backlog = cfg.intake_backlog,
                         .dedup_ms = 24LL * 3600 * 1000, .server_version = MANIFOLD_VERSION};
@@ -208,6 +214,7 @@ static int cmd_serve(int argc, char **argv)
         .max_connections = cfg.max_connections, .max_per_ip = cfg.max_per_ip,
         .idle_timeout_s = cfg.idle_timeout, .request_deadline_s = cfg.request_timeout,
         .threads = cfg.threads, .max_header_bytes = cfg.max_header_bytes,
+        .on_answer = obs_http_answer,
     };
     /* The token file exists before the port answers, so whoever waits for the server can
      * read it as soon as it is up. */
@@ -234,7 +241,7 @@ static int cmd_serve(int argc, char **argv)
         }
     }
     if (!srv) {
-        fprintf(stderr, "manifold: %s\n", err);
+        log_error("manifold: %s", err);
         intake_free(in);
         api_free(a);
         store_close(st);
@@ -242,7 +249,17 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     int port = http_port(srv);
-    if (boot == 1) {
+    if (boot == 1 && log_json) {
+        /* A log pipeline keeps what it reads: the token is named only by its file, unless
+         * the file could not be written (then this line is the only copy). */
+        if (token_saved)
+            log_info("created workspace '%s' and an owner access token; the token was written to %s (mode 0600)",
+                     cfg.bootstrap_workspace, token_path);
+        else
+            log_info("created workspace '%s' and an owner access token (shown once): %s", cfg.bootstrap_workspace,
+                     token);
+        memset(token, 0, sizeof token);
+    } else if (boot == 1) {
         fprintf(stderr,
                 "\nManifold created workspace '%s' and an owner access token (shown once):\n\n"
                 "    %s\n\n%s%s%s"
