@@ -65,6 +65,7 @@ const char *obs_route_label(int id) { return id > 0 && id < nroutes ? routes[id]
 #define MAP_CAP 8192
 static _Atomic uint32_t map_key[MAP_CAP];
 static metric *_Atomic map_val[MAP_CAP];
+static atomic_bool map_ready[MAP_CAP]; /* map_val is final (it may be NULL: the store was full) */
 
 static metric *map_get(uint32_t key, int route, int method, int status)
 {
@@ -85,15 +86,15 @@ static metric *map_get(uint32_t key, int route, int method, int status)
                 } else {
                     m = metrics_series(f_duration, 2, "method", methods[method], "route", obs_route_label(route));
                 }
-                atomic_store_explicit(&map_val[h], m, memory_order_release);
+                atomic_store_explicit(&map_val[h], m, memory_order_relaxed);
+                atomic_store_explicit(&map_ready[h], true, memory_order_release);
                 return m;
             }
         }
         if (k == key) {
-            metric *m;
-            while (!(m = atomic_load_explicit(&map_val[h], memory_order_acquire)))
+            while (!atomic_load_explicit(&map_ready[h], memory_order_acquire))
                 ; /* being registered by another thread right now */
-            return m;
+            return atomic_load_explicit(&map_val[h], memory_order_relaxed);
         }
     }
     return NULL;
