@@ -13,6 +13,7 @@
 #include "ingest/intake.h"
 #include "ingest/msg.h"
 #include "store/delivery_metrics.h"
+#include "obs/obs.h"
 #include "schema/schema.h"
 #include "util/util.h"
 #include <errno.h>
@@ -95,12 +96,12 @@ static store *open_store(const char *database, const char *key_file, int readers
         default_key_file(database, key, sizeof key);
     ensure_parent_dir(key);
     if (auth_init(key, err, sizeof err) != 0) {
-        fprintf(stderr, "manifold: %s\n", err);
+        log_error("manifold: %s", err);
         return NULL;
     }
     store *st = store_open(database, readers, err, sizeof err);
     if (!st)
-        fprintf(stderr, "manifold: %s\n", err);
+        log_error("manifold: %s", err);
     return st;
 }
 
@@ -168,6 +169,9 @@ static int cmd_serve(int argc, char **argv)
     }
     log_level = !strcmp(cfg.log_level, "error") ? LOG_ERROR : !strcmp(cfg.log_level, "warn") ? LOG_WARN
               : !strcmp(cfg.log_level, "debug") ? LOG_DEBUG : LOG_INFO;
+    log_json = !strcmp(cfg.log_format, "json");
+    obs_access_log = !strcmp(cfg.access_log, "on");
+    obs_init();
     if (!cfg.catalog[0])
         default_catalog(cfg.catalog, sizeof cfg.catalog);
     if (!cfg.threads) {
@@ -188,7 +192,7 @@ static int cmd_serve(int argc, char **argv)
     catalog *cat = catalog_load(cfg.catalog, err, sizeof err);
     tracking_plans_init(cfg.catalog); /* the meta-schemas ship beside the catalog */
     if (!cat) {
-        fprintf(stderr, "manifold: %s\n", err);
+        log_error("manifold: %s", err);
         return 1;
     }
     store *st = open_store(cfg.database, cfg.key_file, cfg.db_connections);
@@ -199,13 +203,13 @@ static int cmd_serve(int argc, char **argv)
     char token[TOKEN_TEXT_MAX];
     int boot = admin_bootstrap(st, cfg.bootstrap_workspace, cfg.bootstrap_email, token);
     if (boot < 0) {
-        fprintf(stderr, "manifold: bootstrap failed\n");
+        log_error("manifold: bootstrap failed");
         store_close(st);
         catalog_free(cat);
         return 1;
     }
     if (engine_backfill_refs(st, &kind_source) != ST_OK) {
-        fprintf(stderr, "manifold: could not index the write keys of existing sources\n");
+        log_error("manifold: could not index the write keys of existing sources");
         store_close(st);
         catalog_free(cat);
         return 1;
@@ -230,8 +234,10 @@ static int cmd_serve(int argc, char **argv)
         log_warn("functions: %s: function previews and webhooks answer \"runtime unavailable\"", fnrt_describe(rt));
     else
         log_info("functions: %s", fnrt_describe(rt));
+    obs_pool_fn(store_pool_stats, st);
     api *a = api_new(st, cat, cfg.rate_limit);
     api_set_body_limits(a, cfg.max_body, cfg.max_plan_body);
+    a->metrics = !strcmp(cfg.metrics, "on");
     a->debugger_events = cfg.debugger_events;
     a->functions = rt;
     a->max_functions = cfg.functions_per_workspace;
@@ -247,6 +253,7 @@ static int cmd_serve(int argc, char **argv)
         .max_connections = cfg.max_connections, .max_per_ip = cfg.max_per_ip,
         .idle_timeout_s = cfg.idle_timeout, .request_deadline_s = cfg.request_timeout,
         .threads = cfg.threads, .max_header_bytes = cfg.max_header_bytes,
+        .on_answer = obs_http_answer,
     };
     /* The token file exists before the port answers, so whoever waits for the server can
      * read it as soon as it is up. */
@@ -284,7 +291,7 @@ static int cmd_serve(int argc, char **argv)
         }
     }
     if (!srv) {
-        fprintf(stderr, "manifold: %s\n", err);
+        log_error("manifold: %s", err);
         deliver_stop(dv);
         intake_free(in);
         api_free(a);
@@ -294,7 +301,17 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     int port = http_port(srv);
-    if (boot == 1) {
+    if (boot == 1 && log_json) {
+        /* A log pipeline keeps what it reads: the token is named only by its file, unless
+         * the file could not be written (then this line is the only copy). */
+        if (token_saved)
+            log_info("created workspace '%s' and an owner access token; the token was written to %s (mode 0600)",
+                     cfg.bootstrap_workspace, token_path);
+        else
+            log_info("created workspace '%s' and an owner access token (shown once): %s", cfg.bootstrap_workspace,
+                     token);
+        memset(token, 0, sizeof token);
+    } else if (boot == 1) {
         fprintf(stderr,
                 "\nManifold created workspace '%s' and an owner access token (shown once):\n\n"
                 "    %s\n\n%s%s%s"

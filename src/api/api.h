@@ -42,6 +42,7 @@ typedef struct api {
     size_t max_body, max_plan_body; /* see api_set_body_limits */
     struct fnrt *functions; /* the Functions runtime (functions/runtime.h): preview runs code there */
     int max_functions;      /* functions per workspace (--functions-per-workspace); 0: unlimited */
+    bool metrics;          /* GET /metrics is served (--metrics on) */
     /* Workspaces never change once created, so they are cached for good. */
     pthread_rwlock_t ws_lock;
     ws_row *ws_cache;
@@ -60,7 +61,11 @@ typedef struct route {
     route_fn fn;
     const struct kind *kind; /* engine routes: the resource kind */
     route_body body;         /* its body limit class */
+    /* Query parameters a non-engine handler reads, space-separated ("page_size page_token"):
+     * the OpenAPI document lists them (engine routes' are known from their method). */
+    const char *query;
     /* compiled by router_init */
+    int obs_id;              /* its metrics label (obs_route) */
     int nseg;
     const char *seg[ROUTE_MAX_SEGS];
     size_t seglen[ROUTE_MAX_SEGS];
@@ -84,6 +89,10 @@ int api_ws_lookup(api *a, const char *slug_or_id, ws_row *out);
 
 /* handlers */
 void h_healthz(call *), h_readyz(call *);
+/* ops.c — GET /metrics (Prometheus) and GET /v1beta/openapi.json (openapi.c builds it) */
+void h_metrics(call *), h_openapi(call *);
+/* The OpenAPI 3.1 document of the route table and the kinds (openapi.c). */
+json_t *openapi_document(void);
 void h_token_create(call *), h_token_list(call *), h_token_get(call *), h_token_delete(call *);
 void h_ws_list(call *), h_ws_get(call *);
 void h_catsrc_list(call *), h_catsrc_get(call *), h_catdst_list(call *), h_catdst_get(call *);

@@ -3,6 +3,7 @@
  * the route's workspace) is established here, once, for every route. */
 #include "api/engine.h"
 #include "http/durable.h"
+#include "obs/obs.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <ctype.h>
@@ -16,8 +17,10 @@
 
 static void compile_routes(void)
 {
+    obs_init();
     for (size_t i = 0; i < api_nroutes; i++) {
         route *r = &api_routes[i];
+        r->obs_id = obs_route(r->pattern);
         r->nseg = 0;
         for (const char *p = r->pattern; *p;) {
             while (*p == '/')
@@ -43,6 +46,7 @@ api *api_new(store *st, catalog *cat, int rate_limit)
     a->rate_limit = rate_limit;
     a->max_body = a->max_plan_body = (size_t)1 << 20;
     a->max_functions = 25; /* functions-runtime.md §1: Segment's default */
+    a->metrics = true;
     pthread_rwlock_init(&a->ws_lock, NULL);
     return a;
 }
@@ -255,6 +259,7 @@ static bool authenticate(call *c)
         if (rc != ST_OK)
             return fail(c, 401, CODE_UNAUTHENTICATED, "invalid access token");
         c->authed = true;
+        c->req->token_id = c->who.token_id; /* the access line names the token by its id */
         return true;
     }
     if (!strncasecmp(h, "Basic ", 6) && c->route->action == ACT_TOKEN_CREATE)
@@ -346,6 +351,7 @@ static void dispatch(call *c)
         fail(c, 404, CODE_NOT_FOUND, known ? "method %s not allowed on this path" : "not found", req->method);
         return;
     }
+    req->route_id = c->route->obs_id;
     trim_verbs(c);
     for (int i = 0; i < req->nquery; i++)
         if (req->query[i].key[0] == '\x01') {

@@ -9,6 +9,9 @@
 /* An engine route: the handler is a standard method, the kind says of what. */
 #define K(m, p, a, f, k) {.method = m, .pattern = p, .action = a, .fn = f, .kind = &k}
 /* A route whose body is a whole tracking plan: the larger --max-plan-body applies. */
+/* A route whose handler reads query parameters (for the OpenAPI document). */
+#define RQ(m, p, a, f, q) {.method = m, .pattern = p, .action = a, .fn = f, .query = q}
+#define PAGED "page_size page_token"
 #define KP(m, p, a, f, k) {.method = m, .pattern = p, .action = a, .fn = f, .kind = &k, .body = BODY_PLAN}
 #define SRC "/v1beta/workspaces/{ws}/sources"
 #define DST SRC "/{src}/destinations"
@@ -20,21 +23,25 @@
 route api_routes[] = {
     R("GET", "/healthz", ACT_PUBLIC, h_healthz),
     R("GET", "/readyz", ACT_PUBLIC, h_readyz),
+    /* for operators (docs/operations.md): Prometheus metrics (--metrics off: 404) and the
+     * OpenAPI document generated from this table */
+    R("GET", "/metrics", ACT_PUBLIC, h_metrics),
+    R("GET", "/v1beta/openapi.json", ACT_PUBLIC, h_openapi),
 
     /* §3 access tokens */
     R("POST", "/v1beta/access-tokens", ACT_TOKEN_CREATE, h_token_create),
-    R("GET", "/v1beta/access-tokens", ACT_WRITE, h_token_list),
+    RQ("GET", "/v1beta/access-tokens", ACT_WRITE, h_token_list, PAGED),
     R("GET", "/v1beta/access-tokens/{n}", ACT_WRITE, h_token_get),
     R("DELETE", "/v1beta/access-tokens/{n}", ACT_WRITE, h_token_delete),
 
     /* §4, §5 catalogs */
-    R("GET", "/v1beta/catalog/sources", ACT_READ, h_catsrc_list),
+    RQ("GET", "/v1beta/catalog/sources", ACT_READ, h_catsrc_list, PAGED),
     R("GET", "/v1beta/catalog/sources/{slug}", ACT_READ, h_catsrc_get),
-    R("GET", "/v1beta/catalog/destinations", ACT_READ, h_catdst_list),
+    RQ("GET", "/v1beta/catalog/destinations", ACT_READ, h_catdst_list, PAGED),
     R("GET", "/v1beta/catalog/destinations/{slug}", ACT_READ, h_catdst_get),
 
     /* §6 workspaces */
-    R("GET", "/v1beta/workspaces", ACT_READ, h_ws_list),
+    RQ("GET", "/v1beta/workspaces", ACT_READ, h_ws_list, PAGED),
     R("GET", "/v1beta/workspaces/{ws}", ACT_READ, h_ws_get),
 
     /* §7 sources and schema config */
@@ -45,7 +52,7 @@ route api_routes[] = {
     K("GET", SRC "/{src}/schema-config", ACT_READ, engine_get, kind_schema_config),
     K("PATCH", SRC "/{src}/schema-config", ACT_WRITE, engine_update, kind_schema_config),
     /* the source debugger (beyond Segment): what the Tracking API stored for the source */
-    R("GET", SRC "/{src}/events", ACT_READ, h_events_list),
+    RQ("GET", SRC "/{src}/events", ACT_READ, h_events_list, PAGED),
     R("GET", SRC "/{src}/events:summary", ACT_READ, h_events_summary),
 
     /* §8 destinations */
@@ -70,16 +77,16 @@ route api_routes[] = {
     K("DELETE", DST "/{dest}/filters/{filter}", ACT_WRITE, engine_delete, kind_filter),
     R("POST", "/v1beta/filters/preview", ACT_READ, h_filter_preview),
     /* §12 IAM, and the audit trail (beyond Segment) */
-    R("GET", "/v1beta/workspaces/{ws}/roles", ACT_READ, h_roles_list),
+    RQ("GET", "/v1beta/workspaces/{ws}/roles", ACT_READ, h_roles_list, PAGED),
     K("GET", "/v1beta/workspaces/{ws}/roles/{role}/policies", ACT_READ, engine_list, kind_policy),
     K("POST", "/v1beta/workspaces/{ws}/roles/{role}/policies", ACT_WRITE, engine_create, kind_policy),
     K("DELETE", "/v1beta/workspaces/{ws}/roles/{role}/policies/{policy}", ACT_WRITE, engine_delete, kind_policy),
     K("GET", "/v1beta/workspaces/{ws}/invites", ACT_READ, engine_list, kind_invite),
     K("POST", "/v1beta/workspaces/{ws}/invites", ACT_WRITE, engine_create, kind_invite),
     K("DELETE", "/v1beta/workspaces/{ws}/invites/{invite}", ACT_WRITE, engine_delete, kind_invite),
-    R("GET", "/v1beta/workspaces/{ws}/users", ACT_READ, h_users_list),
+    RQ("GET", "/v1beta/workspaces/{ws}/users", ACT_READ, h_users_list, PAGED),
     R("DELETE", "/v1beta/workspaces/{ws}/users/{user}", ACT_WRITE, h_user_delete),
-    R("GET", "/v1beta/workspaces/{ws}/audit-events", ACT_READ, h_audit_list),
+    RQ("GET", "/v1beta/workspaces/{ws}/audit-events", ACT_READ, h_audit_list, PAGED " start_time end_time resource"),
 
     /* §9 tracking plans, source connections, and :validate (beyond Segment) */
     K("GET", TP, ACT_READ, engine_list, kind_tracking_plan),

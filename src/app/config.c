@@ -26,6 +26,9 @@ const char config_usage[] =
     "  --max-header-bytes BYTES     per-connection header buffer; larger headers get 431 (default 32768)\n"
     "  --db-connections N           database reader connections (default 4)\n"
     "  --log-level LEVEL            error|warn|info|debug (default info)\n"
+    "  --log-format FORMAT          text|json: json writes one JSON object per line (default text)\n"
+    "  --access-log on|off          one log line per answered request, at info (default on)\n"
+    "  --metrics on|off             serve GET /metrics, Prometheus text format, no token (default on)\n"
     "  --intake-listen HOST:PORT    serve the Tracking API (/v1/track, /v1/batch, ...) on its own listener\n"
     "                               (default: on --listen, beside the Config API)\n"
     "  --strict-write-keys          unknown write keys get 401 instead of Segment's 200\n"
@@ -68,6 +71,9 @@ static const flag flags[] = {
     F("max-header-bytes", T_SIZE, max_header_bytes, 4096, 1 << 24),
     F("db-connections", T_INT, db_connections, 1, 256),
     F("log-level", T_STR, log_level, 0, 0),
+    F("log-format", T_STR, log_format, 0, 0),
+    F("access-log", T_STR, access_log, 0, 0),
+    F("metrics", T_STR, metrics, 0, 0),
     HP("intake-listen", intake_listen_host, intake_listen_port),
     F("strict-write-keys", T_BOOL, strict_write_keys, 0, 1),
     F("intake-backlog", T_INT, intake_backlog, 1, 10000000),
@@ -156,6 +162,9 @@ int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(co
     cfg->db_connections = 4;
     cfg->delivery = 1;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    snprintf(cfg->log_format, sizeof cfg->log_format, "text");
+    snprintf(cfg->access_log, sizeof cfg->access_log, "on");
+    snprintf(cfg->metrics, sizeof cfg->metrics, "on");
     cfg->intake_backlog = 4096;
     cfg->debugger_events = 1000;
     cfg->functions_per_workspace = 25;
@@ -199,6 +208,18 @@ int config_parse(config *cfg, int argc, char **argv, const char *(*getenv_fn)(co
     if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "info") &&
         strcmp(cfg->log_level, "debug")) {
         snprintf(err, errlen, "--log-level must be error, warn, info or debug");
+        return -1;
+    }
+    if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json")) {
+        snprintf(err, errlen, "--log-format must be text or json");
+        return -1;
+    }
+    if (strcmp(cfg->metrics, "on") && strcmp(cfg->metrics, "off")) {
+        snprintf(err, errlen, "--metrics must be on or off");
+        return -1;
+    }
+    if (strcmp(cfg->access_log, "on") && strcmp(cfg->access_log, "off")) {
+        snprintf(err, errlen, "--access-log must be on or off");
         return -1;
     }
     return 0;

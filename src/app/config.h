@@ -24,6 +24,9 @@ typedef struct config {
     size_t max_header_bytes;
     int db_connections;
     char log_level[16];
+    char log_format[8];        /* text | json */
+    char metrics[8];           /* on | off: GET /metrics */
+    char access_log[8];        /* on | off: one line per answered request */
     char intake_listen_host[64]; /* "" unless --intake-listen: the intake's own listener */
     int intake_listen_port;
     int strict_write_keys;     /* unknown write keys get 401 instead of 200 */

@@ -26,6 +26,9 @@ typedef struct request {
     buf body;
     char request_id[24];
     int64_t start_ms;
+    int64_t start_us;              /* the same moment in microseconds (request durations) */
+    int route_id;                  /* set by the application: its route's metrics label (0: none) */
+    long long token_id;            /* set by the API layer: the access token's id, for the access log */
     const char *client_ip;
     void *auth;                    /* set by the API layer: the authenticated principal */
     struct response *resp;         /* the answer being built for this request */
@@ -45,7 +48,8 @@ const char *req_query(const request *r, const char *name);
 void req_headers_each(const request *r, void (*fn)(void *ctx, const char *name, const char *val), void *ctx);
 /* The peer's IPv4 address in dotted form (out holds 16); false for IPv6 or unknown. */
 bool req_peer_ipv4(const request *r, char *out);
-/* Adds a response header; both strings are copied. */
+/* Adds a response header; both strings are copied. A Content-Type set here replaces the
+ * default application/json. */
 void resp_header(response *w, const char *name, const char *val);
 
 typedef void (*http_handler)(request *req, response *resp, void *ctx);
@@ -64,6 +68,9 @@ typedef struct http_config {
     unsigned request_deadline_s;/* a whole request (headers to last body byte) */
     unsigned threads;
     size_t max_header_bytes;    /* per connection read buffer; larger headers get 431 */
+    /* Optional: called once per answer this layer queues (status known, the request's
+     * fields as the handler left them), on the thread that queues it: metrics, access log. */
+    void (*on_answer)(const request *req, int status);
 } http_config;
 
 typedef struct http_server http_server;

@@ -270,7 +270,11 @@ static enum MHD_Result send_response(http_server *s, struct MHD_Connection *conn
     size_t len = w->body.len;
     char *body = buf_steal(&w->body);
     struct MHD_Response *mr = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(mr, "Content-Type", "application/json");
+    bool typed = false;
+    for (int i = 0; i < w->nheaders; i++)
+        typed = typed || !strcasecmp(w->headers[i].key, "Content-Type");
+    if (!typed)
+        MHD_add_response_header(mr, "Content-Type", "application/json");
     if (r && r->request_id[0])
         MHD_add_response_header(mr, "X-Request-Id", r->request_id);
     for (int i = 0; i < w->nheaders; i++) {
@@ -278,7 +282,8 @@ static enum MHD_Result send_response(http_server *s, struct MHD_Connection *conn
         free(w->headers[i].key), free(w->headers[i].val);
     }
     w->nheaders = 0;
-    (void)s;
+    if (r && s->cfg.on_answer)
+        s->cfg.on_answer(r, w->status);
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)w->status, mr);
     MHD_destroy_response(mr);
     return ok;
@@ -547,7 +552,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->method = method;
         r->path = strdup(url);
-        r->start_ms = mono_ms();
+        r->start_us = mono_us();
+        r->start_ms = r->start_us / 1000;
         snprintf(r->request_id, sizeof r->request_id, "%s%012llx", s->rid_prefix,
                  (unsigned long long)atomic_fetch_add(&s->rid_counter, 1));
 

@@ -7,6 +7,7 @@
 #include "http/durable.h"
 #include "ingest/msg.h"
 #include "ingest/sources.h"
+#include "obs/obs.h"
 #include "util/json.h"
 #include "util/util.h"
 #include <pthread.h>
@@ -29,6 +30,14 @@ struct intake {
     fnhook *hook;
     atomic_int inflight;
     atomic_uint requests;
+    int route_ids[IK_BATCH + 1]; /* metrics labels: one per canonical path, short forms included */
+};
+
+/* Metrics labels of the Tracking API's paths (short forms and /v1/import count as the
+ * canonical path they are an alias of). */
+static const char *const route_labels[IK_BATCH + 1] = {
+    [IK_TRACK] = "/v1/track", [IK_IDENTIFY] = "/v1/identify", [IK_PAGE] = "/v1/page", [IK_SCREEN] = "/v1/screen",
+    [IK_GROUP] = "/v1/group", [IK_ALIAS] = "/v1/alias", [IK_BATCH] = "/v1/batch",
 };
 
 intake *intake_new(store *st, const intake_config *cfg)
@@ -38,6 +47,8 @@ intake *intake_new(store *st, const intake_config *cfg)
     in->cfg = *cfg;
     in->sources = src_cache_new(st, 1000);
     in->hook = fnhook_new(in);
+    for (int k = 0; k <= IK_BATCH; k++)
+        in->route_ids[k] = obs_route(route_labels[k]);
     return in;
 }
 
@@ -343,7 +354,10 @@ static int store_all(job *j, const char *source)
         store_rollback(&t);
         return ST_ERROR;
     }
-    return store_commit(&t);
+    rc = store_commit(&t);
+    if (rc == ST_OK) /* the request's own messages; forwarded copies are not received twice */
+        obs_events_received((uint64_t)j->targets[0].c.received);
+    return rc;
 }
 
 /* A request that is answered 200 but whose messages are all dropped (unknown key, batch
@@ -485,6 +499,7 @@ void intake_handle(request *req, response *resp, void *ctx)
     cors(req, resp);
     if (kind == IK_NONE)
         return intake_answer(resp, 404, "not_found", "no such Tracking API path");
+    req->route_id = in->route_ids[kind];
     if (!strcmp(req->method, "OPTIONS"))
         return preflight(req, resp);
     if (strcmp(req->method, "POST")) {

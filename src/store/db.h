@@ -71,5 +71,7 @@ const db_driver *db_pool_driver(db_pool *);
 /* Borrows a connection; write=true gives the writer connection on single-writer drivers. */
 db_conn *db_acquire(db_pool *, bool write);
 void db_release(db_pool *, db_conn *, bool write);
+/* For the metrics: connections handed out now, threads waiting for one, pool size. */
+void db_pool_stats(db_pool *, int *in_use, int *waiting, int *size);
 
 #endif

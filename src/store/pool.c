@@ -2,6 +2,7 @@
  * writer connection behind a mutex (writers queue here, not in SQLite's busy handler). */
 #include "store/db.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@ struct db_pool {
     bool *busy;
     db_conn *writer;          /* only for single-writer drivers */
     pthread_mutex_t writer_mu;
+    /* For the metrics (db_pool_stats): connections handed out, threads waiting for one. */
+    atomic_int in_use, waiting;
 };
 
 const db_driver *db_driver_for(const char *dsn)
@@ -67,24 +70,43 @@ const db_driver *db_pool_driver(db_pool *p) { return p->drv; }
 db_conn *db_acquire(db_pool *p, bool write)
 {
     if (write && p->writer) {
-        pthread_mutex_lock(&p->writer_mu);
+        if (pthread_mutex_trylock(&p->writer_mu)) {
+            atomic_fetch_add_explicit(&p->waiting, 1, memory_order_relaxed);
+            pthread_mutex_lock(&p->writer_mu);
+            atomic_fetch_sub_explicit(&p->waiting, 1, memory_order_relaxed);
+        }
+        atomic_fetch_add_explicit(&p->in_use, 1, memory_order_relaxed);
         return p->writer;
     }
     pthread_mutex_lock(&p->mu);
+    bool counted = false;
     for (;;) {
         for (int i = 0; i < p->size; i++) {
             if (!p->busy[i]) {
                 p->busy[i] = true;
+                if (counted)
+                    atomic_fetch_sub_explicit(&p->waiting, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&p->in_use, 1, memory_order_relaxed);
                 pthread_mutex_unlock(&p->mu);
                 return p->conns[i];
             }
         }
+        if (!counted)
+            atomic_fetch_add_explicit(&p->waiting, 1, memory_order_relaxed), counted = true;
         pthread_cond_wait(&p->cv, &p->mu);
     }
 }
 
+void db_pool_stats(db_pool *p, int *in_use, int *waiting, int *size)
+{
+    *in_use = atomic_load_explicit(&p->in_use, memory_order_relaxed);
+    *waiting = atomic_load_explicit(&p->waiting, memory_order_relaxed);
+    *size = p->size + (p->writer ? 1 : 0);
+}
+
 void db_release(db_pool *p, db_conn *c, bool write)
 {
+    atomic_fetch_sub_explicit(&p->in_use, 1, memory_order_relaxed);
     if (write && p->writer) {
         pthread_mutex_unlock(&p->writer_mu);
         return;

@@ -146,6 +146,11 @@ void store_close(store *s)
 
 const char *store_backend(store *s) { return s->drv->name; }
 
+void store_pool_stats(void *st, int *in_use, int *waiting, int *size)
+{
+    db_pool_stats(((store *)st)->pool, in_use, waiting, size);
+}
+
 /* ---- transactions ---- */
 
 /* ---- group commit (single-writer backends) ----

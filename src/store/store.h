@@ -28,6 +28,8 @@ typedef struct txn {
 store *store_open(const char *dsn, int readers, char *err, size_t errlen);
 void store_close(store *);
 const char *store_backend(store *);
+/* The connection pool's gauges (obs_pool_fn's shape; arg is the store). */
+void store_pool_stats(void *st, int *in_use, int *waiting, int *size);
 /* Cheap round trip for /readyz. */
 bool store_ping(store *);
 

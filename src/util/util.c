@@ -4,14 +4,23 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int log_level = LOG_INFO;
+bool log_json = false;
 
 int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 int64_t mono_ms(void)
@@ -177,6 +186,16 @@ long pct_decode(const char *in, size_t n, char *out)
     return (long)o;
 }
 
+void log_write(const char *line, size_t n)
+{
+    while (n) {
+        ssize_t w = write(STDERR_FILENO, line, n);
+        if (w <= 0)
+            return; /* nowhere to report a failing stderr */
+        line += w, n -= (size_t)w;
+    }
+}
+
 void logf_(int level, const char *fmt, ...)
 {
     if (level > log_level)
@@ -184,10 +203,40 @@ void logf_(int level, const char *fmt, ...)
     static const char *names[] = {"error", "warn", "info", "debug"};
     char ts[32];
     rfc3339(now_ms(), ts);
-    char line[2048];
+    char msg[2048], line[4096 + 128];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s %s %s\n", ts, names[level], line);
+    int n;
+    if (log_json) {
+        /* The message as a JSON string: quotes, backslashes and control bytes escaped;
+         * bytes that are not UTF-8 become U+FFFD so the line stays valid JSON. */
+        n = snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, names[level]);
+        const unsigned char *m = (const unsigned char *)msg;
+        for (size_t i = 0; m[i] && (size_t)n + 16 < sizeof line;) {
+            unsigned char c = m[i];
+            size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+            bool ok = len > 0;
+            for (size_t k = 1; ok && k < len; k++)
+                ok = (m[i + k] & 0xc0) == 0x80;
+            if (!ok) {
+                n += snprintf(line + n, sizeof line - (size_t)n, "\\ufffd");
+                i++;
+            } else if (c == '"' || c == '\\') {
+                line[n++] = '\\', line[n++] = (char)c, i++;
+            } else if (c < 0x20) {
+                n += snprintf(line + n, sizeof line - (size_t)n, "\\u%04x", c);
+                i++;
+            } else {
+                memcpy(line + n, m + i, len);
+                n += (int)len, i += len;
+            }
+        }
+        n += snprintf(line + n, sizeof line - (size_t)n, "\"}\n");
+    } else {
+        n = snprintf(line, sizeof line, "%s %s %s\n", ts, names[level], msg);
+    }
+    if (n > 0)
+        log_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

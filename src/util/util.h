@@ -9,6 +9,8 @@
 int64_t now_ms(void);
 /* Monotonic milliseconds, for deadlines and rate limits. */
 int64_t mono_ms(void);
+/* Monotonic microseconds, for request durations. */
+int64_t mono_us(void);
 /* RFC 3339 UTC with a Z; milliseconds only when non-zero (like protobuf JSON). out >= 32. */
 void rfc3339(int64_t ms, char *out);
 
@@ -42,9 +44,15 @@ static inline int hex_value(char c)
  * malformed escape. Never turns '+' into space (paths and our query args are not forms). */
 long pct_decode(const char *in, size_t n, char *out);
 
-/* Logging to stderr, one line per event. Never pass secrets. */
+/* Logging to stderr, one line per event. Never pass secrets. Text lines are
+ * "TIME LEVEL MESSAGE"; with log_json (--log-format json) every line is one JSON object
+ * {"time", "level", "msg"} (access lines add their fields, see obs.c). */
 enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 extern int log_level;
+extern bool log_json;
+/* Writes one whole line (with its newline) to stderr in a single write(2), so lines of
+ * concurrent threads never interleave. */
+void log_write(const char *line, size_t n);
 void logf_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_error(...) logf_(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) logf_(LOG_WARN, __VA_ARGS__)

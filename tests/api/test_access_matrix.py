@@ -57,6 +57,9 @@ FN = "/v1beta/workspaces/{ws}/functions"
 TABLE = {
     ("GET", "/healthz"):                                            "A A A A A A A A A A",
     ("GET", "/readyz"):                                             "A A A A A A A A A A",
+    # for operators: Prometheus metrics and the OpenAPI document, public like the health checks
+    ("GET", "/metrics"):                                            "A A A A A A A A A A",
+    ("GET", "/v1beta/openapi.json"):                                "A A A A A A A A A A",
     # §3 access tokens: a user sees and deletes its own; read scope cannot touch tokens
     ("POST", "/v1beta/access-tokens"):                              "A A A A A A A A D D",
     ("GET", "/v1beta/access-tokens"):                               "A A A A A A A A D A",
@@ -424,6 +427,8 @@ def b_conn_delete(mx, who):
 BUILDERS = {
     ("GET", "/healthz"): b_plain(),
     ("GET", "/readyz"): b_plain(),
+    ("GET", "/metrics"): b_plain(),
+    ("GET", "/v1beta/openapi.json"): b_plain(),
     ("POST", "/v1beta/access-tokens"): b_token_create,
     ("GET", "/v1beta/access-tokens"): b_plain(),
     ("GET", "/v1beta/access-tokens/{n}"): b_token_get,
@@ -567,7 +572,7 @@ def test_route_access(mx, route):
     assert not wrong, f"{method} {pattern}:\n  " + "\n  ".join(wrong)
 
 
-@pytest.mark.parametrize("route", sorted(k for k in TABLE if k[0:2] not in (("GET", "/healthz"), ("GET", "/readyz"))),
+@pytest.mark.parametrize("route", sorted(k for k in TABLE if declared_actions().get(k) != "public"),
                          ids=lambda r: f"{r[0]} {r[1]}")
 def test_route_needs_a_valid_token(mx, route):
     """Without a token, or with a revoked or made-up one, every non-public route is 401/16

@@ -65,6 +65,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_header_bytes, 32768);
     assert_int_equal(c.db_connections, 4);
     assert_string_equal(c.log_level, "info");
+    assert_string_equal(c.log_format, "text");
+    assert_string_equal(c.metrics, "on");
+    assert_string_equal(c.access_log, "on");
     /* a NULL getenv function is allowed */
     assert_int_equal(config_parse(&c, 0, NULL, NULL, err, sizeof err), 0);
     assert_int_equal(c.rate_limit, 60);
@@ -79,7 +82,8 @@ static void test_environment(void **state)
         "MANIFOLD_IDLE_TIMEOUT=3", "MANIFOLD_REQUEST_TIMEOUT=4", "MANIFOLD_LOG_LEVEL=debug",
         "MANIFOLD_BOOTSTRAP_WORKSPACE=acme", "MANIFOLD_THREADS=3", "MANIFOLD_MAX_HEADER_BYTES=8192",
         "MANIFOLD_DB_CONNECTIONS=2", "MANIFOLD_MAX_CONNECTIONS=99", "MANIFOLD_CATALOG=/srv/catalog",
-        "MANIFOLD_BOOTSTRAP_EMAIL=boss@acme.test", "MANIFOLD_MAX_PLAN_BODY=3000000", "UNRELATED=1", NULL};
+        "MANIFOLD_BOOTSTRAP_EMAIL=boss@acme.test", "MANIFOLD_MAX_PLAN_BODY=3000000", "MANIFOLD_LOG_FORMAT=json",
+        "MANIFOLD_METRICS=off", "MANIFOLD_ACCESS_LOG=off", "UNRELATED=1", NULL};
     config c;
     char err[256];
     fake_env = envv;
@@ -102,6 +106,9 @@ static void test_environment(void **state)
     assert_int_equal(c.db_connections, 2);
     assert_int_equal(c.max_connections, 99);
     assert_string_equal(c.catalog, "/srv/catalog");
+    assert_string_equal(c.log_format, "json");
+    assert_string_equal(c.metrics, "off");
+    assert_string_equal(c.access_log, "off");
 }
 
 static void test_empty_environment_value_is_ignored(void **state)
@@ -219,6 +226,9 @@ static void test_flag_errors(void **state)
     check_error("max-header-bytes", 2, "--max-header-bytes", "100");
     check_error("db-connections", 2, "--db-connections", "0");
     check_error("log-level", 2, "--log-level", "loud");
+    check_error("log-format", 2, "--log-format", "xml");
+    check_error("metrics", 2, "--metrics", "yes");
+    check_error("access-log", 2, "--access-log", "1");
     check_error("database", 2, "--database", "");
     check_error(NULL, 2, "--threads", "-1");
 }
