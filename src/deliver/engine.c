@@ -15,6 +15,7 @@
 #include "store/delivery_metrics.h"
 #include "util/buf.h"
 #include "util/json.h"
+#include "obs/obs.h"
 #include "util/util.h"
 #include <pthread.h>
 #include <sodium.h>
@@ -73,6 +74,7 @@ struct lane {
     size_t nitems;
     int pending;
     long long filtered[F_COUNT];
+    uint64_t outcomes[DELIVERY_NOUTCOMES]; /* of the batch, for /metrics once it commits */
     bool read_any;         /* the batch moved the cursor */
     bool full;             /* the batch was full: look again at once */
     dl_pos pos, next_pos;
@@ -84,6 +86,15 @@ struct lane {
     int cap;               /* items has room for this many (the batch size) */
     lane *next;
 };
+
+/* Events waiting for a retry over every destination, refreshed every CLEANUP_MS; static so
+ * that a /metrics scrape may read it at any time, even after deliver_stop. */
+static _Atomic double queue_depth;
+static double queue_depth_of(void *arg)
+{
+    (void)arg;
+    return atomic_load(&queue_depth);
+}
 
 struct deliver {
     store *st;
@@ -519,6 +530,7 @@ static int record(deliver *d, txn *t, dm_batch *b, lane *l, item *it)
             k = OUT_DISCARD; /* exhausted: discarded with the last failure's code */
         } else {
             metric(b, l, "retried_", r->code, it->end_ms, 1);
+            l->outcomes[DELIVERY_RETRIED]++;
             rc = it->retry_id ? store_dl_retry_update(t, it->retry_id, attempt, due, r->code)
                                   : store_dl_retry_add(t, l->name, it->message_id, it->received_ms, attempt, due,
                                                        r->code, it->body);
@@ -531,8 +543,10 @@ static int record(deliver *d, txn *t, dm_batch *b, lane *l, item *it)
         metric(b, l, "successes", "", it->end_ms, 1);
         metric(b, l, "successes_attempt_", n, it->end_ms, 1);
         dm_batch_latency(b, l->name, it->end_ms, it->end_ms - it->received_ms);
+        l->outcomes[DELIVERY_SUCCESS]++;
     } else if (k == OUT_DISCARD) {
         metric(b, l, "discarded_", r->code, it->end_ms, 1);
+        l->outcomes[DELIVERY_DISCARDED]++;
     }
     if (rc == ST_OK && it->retry_id)
         rc = store_dl_retry_delete(t, it->retry_id);
@@ -568,6 +582,9 @@ static void lane_commit(deliver *d, lane *l, int64_t now)
     log_debug("delivery: %s: batch of %zu in %lld ms (commit %lld ms)", l->name, l->nitems,
               (long long)(now_ms() - l->started_ms), (long long)(now_ms() - now));
     if (rc == ST_OK) {
+        for (int o = 0; o < DELIVERY_NOUTCOMES; o++)
+            if (l->outcomes[o])
+                obs_delivery_count((delivery_outcome)o, l->outcomes[o]);
         l->pos = l->next_pos;
         l->lease_renew = now + LEASE_MS / 3;
         l->next_poll = l->full ? now : now + POLL_MS;
@@ -579,6 +596,7 @@ static void lane_commit(deliver *d, lane *l, int64_t now)
         l->next_retry_poll = 0;
         l->next_poll = now + 1000;
     }
+    memset(l->outcomes, 0, sizeof l->outcomes);
     lane_reset(l);
 }
 
@@ -596,6 +614,12 @@ static void cleanup(deliver *d)
         store_commit(&t);
     else
         store_rollback(&t);
+    long long waiting = 0;
+    if (store_begin(d->st, &t, false) == ST_OK) {
+        if (store_delivery_pending_all(&t, &waiting) == ST_OK)
+            atomic_store(&queue_depth, (double)waiting);
+        store_end(&t);
+    }
     if (store_begin(d->st, &t, true) != ST_OK)
         return;
     if (store_dm_maintain(&t, now_ms(), 1000) == ST_OK)
@@ -677,6 +701,7 @@ deliver *deliver_start(store *st, const catalog *cat, char *err, size_t errlen)
         }
         d->batch = (int)v;
     }
+    obs_delivery_queue_fn(queue_depth_of, NULL);
     if (pthread_create(&d->thread, NULL, run, d)) {
         snprintf(err, errlen, "cannot start the delivery thread");
         out_free(d->out);

@@ -271,6 +271,12 @@ int store_delivery_pending(txn *t, const char *destination, long long *n)
     return store_run_(t, "SELECT COUNT(*) FROM delivery_retries WHERE destination = ?", 1, p, count_row, n, NULL);
 }
 
+int store_delivery_pending_all(txn *t, long long *n)
+{
+    *n = 0;
+    return store_run_(t, "SELECT COUNT(*) FROM delivery_retries", 0, NULL, count_row, n, NULL);
+}
+
 typedef struct res_iter {
     int (*fn)(void *, const res_row *);
     void *ctx;

@@ -65,6 +65,8 @@ int store_dl_cleanup(txn *t);
 
 /* Events of a destination waiting for a retry (the pending_retry gauge). */
 int store_delivery_pending(txn *t, const char *destination, long long *n);
+/* The same over every destination (manifold_delivery_queue_depth). */
+int store_delivery_pending_all(txn *t, long long *n);
 
 /* Every destination and every filter, for the engine's configuration cache. */
 int store_dl_destinations(txn *t, int (*fn)(void *, const res_row *), void *ctx);

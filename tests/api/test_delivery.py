@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -784,3 +785,37 @@ def test_deleting_a_destination_drops_its_queue(dsrv):
     finally:
         old.close()
         new.close()
+
+
+def _deliveries_total(srv):
+    """manifold_deliveries_total by outcome, from GET /metrics."""
+    text = requests.get(srv.url("/metrics"), timeout=30).text
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'^manifold_deliveries_total\{outcome="(\w+)"\} (\S+)$', line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def test_prometheus_counts_delivery_outcomes(dsrv):
+    """/metrics' manifold_deliveries_total{outcome} moves with the outcomes the engine commits:
+    503, 503, 200 is two retried attempts and one success; a 400 is one discard."""
+    before = _deliveries_total(dsrv)
+    assert set(before) == {"success", "retried", "discarded"}, before
+    rx = Receiver(script=[(503, {}, 0), (503, {}, 0)])
+    bad = Receiver(default=(400, {}, 0))
+    try:
+        slug, key = webhook(dsrv, {"globalHook": rx.url()})
+        track(dsrv, key)
+        slug2, key2 = webhook(dsrv, {"globalHook": bad.url()})
+        track(dsrv, key2)
+        wait_metrics(dsrv, slug, {"successes": 1, "retried_503": 2})
+        wait_metrics(dsrv, slug2, {"discarded_400": 1})
+        after = _deliveries_total(dsrv)
+        assert after["success"] - before["success"] >= 1
+        assert after["retried"] - before["retried"] >= 2
+        assert after["discarded"] - before["discarded"] >= 1
+    finally:
+        rx.close()
+        bad.close()
