@@ -3,7 +3,9 @@
  * the event's receivedAt (set by the intake when it accepted the event) to its arrival
  * here: intake-to-receipt latency. GET /stats prints
  *   count=N first_ms=T last_ms=T p50_ms=X p99_ms=Y max_ms=Z
- * (latencies in ms, from a 1 ms histogram up to 60 s); GET /reset starts afresh.
+ * (latencies in ms, from a 1 ms histogram up to 60 s); GET /reset starts afresh. GET /down
+ * makes every POST answer 503 (a destination that is down: nothing is counted) until
+ * GET /up.
  *   receiver PORT THREADS */
 #define _GNU_SOURCE
 #include <microhttpd.h>
@@ -19,6 +21,7 @@
 #define HMAX 60000
 static atomic_long hist[HMAX + 1];
 static atomic_long count, first_ms, last_ms;
+static atomic_int down;
 
 static long long now_ms(void)
 {
@@ -70,6 +73,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     }
     char out[256];
     const char *body = "{\"ok\":true}";
+    unsigned status = 200;
     if (!strcmp(method, "GET") && !strcmp(url, "/stats")) {
         long total = atomic_load(&count), acc = 0, p50 = -1, p99 = -1, mx = 0;
         for (int i = 0; i <= HMAX; i++) {
@@ -92,6 +96,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
         atomic_store(&count, 0);
         atomic_store(&first_ms, 0);
         atomic_store(&last_ms, 0);
+    } else if (!strcmp(method, "GET") && (!strcmp(url, "/down") || !strcmp(url, "/up"))) {
+        atomic_store(&down, url[1] == 'd');
+    } else if (!strcmp(method, "POST") && atomic_load(&down)) {
+        status = 503;
+        body = "{\"ok\":false}";
     } else if (!strcmp(method, "POST")) {
         long long now = now_ms(), at = r->b ? received_at(r->b, r->n) : -1;
         long lat = at < 0 ? HMAX : now - at < 0 ? 0 : now - at > HMAX ? HMAX : (long)(now - at);
@@ -103,7 +112,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
