@@ -137,7 +137,7 @@ if [ "$OUTAGE" -gt 0 ]; then
 fi
 
 report="$(cat <<MD
-Last run: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores (shared), database ${BENCH_DATABASE:+PostgreSQL}${BENCH_DATABASE:-SQLite}, \`BENCH_DURATION=$DURATION bench/delivery/run.sh\`.
+Last run: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores (shared), database ${BENCH_DATABASE:+PostgreSQL}${BENCH_DATABASE:-SQLite}, \`BENCH_DURATION=$DURATION BENCH_OUTAGE=$OUTAGE BENCH_OUTAGE_RATE=$OUTAGE_RATE bench/delivery/run.sh\`.
 
 | measure | result | goal |
 |---|---|---|
