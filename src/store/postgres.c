@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SQL_CACHE 64
+/* Distinct statements a connection remembers rewritten; the product has ~250. */
+#define SQL_CACHE 512
 
 struct db_conn {
     PGconn *pg;
@@ -97,8 +98,12 @@ static void pg_close(db_conn *c)
     free(c);
 }
 
-static const char *rewrite(db_conn *c, const char *sql)
+/* sql with ? placeholders numbered $1, $2 … for libpq. Cached per connection by the
+ * statement's address (statements have static storage, db.h); when the cache is full the
+ * text is made afresh and *owned is set for the caller to free. */
+static const char *rewrite(db_conn *c, const char *sql, char **owned)
 {
+    *owned = NULL;
     unsigned h = (unsigned)(((uintptr_t)sql >> 4) % SQL_CACHE);
     unsigned slot = SQL_CACHE;
     for (int probe = 0; probe < SQL_CACHE; probe++) {
@@ -123,12 +128,8 @@ static const char *rewrite(db_conn *c, const char *sql)
             *o++ = *p;
     }
     *o = '\0';
-    if (slot == SQL_CACHE) { /* cache full: leak-free fallback, rewrite every call */
-        static __thread char *last;
-        free(last);
-        last = out;
-        return out;
-    }
+    if (slot == SQL_CACHE) /* cache full: rewritten every call, freed by the caller */
+        return *owned = out;
     c->cache[slot].sql = sql;
     c->cache[slot].pgsql = out;
     return out;
@@ -147,7 +148,9 @@ static int result_rc(db_conn *c, PGresult *r)
 static int pg_exec(db_conn *c, const char *sql, int nparams, const char *const *params,
                    db_row_fn rows, void *ctx, long *changes)
 {
-    PGresult *r = PQexecParams(c->pg, rewrite(c, sql), nparams, NULL, params, NULL, NULL, 0);
+    char *owned;
+    PGresult *r = PQexecParams(c->pg, rewrite(c, sql, &owned), nparams, NULL, params, NULL, NULL, 0);
+    free(owned);
     int rc = result_rc(c, r);
     if (rc == DB_OK && rows) {
         int nrow = PQntuples(r), ncol = PQnfields(r);
