@@ -161,3 +161,13 @@ def test_function_delivery_code_update_applies(fsrv, rx):
     reqs = rx.wait_for(2, timeout=30)
     assert reqs[1].json()["tag"] == "v2"
     assert json.loads(reqs[1].body)["event"]["type"] == "track"
+
+
+def test_function_delivery_runtime_unavailable_retries(start_server):
+    # Without Node.js the event is not lost: retried as runtime_unavailable, never discarded.
+    with environ(MANIFOLD_RETRY_TIME_SCALE=SCALE):
+        srv = start_server("--rate-limit", "0", "--functions-node", "/nonexistent/node")
+    fn, slug, key, dpath, dname = instance(srv, "async function onTrack(e, s) { return 1 }")
+    track(srv, key)
+    m = wait_metrics(srv, dpath, dname, {"retried_runtime_unavailable": 2})
+    assert "successes" not in m and not [k for k in m if k.startswith("discarded")], m
