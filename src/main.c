@@ -269,10 +269,11 @@ static int cmd_serve(int argc, char **argv)
     /* Delivery starts before the listeners, so a bad MANIFOLD_OUTBOUND_* or
      * MANIFOLD_RETRY_* value stops the server before it ever answers. */
     deliver *dv = NULL;
-    if (cfg.delivery && !(dv = deliver_start(st, cat, err, sizeof err))) {
+    if (cfg.delivery && !(dv = deliver_start(st, cat, rt, err, sizeof err))) {
         fprintf(stderr, "manifold: delivery: %s\n", err);
         intake_free(in);
         api_free(a);
+        fnrt_stop(rt);
         store_close(st);
         catalog_free(cat);
         return 1;

@@ -6,14 +6,17 @@
 #ifndef MANIFOLD_DELIVER_H
 #define MANIFOLD_DELIVER_H
 #include "catalog/catalog.h"
+#include "functions/runtime.h"
 #include "store/store.h"
 
 typedef struct deliver deliver;
 
 /* Reads MANIFOLD_RETRY_* and MANIFOLD_OUTBOUND_* (an unreadable value is an error) and
- * starts the delivery thread. */
-deliver *deliver_start(store *st, const catalog *cat, char *err, size_t errlen);
-/* Stops the thread: attempts in flight are abandoned uncommitted (their events are
+ * starts the delivery thread. rt (borrowed; stopped only after deliver_stop) runs
+ * destination functions. */
+deliver *deliver_start(store *st, const catalog *cat, fnrt *rt, char *err, size_t errlen);
+/* Stops the thread (waiting for function invocations in flight to answer): attempts in
+ * flight are abandoned uncommitted (their events are
  * attempted again after a restart), leases are released. */
 void deliver_stop(deliver *);
 

@@ -65,6 +65,9 @@ struct lane {
     const cat_item *cat;
     const target_driver *drv;
     json_t *config;        /* the settings object (map key → value) */
+    char *fn_name;         /* a destination-function instance: its function (delivery.md §8) */
+    char *fn_code, *fn_version, *fn_settings; /* read with the configuration; see dfunction */
+    dfunction fn;
     dest_filter **filters;
     size_t nfilters;
     char *filter_sig;      /* "name:version;..." of the compiled filters */
@@ -99,6 +102,7 @@ static double queue_depth_of(void *arg)
 struct deliver {
     store *st;
     const catalog *cat;
+    fnrt *rt;              /* runs destination functions; NULL: they answer invalid_settings */
     outbound *out;
     retry_policy rp;
     cidr_list allow, deny;
@@ -154,8 +158,16 @@ static int dest_row(void *ctx, const res_row *r)
     const char *catname = json_string_value(json_object_get(body, "catalog_name"));
     l->cat = catalog_find(&d->cat->destinations, catname ? catname : strrchr(r->name, '/') + 1);
     l->drv = target_for(l->cat ? l->cat->slug : NULL);
-    l->deliverable = json_is_true(json_object_get(body, "enabled")) &&
-                     catalog_cloud_mode(l->cat, json_string_value(json_object_get(body, "connection_mode")));
+    const char *mode = json_string_value(json_object_get(body, "connection_mode"));
+    l->deliverable = json_is_true(json_object_get(body, "enabled")) && catalog_cloud_mode(l->cat, mode);
+    free(l->fn_name);
+    l->fn_name = NULL;
+    const char *fn = json_string_value(json_object_get(body, "function"));
+    if (fn) { /* a function runs in the cloud unless the instance says DEVICE */
+        l->fn_name = strdup(fn);
+        l->drv = &target_function;
+        l->deliverable = json_is_true(json_object_get(body, "enabled")) && !(mode && !strcmp(mode, "DEVICE"));
+    }
     json_decref(l->config);
     l->config = json_incref(json_object_get(body, "config"));
     if (!l->config)
@@ -212,6 +224,57 @@ static int filter_row(void *ctx, const res_row *r)
     return 0;
 }
 
+/* {name: value} for the function's settings definitions: the instance's values, else the
+ * definition's own value (functions-runtime.md §8). NULL when a required one has none. */
+static char *fn_settings(json_t *defs, json_t *values)
+{
+    json_t *out = json_object();
+    size_t i;
+    json_t *def;
+    json_array_foreach(defs, i, def) {
+        const char *n = json_string_value(json_object_get(def, "name"));
+        if (!n)
+            continue;
+        json_t *v = json_object_get(values, n);
+        if (!v || json_is_null(v))
+            v = json_object_get(def, "value");
+        bool empty = !v || json_is_null(v) || (json_is_string(v) && !json_string_length(v));
+        if (empty && json_is_true(json_object_get(def, "required"))) {
+            json_decref(out);
+            return NULL;
+        }
+        if (v && !json_is_null(v))
+            json_object_set(out, n, v);
+    }
+    char *s = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    return s;
+}
+
+/* What a function instance runs now: the function's deployed code and settings, read in
+ * the configuration's transaction (a DESTINATION function's code is live at once, §13.4). */
+static void lane_function(deliver *d, txn *t, lane *l)
+{
+    free(l->fn_code), free(l->fn_version), free(l->fn_settings);
+    l->fn_code = l->fn_version = l->fn_settings = NULL;
+    res_row r = {0};
+    json_t *fb = NULL;
+    if (store_res_get(t, l->fn_name, &r) == ST_OK && !strcmp(r.kind, "function"))
+        fb = json_loads(r.body, 0, NULL);
+    const char *code = json_string_value(json_object_get(fb, "deployed_code"));
+    if (code) {
+        buf v = {0};
+        buf_printf(&v, "%s@%lld", l->fn_name, (long long)json_integer_value(json_object_get(fb, "deployed_version")));
+        l->fn_version = (char *)buf_cstr(&v);
+        l->fn_code = strdup(code);
+        l->fn_settings = fn_settings(json_object_get(fb, "settings"), l->config);
+    }
+    json_decref(fb);
+    res_row_clear(&r);
+    l->fn = (dfunction){.rt = d->rt, .instance = l->name, .version = l->fn_version, .code = l->fn_code,
+                        .settings = l->fn_settings};
+}
+
 static void refresh(deliver *d)
 {
     txn t;
@@ -220,6 +283,9 @@ static void refresh(deliver *d)
     for (lane *l = d->lanes; l; l = l->next)
         l->exists = l->filters_seen = false;
     int rc = store_dl_destinations(&t, dest_row, d);
+    for (lane *l = d->lanes; l && rc == ST_OK; l = l->next)
+        if (l->exists && l->fn_name)
+            lane_function(d, &t, l);
     filter_set fs = {.d = d, .bodies = json_array()};
     if (rc == ST_OK)
         rc = store_dl_filters(&t, filter_row, &fs);
@@ -494,7 +560,8 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
     l->pending = (int)l->nitems;
     for (size_t i = 0; i < l->nitems; i++) {
         item *it = &l->items[i];
-        it->a = (dattempt){.body = it->body, .len = it->len, .config = l->config, .done = item_done};
+        it->a = (dattempt){.body = it->body, .len = it->len, .config = l->config,
+                            .fn = l->fn_name ? &l->fn : NULL, .done = item_done};
         if (!l->drv) { /* a retry of a destination whose type lost its driver (catalog changed) */
             out_result r = {.kind = OUT_DISCARD, .code = "INVALID_SETTINGS", .retry_after_ms = -1};
             item_done(&it->a, &r);
@@ -662,11 +729,12 @@ static void *run(void *arg)
     return NULL;
 }
 
-deliver *deliver_start(store *st, const catalog *cat, char *err, size_t errlen)
+deliver *deliver_start(store *st, const catalog *cat, fnrt *rt, char *err, size_t errlen)
 {
     deliver *d = calloc(1, sizeof *d);
     d->st = st;
     d->cat = cat;
+    d->rt = rt;
     char e[200];
     if (!retry_policy_from_env(&d->rp, e, sizeof e)) {
         snprintf(err, errlen, "%s", e);
@@ -737,6 +805,7 @@ void deliver_stop(deliver *d)
         lane_filters_free(l);
         free(l->filter_sig);
         json_decref(l->config);
+        free(l->fn_name), free(l->fn_code), free(l->fn_version), free(l->fn_settings);
         free(l->name);
         free(l->source);
         free(l);

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,19 @@ typedef struct oreq {
     struct oreq *prev;
 } oreq;
 
+typedef struct xdone {
+    out_done_fn done;
+    void *arg;
+    out_result res;
+    struct xdone *next;
+} xdone;
+
 struct outbound {
     CURLM *m;
+    pthread_mutex_t mu;    /* guards the three below: runtime threads hand results over */
+    pthread_cond_t cv;
+    int ext_running;       /* begun, not yet answered */
+    xdone *xhead, **xtail; /* answered, waiting for out_run */
     const cidr_list *allow, *deny;
     oreq *ready;           /* finished without a transfer, reported by the next out_run */
     oreq *flying;          /* transfers added to the multi handle */
@@ -54,6 +66,9 @@ outbound *out_new(const cidr_list *allow, const cidr_list *deny)
     global_init();
     outbound *o = calloc(1, sizeof *o);
     o->m = curl_multi_init();
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_cond_init(&o->cv, NULL);
+    o->xtail = &o->xhead;
     o->allow = allow;
     o->deny = deny;
     curl_multi_setopt(o->m, CURLMOPT_MAXCONNECTS, 1024L);
@@ -96,6 +111,21 @@ void out_free(outbound *o)
         r->done(r->arg, &drop);
         oreq_free(r);
     }
+    /* An invocation still running holds a pointer to o: wait for its answer (bounded by
+     * the runtime's time limit). */
+    pthread_mutex_lock(&o->mu);
+    while (o->ext_running)
+        pthread_cond_wait(&o->cv, &o->mu);
+    xdone *x = o->xhead;
+    o->xhead = NULL;
+    o->xtail = &o->xhead;
+    pthread_mutex_unlock(&o->mu);
+    while (x) {
+        xdone *n = x->next;
+        x->done(x->arg, &drop);
+        free(x);
+        x = n;
+    }
     while (o->ready) {
         oreq *r = o->ready;
         o->ready = r->next;
@@ -105,6 +135,8 @@ void out_free(outbound *o)
     while (o->nspare)
         curl_easy_cleanup(o->spare[--o->nspare]);
     curl_multi_cleanup(o->m);
+    pthread_cond_destroy(&o->cv);
+    pthread_mutex_destroy(&o->mu);
     free(o);
 }
 
@@ -310,9 +342,35 @@ static bool settle(oreq *r, CURLcode rc, out_result *res)
     return true;
 }
 
+void out_ext_begin(outbound *o)
+{
+    pthread_mutex_lock(&o->mu);
+    o->ext_running++;
+    pthread_mutex_unlock(&o->mu);
+}
+
+void out_ext_done(outbound *o, out_done_fn done, void *arg, const out_result *r)
+{
+    xdone *x = malloc(sizeof *x);
+    if (x)
+        *x = (xdone){.done = done, .arg = arg, .res = *r};
+    pthread_mutex_lock(&o->mu);
+    if (x) {
+        *o->xtail = x;
+        o->xtail = &x->next;
+    }
+    o->ext_running--;
+    curl_multi_wakeup(o->m); /* under the lock: out_free may free o once it is released */
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
 int out_run(outbound *o, int wait_ms)
 {
-    if (o->ready)
+    pthread_mutex_lock(&o->mu);
+    bool ext = o->xhead != NULL;
+    pthread_mutex_unlock(&o->mu);
+    if (o->ready || ext)
         wait_ms = 0;
     int running = 0;
     curl_multi_poll(o->m, NULL, 0, wait_ms, NULL);
@@ -342,6 +400,17 @@ int out_run(outbound *o, int wait_ms)
         o->ready = r->next;
         r->done(r->arg, &r->res);
         oreq_free(r);
+    }
+    pthread_mutex_lock(&o->mu);
+    xdone *x = o->xhead;
+    o->xhead = NULL;
+    o->xtail = &o->xhead;
+    pthread_mutex_unlock(&o->mu);
+    while (x) {
+        xdone *n = x->next;
+        x->done(x->arg, &x->res);
+        free(x);
+        x = n;
     }
     return o->active;
 }

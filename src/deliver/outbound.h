@@ -34,6 +34,12 @@ void out_post(outbound *, const char *url, const char *const *headers, size_t nh
 int out_run(outbound *, int wait_ms);
 /* Wakes a thread blocked in out_run (from any thread). */
 void out_wakeup(outbound *);
+/* Work finished on another thread (a Functions runtime invocation): out_ext_begin on the
+ * delivery thread before starting it, out_ext_done from any thread when it answers (r is
+ * copied). done(arg, r) is then called from out_run on the delivery thread, which it wakes.
+ * out_free waits for every begun one to answer, and reports those not yet run as OUT_DROP. */
+void out_ext_begin(outbound *);
+void out_ext_done(outbound *, out_done_fn done, void *arg, const out_result *r);
 /* Requests refused by the address policy so far. */
 long long out_refused(outbound *);
 
