@@ -5,6 +5,7 @@
  *   manifold schema validate SCHEMA.json   validate JSON lines on stdin against a schema */
 #include "api/engine.h"
 #include "app/admin.h"
+#include "app/cli.h"
 #include "app/config.h"
 #include "deliver/deliver.h"
 #include "store/delivery_log.h"
@@ -345,32 +346,9 @@ static int cmd_serve(int argc, char **argv)
     return 0;
 }
 
-/* Shared flag scanning for the admin sub-commands: --name VALUE or --name=VALUE. */
-static const char *opt(int argc, char **argv, const char *name)
-{
-    size_t n = strlen(name);
-    for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], name, n))
-            continue;
-        if (argv[i][n] == '=')
-            return argv[i] + n + 1;
-        if (!argv[i][n] && i + 1 < argc)
-            return argv[i + 1];
-    }
-    return NULL;
-}
-
-static bool has_flag(int argc, char **argv, const char *name)
-{
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], name))
-            return true;
-    return false;
-}
-
 static const char *database_of(int argc, char **argv)
 {
-    const char *d = opt(argc, argv, "--database");
+    const char *d = cli_opt(argc, argv, "--database");
     if (!d)
         d = getenv("MANIFOLD_DATABASE");
     return d && *d ? d : "var/manifold.db";
@@ -378,7 +356,7 @@ static const char *database_of(int argc, char **argv)
 
 static const char *keyfile_of(int argc, char **argv)
 {
-    const char *k = opt(argc, argv, "--key-file");
+    const char *k = cli_opt(argc, argv, "--key-file");
     return k ? k : getenv("MANIFOLD_KEY_FILE");
 }
 
@@ -400,9 +378,9 @@ static int cmd_token(int argc, char **argv)
         return 1;
     int rc = 0;
     if (!strcmp(argv[0], "create")) {
-        const char *ws = opt(argc, argv, "--workspace");
-        const char *scope = opt(argc, argv, "--scope");
-        const char *desc = opt(argc, argv, "--description");
+        const char *ws = cli_opt(argc, argv, "--workspace");
+        const char *scope = cli_opt(argc, argv, "--scope");
+        const char *desc = cli_opt(argc, argv, "--description");
         if (!scope)
             scope = "workspace";
         if (!ws || !desc || (strcmp(scope, "workspace") && strcmp(scope, "workspace:read"))) {
@@ -461,13 +439,13 @@ static int cmd_user(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    const char *email = opt(argc, argv, "--email");
-    const char *ws = opt(argc, argv, "--workspace");
+    const char *email = cli_opt(argc, argv, "--email");
+    const char *ws = cli_opt(argc, argv, "--workspace");
     if (!ws)
         ws = getenv("MANIFOLD_BOOTSTRAP_WORKSPACE");
     if (!ws)
         ws = "myworkspace";
-    if (!email || !strchr(email, '@') || !has_flag(argc, argv, "--password-stdin")) {
+    if (!email || !strchr(email, '@') || !cli_flag(argc, argv, "--password-stdin")) {
         fprintf(stderr, "manifold user create: needs --email EMAIL --password-stdin [--workspace SLUG] [--role ROLE|none]\n");
         return 2;
     }
@@ -485,7 +463,7 @@ static int cmd_user(int argc, char **argv)
     if (!st)
         return 1;
     char id[32];
-    const char *role = opt(argc, argv, "--role");
+    const char *role = cli_opt(argc, argv, "--role");
     if (role && !strcmp(role, "none"))
         role = "";
     bool no_access = false;
@@ -561,9 +539,9 @@ static int metrics_stdin(txn *t)
 
 static int cmd_metrics(int argc, char **argv)
 {
-    const char *dest = opt(argc, argv, "--destination"), *metric = opt(argc, argv, "--metric");
-    const char *at = opt(argc, argv, "--at"), *n = opt(argc, argv, "--n"), *lat = opt(argc, argv, "--latency");
-    bool from_stdin = has_flag(argc, argv, "--stdin");
+    const char *dest = cli_opt(argc, argv, "--destination"), *metric = cli_opt(argc, argv, "--metric");
+    const char *at = cli_opt(argc, argv, "--at"), *n = cli_opt(argc, argv, "--n"), *lat = cli_opt(argc, argv, "--latency");
+    bool from_stdin = cli_flag(argc, argv, "--stdin");
     long long at_ms = 0, count = 1;
     bool ok = argc >= 1 && !strcmp(argv[0], "add");
     if (ok && !from_stdin)

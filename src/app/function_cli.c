@@ -8,6 +8,7 @@
  * `run` prints the preview-shaped result (config-api.md §13.6) as JSON; with --jsonl every
  * input line is one invocation, all submitted at once, answered one JSON line each in order. */
 #include "app/function_cli.h"
+#include "app/cli.h"
 #include "functions/contain.h"
 #include "functions/runtime.h"
 #include "util/buf.h"
@@ -35,40 +36,11 @@ static const char usage[] =
     "A destination or insert input that is a JSON array runs onBatch. Without --instance every\n"
     "invocation is a fresh instance (as preview); with it they share one warm instance.\n";
 
-static const char *opt(int argc, char **argv, const char *name)
-{
-    size_t n = strlen(name);
-    for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], name, n))
-            continue;
-        if (argv[i][n] == '=')
-            return argv[i] + n + 1;
-        if (!argv[i][n] && i + 1 < argc)
-            return argv[i + 1];
-    }
-    return NULL;
-}
-
-static bool flag(int argc, char **argv, const char *name)
-{
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], name))
-            return true;
-    return false;
-}
-
 static char *slurp(const char *path)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f)
-        return NULL;
     buf b = {0};
-    char tmp[8192];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        buf_append(&b, tmp, n);
-    if (f != stdin)
-        fclose(f);
+    if (buf_read_file(&b, path) < 0)
+        return NULL;
     return b.data ? buf_steal(&b) : strdup("");
 }
 
@@ -149,13 +121,13 @@ static fnrt_config config_from(int argc, char **argv)
 {
     fnrt_config cfg = {0};
     const char *v;
-    if ((v = opt(argc, argv, "--workers")))
+    if ((v = cli_opt(argc, argv, "--workers")))
         cfg.workers = atoi(v);
-    if ((v = opt(argc, argv, "--memory-mb")))
+    if ((v = cli_opt(argc, argv, "--memory-mb")))
         cfg.memory_mb = (size_t)atol(v);
-    if ((v = opt(argc, argv, "--timeout-ms")))
+    if ((v = cli_opt(argc, argv, "--timeout-ms")))
         cfg.timeout_ms = atoi(v);
-    cfg.node = opt(argc, argv, "--node");
+    cfg.node = cli_opt(argc, argv, "--node");
     return cfg;
 }
 
@@ -168,11 +140,11 @@ static bool is_array_text(const char *s)
 
 static int cmd_run(int argc, char **argv)
 {
-    const char *type = opt(argc, argv, "--type");
-    const char *code_path = opt(argc, argv, "--code");
-    const char *input_path = opt(argc, argv, "--input");
-    const char *settings = opt(argc, argv, "--settings");
-    const char *instance = opt(argc, argv, "--instance");
+    const char *type = cli_opt(argc, argv, "--type");
+    const char *code_path = cli_opt(argc, argv, "--code");
+    const char *input_path = cli_opt(argc, argv, "--input");
+    const char *settings = cli_opt(argc, argv, "--settings");
+    const char *instance = cli_opt(argc, argv, "--instance");
     if (!type || !code_path) {
         fputs(usage, stderr);
         return 2;
@@ -204,7 +176,7 @@ static int cmd_run(int argc, char **argv)
     /* the inputs: the whole text, or one per non-empty line */
     size_t n = 0, cap = 16;
     char **inputs = malloc(cap * sizeof *inputs);
-    if (flag(argc, argv, "--jsonl")) {
+    if (cli_flag(argc, argv, "--jsonl")) {
         for (char *save = NULL, *line = strtok_r(input, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             if (!*line || !strcmp(line, "\r"))
                 continue;
@@ -276,8 +248,8 @@ static const char bench_event[] = "{\"type\":\"track\",\"event\":\"Bench\",\"use
 
 static int cmd_bench(int argc, char **argv)
 {
-    double seconds = opt(argc, argv, "--seconds") ? atof(opt(argc, argv, "--seconds")) : 3.0;
-    int conc = opt(argc, argv, "--concurrency") ? atoi(opt(argc, argv, "--concurrency")) : 32;
+    double seconds = cli_opt(argc, argv, "--seconds") ? atof(cli_opt(argc, argv, "--seconds")) : 3.0;
+    int conc = cli_opt(argc, argv, "--concurrency") ? atoi(cli_opt(argc, argv, "--concurrency")) : 32;
     if (conc < 1)
         conc = 1;
     fnrt_config cfg = config_from(argc, argv);
@@ -362,20 +334,20 @@ static int cmd_info(int argc, char **argv)
  * stdout and stderr; the exit status is the script's. */
 static int cmd_sandbox_exec(int argc, char **argv)
 {
-    const char *path = opt(argc, argv, "--script");
+    const char *path = cli_opt(argc, argv, "--script");
     char *script = path ? slurp(path) : NULL;
     if (!script) {
         fputs(usage, stderr);
         return 2;
     }
     char node[1024];
-    if (!cage_find_node(opt(argc, argv, "--node"), node, sizeof node)) {
+    if (!cage_find_node(cli_opt(argc, argv, "--node"), node, sizeof node)) {
         fprintf(stderr, "manifold function sandbox-exec: no Node.js\n");
         free(script);
         return 1;
     }
     fn_cage c;
-    size_t mem = opt(argc, argv, "--memory-mb") ? (size_t)atol(opt(argc, argv, "--memory-mb")) : 256;
+    size_t mem = cli_opt(argc, argv, "--memory-mb") ? (size_t)atol(cli_opt(argc, argv, "--memory-mb")) : 256;
     cage_prepare(&c, node, (700 + mem) << 20, 60);
     char heap[64];
     snprintf(heap, sizeof heap, "--max-old-space-size=%zu", mem);
@@ -423,7 +395,7 @@ static int cmd_sandbox_exec(int argc, char **argv)
 int function_cli(int argc, char **argv)
 {
     /* stdout is the result; only warnings (a worker that cannot start) go to stderr */
-    log_level = flag(argc, argv, "--verbose") ? LOG_DEBUG : LOG_WARN;
+    log_level = cli_flag(argc, argv, "--verbose") ? LOG_DEBUG : LOG_WARN;
     if (argc >= 1 && !strcmp(argv[0], "run"))
         return cmd_run(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "bench"))

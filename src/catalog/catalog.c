@@ -82,17 +82,11 @@ static int load_list(const char *dir, const char *file, bool is_dest, cat_list *
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    buf b = {0};
+    if (buf_read_file(&b, path) < 0) {
         snprintf(err, errlen, "catalog: cannot open %s", path);
         return -1;
     }
-    buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
     size_t pos = 0, cap = 0;
     int rc = -1;
 #define SKIP_WS() while (pos < b.len && strchr(" \t\r\n", b.data[pos])) pos++

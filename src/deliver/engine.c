@@ -760,26 +760,23 @@ deliver *deliver_start(store *st, const catalog *cat, fnrt *rt, char *err, size_
         long v = strtol(b, &end, 10);
         if (*end || v < 1 || v > 5000) {
             snprintf(err, errlen, "MANIFOLD_DELIVERY_BATCH must be a number from 1 to 5000");
-            out_free(d->out);
-            dm_batch_free(d->dm);
-            cidr_list_free(&d->allow);
-            cidr_list_free(&d->deny);
-            free(d);
-            return NULL;
+            goto fail;
         }
         d->batch = (int)v;
     }
     obs_delivery_queue_fn(queue_depth_of, NULL);
     if (pthread_create(&d->thread, NULL, run, d)) {
         snprintf(err, errlen, "cannot start the delivery thread");
-        out_free(d->out);
-        dm_batch_free(d->dm);
-        cidr_list_free(&d->allow);
-        cidr_list_free(&d->deny);
-        free(d);
-        return NULL;
+        goto fail;
     }
     return d;
+fail:
+    out_free(d->out);
+    dm_batch_free(d->dm);
+    cidr_list_free(&d->allow);
+    cidr_list_free(&d->deny);
+    free(d);
+    return NULL;
 }
 
 void deliver_stop(deliver *d)

@@ -97,6 +97,30 @@ static void oreq_free(oreq *r)
     free(r);
 }
 
+/* Answers that did not come from a transfer (requests finished before they started, and
+ * invocations completed on other threads) reach their owners here, on the engine's
+ * thread: with their own result, or with `forced` (out_free's OUT_DROP). */
+static void hand_over(outbound *o, const out_result *forced)
+{
+    while (o->ready) {
+        oreq *r = o->ready;
+        o->ready = r->next;
+        r->done(r->arg, forced ? forced : &r->res);
+        oreq_free(r);
+    }
+    pthread_mutex_lock(&o->mu);
+    xdone *x = o->xhead;
+    o->xhead = NULL;
+    o->xtail = &o->xhead;
+    pthread_mutex_unlock(&o->mu);
+    while (x) {
+        xdone *n = x->next;
+        x->done(x->arg, forced ? forced : &x->res);
+        free(x);
+        x = n;
+    }
+}
+
 void out_free(outbound *o)
 {
     if (!o)
@@ -116,22 +140,8 @@ void out_free(outbound *o)
     pthread_mutex_lock(&o->mu);
     while (o->ext_running)
         pthread_cond_wait(&o->cv, &o->mu);
-    xdone *x = o->xhead;
-    o->xhead = NULL;
-    o->xtail = &o->xhead;
     pthread_mutex_unlock(&o->mu);
-    while (x) {
-        xdone *n = x->next;
-        x->done(x->arg, &drop);
-        free(x);
-        x = n;
-    }
-    while (o->ready) {
-        oreq *r = o->ready;
-        o->ready = r->next;
-        r->done(r->arg, &drop);
-        oreq_free(r);
-    }
+    hand_over(o, &drop);
     while (o->nspare)
         curl_easy_cleanup(o->spare[--o->nspare]);
     curl_multi_cleanup(o->m);
@@ -395,23 +405,7 @@ int out_run(outbound *o, int wait_ms)
         r->done(r->arg, &res);
         oreq_free(r);
     }
-    while (o->ready) {
-        oreq *r = o->ready;
-        o->ready = r->next;
-        r->done(r->arg, &r->res);
-        oreq_free(r);
-    }
-    pthread_mutex_lock(&o->mu);
-    xdone *x = o->xhead;
-    o->xhead = NULL;
-    o->xtail = &o->xhead;
-    pthread_mutex_unlock(&o->mu);
-    while (x) {
-        xdone *n = x->next;
-        x->done(x->arg, &x->res);
-        free(x);
-        x = n;
-    }
+    hand_over(o, NULL);
     return o->active;
 }
 

@@ -116,15 +116,9 @@ static int env_int(const char *name, int def)
 
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     buf b = {0};
-    char tmp[8192];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        buf_append(&b, tmp, n);
-    fclose(f);
+    if (buf_read_file(&b, path) < 0)
+        return NULL;
     *len = b.len;
     return b.data ? buf_steal(&b) : strdup("");
 }

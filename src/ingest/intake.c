@@ -31,6 +31,7 @@ struct intake {
     atomic_int inflight;
     atomic_uint requests;
     int route_ids[IK_BATCH + 1]; /* metrics labels: one per canonical path, short forms included */
+    int hook_route_id;           /* the source-function webhook's label */
 };
 
 /* Metrics labels of the Tracking API's paths (short forms and /v1/import count as the
@@ -49,6 +50,7 @@ intake *intake_new(store *st, const intake_config *cfg)
     in->hook = fnhook_new(in);
     for (int k = 0; k <= IK_BATCH; k++)
         in->route_ids[k] = obs_route(route_labels[k]);
+    in->hook_route_id = obs_route("/v1/functions/{write_key}");
     return in;
 }
 
@@ -493,8 +495,10 @@ int intake_submit(intake *in, src_info *src, const char *body, size_t len, const
 void intake_handle(request *req, response *resp, void *ctx)
 {
     intake *in = ctx;
-    if (req->nseg == 3 && !strcmp(req->segs[1], "functions"))
+    if (req->nseg == 3 && !strcmp(req->segs[1], "functions")) {
+        req->route_id = in->hook_route_id;
         return fnhook_handle(in, req, resp);
+    }
     ingest_kind kind = req->nseg == 2 ? ingest_kind_of(req->segs[1]) : IK_NONE;
     cors(req, resp);
     if (kind == IK_NONE)

@@ -185,8 +185,9 @@ static int gran_slot(int gran_min)
     }
 }
 
-int store_dm_counts(txn *t, const char *destination, long long start_ms, long long end_ms, int gran_min,
-                    int (*fn)(void *ctx, long long slot_ms, const char *metric, long long n), void *ctx)
+/* One of a query family (indexed by gran_slot) over the minutes of [start_ms, end_ms). */
+static int window_query(txn *t, const char *const sql[4], const char *destination, long long start_ms,
+                        long long end_ms, int gran_min, db_row_fn row, void *it)
 {
     int g = gran_slot(gran_min);
     if (g < 0)
@@ -194,9 +195,15 @@ int store_dm_counts(txn *t, const char *destination, long long start_ms, long lo
     char a[24], b[24];
     snprintf(a, sizeof a, "%lld", minute_of(start_ms));
     snprintf(b, sizeof b, "%lld", minute_of(end_ms + 59999));
-    count_iter it = {fn, ctx, start_ms, gran_min};
     const char *p[] = {destination, a, b};
-    return store_run_(t, count_sql[g], 3, p, count_row, &it, NULL);
+    return store_run_(t, sql[g], 3, p, row, it, NULL);
+}
+
+int store_dm_counts(txn *t, const char *destination, long long start_ms, long long end_ms, int gran_min,
+                    int (*fn)(void *ctx, long long slot_ms, const char *metric, long long n), void *ctx)
+{
+    count_iter it = {fn, ctx, start_ms, gran_min};
+    return window_query(t, count_sql, destination, start_ms, end_ms, gran_min, count_row, &it);
 }
 
 typedef struct lat_iter {
@@ -219,15 +226,8 @@ int store_dm_latency_hist(txn *t, const char *destination, long long start_ms, l
                                     long long hi),
                           void *ctx)
 {
-    int g = gran_slot(gran_min);
-    if (g < 0)
-        return ST_ERROR;
-    char a[24], b[24];
-    snprintf(a, sizeof a, "%lld", minute_of(start_ms));
-    snprintf(b, sizeof b, "%lld", minute_of(end_ms + 59999));
     lat_iter it = {fn, ctx, start_ms, gran_min};
-    const char *p[] = {destination, a, b};
-    return store_run_(t, latency_sql[g], 3, p, lat_row, &it, NULL);
+    return window_query(t, latency_sql, destination, start_ms, end_ms, gran_min, lat_row, &it);
 }
 
 /* ---- batches ------------------------------------------------------------------------ */

@@ -19,5 +19,7 @@ void  buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 
 const char *buf_cstr(buf *b);        /* NUL-terminated view; "" for an empty buffer */
 char *buf_steal(buf *b);             /* hands the heap string to the caller, resets b */
 void  buf_free(buf *b);
+/* Appends the whole file at path ("-": standard input); -1 when it cannot be opened. */
+int   buf_read_file(buf *b, const char *path);
 
 #endif

@@ -325,3 +325,17 @@ def test_openapi_lints_clean(server, redocly, tmp_path):
     op = broken["paths"]["/v1beta/workspaces/{ws}"]["get"]
     op["parameters"] = [p for p in op["parameters"] if p["name"] != "ws"]
     assert lint(redocly, broken, tmp_path).returncode != 0
+
+
+def test_metrics_label_the_function_webhook_by_its_pattern(start_server):
+    """POST /v1/functions/{write_key} counts under its pattern; the key never becomes a label."""
+    srv = start_server("--rate-limit", "0")
+    key = "nokey" + uuid.uuid4().hex
+    labels = dict(method="POST", route="/v1/functions/{write_key}", code="404")
+    before = value(parse(scrape(srv)), "manifold_http_requests_total", **labels)
+    for _ in range(3):
+        r = requests.post(srv.url("/v1/functions/" + key), json={"a": 1}, timeout=30)
+        assert r.status_code == 404, r.text
+    text = scrape(srv)
+    assert value(parse(text), "manifold_http_requests_total", **labels) == before + 3
+    assert key not in text
