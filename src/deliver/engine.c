@@ -34,6 +34,8 @@
 #define LEASE_MS 6000         /* a cursor lease; renewed every LEASE_MS / 3. After kill -9 a
                                * restarted process waits this long for its old leases */
 #define REFRESH_MS 1000       /* configuration re-read at least this often */
+#define REFRESH_MIN_MS 20     /* and, on a config change, at most this often: a burst of writes
+                               * (thousands of creates per second) is one re-read, not one each */
 #define CLEANUP_MS 10000      /* cursors of deleted destinations removed this often */
 
 enum { F_INTEGRATIONS, F_UNSUPPORTED, F_RULES, F_NO_INTEGRATION, F_COUNT };
@@ -109,7 +111,7 @@ struct deliver {
     char owner[40];
     lane *lanes;
     uint64_t epoch;
-    int64_t next_refresh, next_cleanup;
+    int64_t next_refresh, last_refresh, next_cleanup;
     atomic_bool stop;
     pthread_t thread;
     dm_batch *dm;          /* the metrics of the batch being committed */
@@ -701,9 +703,10 @@ static void *run(void *arg)
     while (!atomic_load(&d->stop)) {
         int64_t now = now_ms();
         uint64_t ep = store_config_epoch(d->st);
-        if (now >= d->next_refresh || ep != d->epoch) {
+        if (now >= d->next_refresh || (ep != d->epoch && now >= d->last_refresh + REFRESH_MIN_MS)) {
             d->epoch = ep;
             refresh(d);
+            d->last_refresh = now;
             d->next_refresh = now + REFRESH_MS;
         }
         if (now >= d->next_cleanup) {
