@@ -397,6 +397,23 @@ def start_server(tmp_path_factory):
     f.teardown()
 
 
+def npm_ci(pkg_dir, purpose):
+    """The node binary, with the packages pinned in pkg_dir's package-lock.json installed (npm ci
+    when node_modules is missing or older than the lock). Fails — not skips — without node and
+    npm: purpose names the tests that need them."""
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if not node or not npm:
+        pytest.fail(f"node and npm are needed for {purpose} (scripts/install-deps.sh test installs them)")
+    stamp = pkg_dir / "node_modules" / ".package-lock.json"
+    lock = pkg_dir / "package-lock.json"
+    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=pkg_dir,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, f"npm ci in {pkg_dir.relative_to(ROOT)} failed:\n{p.stdout}\n{p.stderr}"
+    return node
+
+
 # ---- assertions -----------------------------------------------------------------------
 
 
