@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # (sourced: the variables it sets are the callers')
 # Shared plumbing for the bench/*/run.sh scripts (sourced, not run): the preamble (say/die,
 # tool and binary checks), a scratch directory with every started process stopped on exit,
 # free loopback ports, waiting for a server to answer, starting manifold on a fresh
@@ -11,7 +12,7 @@ bench_init() {
     BENCH_NAME=$1
     ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     HERE="$ROOT/bench/$1"
-    cd "$ROOT"
+    cd "$ROOT" || exit 1
     say() { printf 'bench/%s: %s\n' "$BENCH_NAME" "$*" >&2; }
     die() { say "error: $*"; exit 1; }
 }
