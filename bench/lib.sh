@@ -174,6 +174,20 @@ load_before() {
     say "load average before: $LOAD_BEFORE${BUSY_BEFORE:+; busy processes: $BUSY_BEFORE}"
 }
 
+# machine_info: sets what a report says about the box and the code: CPU_MODEL, MEM (RAM in
+# GiB), OS (with Debian's exact version), DISK (the device and file system of $WORK) and
+# COMMIT (HEAD's short hash, noting uncommitted changes under src/).
+machine_info() {
+    CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+    # shellcheck disable=SC1091
+    OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
+    if [ -r /etc/debian_version ]; then OS="$OS (debian_version $(cat /etc/debian_version))"; fi
+    DISK=$(df -PT "$WORK" | awk 'NR == 2 { print $1 " (" $2 ")" }')
+    COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+}
+
 # ---- numbers and text -----------------------------------------------------------------------
 kv() { # LINE KEY: value of KEY=value in a RESULT line
     echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print substr($0, length(k) + 2) }'

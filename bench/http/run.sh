@@ -238,13 +238,7 @@ GOALS="| Goal | Measured | Verdict |
 
 # 30 MB = 30,000,000 bytes = 29,296.875 KiB: "< 29296 KiB" is the strict reading.
 
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-# shellcheck disable=SC1091
-OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
-[ -r /etc/debian_version ] && OS="$OS (debian_version $(cat /etc/debian_version))"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+machine_info
 ENVS=$(env | grep -E '^BENCH_(CONNECTIONS|WARMUP|DURATION|THREADS|CEILING_THREADS|ROUNDS)=' | sort | tr '\n' ' ' || true)
 REPORT="Command: \`${ENVS}make bench\` (this section: \`bench/http/run.sh\`), $(date -u '+%Y-%m-%d %H:%M UTC'), manifold at commit $COMMIT.
 

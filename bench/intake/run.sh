@@ -203,13 +203,7 @@ if [ "$NO_MANIFOLD" != 1 ]; then
     GOALS+="$CHECKS"
 fi
 
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
-[ -r /etc/debian_version ] && OS="$OS (debian_version $(cat /etc/debian_version))"
-DISK=$(df -PT "$WORK" | awk 'NR == 2 { print $1 " (" $2 ")" }')
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+machine_info
 [ -n "${MANIFOLD_BIN:-}" ] && COMMIT="$COMMIT, but the binary under test was MANIFOLD_BIN=$BIN"
 BUSY_NOTE="quiet enough: numbers stand"
 if [ "$(ge "$OTHER_MAX" 0.2)" = 1 ]; then

@@ -344,13 +344,7 @@ for N in $SIZES; do
 - List at $(fmt_int "$N"): server $(r "list-$N" srv) cores, wrk $(r "list-$N" gen), other processes $(r "list-$N" other) (of $(nproc)); get destination: server $(r "get-$N" srv), wrk $(r "get-$N" gen), other $(r "get-$N" other)."
 done
 
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
-[ -r /etc/debian_version ] && OS="$OS (debian_version $(cat /etc/debian_version))"
-DISK=$(df -PT "$WORK" | awk 'NR == 2 { print $1 " (" $2 ")" }')
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+machine_info
 OTHER_MEAN=$(awk -v s="$OTHER_SUM" -v n="$OTHER_N" 'BEGIN { printf "%.2f", n ? s / n : 0 }')
 BUSY_NOTE="quiet enough: numbers stand"
 if [ "$(ge "$OTHER_MAX" 0.2)" = 1 ]; then
