@@ -1,7 +1,7 @@
 -- Shared by the wrk scripts of bench/*/ (loaded per Lua state with
 -- dofile(<dir of the script> .. "/../lib.lua")): a monotonic clock comparable across wrk's
--- threads, the "every thread is done" barrier, chunk claims, and the RESULT line of
--- fixed-request scripts.
+-- threads, the "every thread is done" barrier, chunk claims, the RESULT line of
+-- fixed-request scripts, and the answer counting of scripts that check every answer.
 local ffi = require("ffi")
 ffi.cdef [[
   typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -42,14 +42,53 @@ function M.thread_done(state_dir, tid, nthreads)
   ffi.C.kill(ffi.C.getpid(), SIGINT)
 end
 
+-- wrk's socket errors of a run (connect, read, write and timeout) in one number.
+function M.sockerr(summary)
+  local e = summary.errors
+  return e.connect + e.read + e.write + e.timeout
+end
+
 -- The machine-readable line after wrk's own output (latencies in microseconds; non2xx
 -- counts statuses outside 200-399).
 function M.result_line(summary, latency)
-  local e = summary.errors
   io.write(string.format("RESULT requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d max_us=%d non2xx=%d sockerr=%d\n",
     summary.requests, summary.duration, summary.bytes,
     latency:percentile(50), latency:percentile(99), latency.max,
-    e.status, e.connect + e.read + e.write + e.timeout))
+    summary.errors.status, M.sockerr(summary)))
+end
+
+-- For response(): counts one answer in the thread's globals (globals, so that done() can
+-- read them with thread:get(); the script's init() sets them to 0 and ""): answered; the
+-- counter named ok_name when ok, else failed and, for the first failure, first_error
+-- ("STATUS:first 120 bytes of the body", blanks as _); t_last, the time of the answer.
+function M.count_answer(status, body, ok, ok_name)
+  answered = answered + 1
+  if ok then
+    _G[ok_name] = _G[ok_name] + 1
+  else
+    failed = failed + 1
+    if first_error == "" then
+      first_error = tostring(status) .. ":" .. (body or ""):sub(1, 120):gsub("%s", "_")
+    end
+  end
+  t_last = M.now_us()
+end
+
+-- For done(): over all threads, the sums of the counters named in names (a table name → sum),
+-- the earliest t_first and latest t_last (nil when no thread has one), and the first
+-- thread's first_error ("-" when no thread had a failure).
+function M.gather(threads, names)
+  local sums, first, last, err = {}, nil, nil, ""
+  for _, n in ipairs(names) do sums[n] = 0 end
+  for _, t in ipairs(threads) do
+    for _, n in ipairs(names) do sums[n] = sums[n] + (t:get(n) or 0) end
+    local a, b = t:get("t_first"), t:get("t_last")
+    if a and (not first or a < first) then first = a end
+    if b and (not last or b > last) then last = b end
+    local e = t:get("first_error")
+    if err == "" and e and e ~= "" then err = e end
+  end
+  return sums, first, last, err == "" and "-" or err
 end
 
 return M

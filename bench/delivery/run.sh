@@ -23,9 +23,9 @@
 # RECEIVER_THREADS (2), BENCH_OUTAGE (60; 0 skips the phase), BENCH_OUTAGE_RATE (500). A 20 s smoke run: BENCH_DURATION=5 bench/delivery/run.sh
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HERE="$ROOT/bench/delivery"
-cd "$ROOT"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bench_init delivery
+
 DURATION=${BENCH_DURATION:-10}
 BATCH=${BENCH_BATCH:-100}
 LTHREADS=${BENCH_LOAD_THREADS:-4}
@@ -36,15 +36,8 @@ BIN=${MANIFOLD_BIN:-$ROOT/build/manifold}
 DOC="$ROOT/docs/delivery.md"
 WS=/v1beta/workspaces/myworkspace
 
-say() { printf 'bench/delivery: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-for tool in cc curl python3 pkg-config; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
-[ -x "$BIN" ] || make -C "$ROOT" all >&2
-
-. "$ROOT/bench/lib.sh"
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? 1 : 0 }'; }
+need_tools cc curl python3 pkg-config
+need_manifold
 bench_workdir manifold-bench-delivery
 
 # shellcheck disable=SC2046

@@ -16,9 +16,8 @@
 # docs/ alone). Loopback only; every process it starts is stopped on exit.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HERE="$ROOT/bench/http"
-cd "$ROOT"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bench_init http
 
 CONNS=${BENCH_CONNECTIONS:-64}
 WARMUP=${BENCH_WARMUP:-3}
@@ -31,15 +30,9 @@ BIN=${MANIFOLD_BIN:-$ROOT/build/manifold}
 OUT=${BENCH_OUT:-$ROOT/build/bench/http}
 DOC="$ROOT/docs/benchmarks.md"
 
-say() { printf 'bench/http: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+need_tools wrk node npm cc pkg-config curl
+need_manifold
 
-for tool in wrk node npm cc pkg-config curl; do
-    command -v "$tool" >/dev/null || die "$tool not found (make bench installs it: scripts/install-deps.sh bench)"
-done
-[ -x "$BIN" ] || die "$BIN not built (run make)"
-
-. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 bench_workdir manifold-bench
 mkdir -p "$OUT"
 
@@ -79,29 +72,16 @@ wait_quiet() {
 say "building the ceiling server (bench/http/ceiling.c)"
 # shellcheck disable=SC2046
 cc -O2 -Wall -Wextra -o "$WORK/ceiling" "$HERE/ceiling.c" $(pkg-config --cflags --libs libmicrohttpd) -lpthread
-if [ ! -f "$HERE/node_modules/json-server/package.json" ]; then
-    say "installing json-server (npm ci in bench/http)"
-    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) >&2
-fi
+need_node_package json-server
 
 # ---- manifold ---------------------------------------------------------------------------
-pick_port
+start_manifold "$WORK/manifold" "/v1beta/catalog/destinations?page_size=1" --rate-limit 0
 MPORT=$PORT
-"$BIN" serve --listen "127.0.0.1:$MPORT" --database "$WORK/manifold.db" --key-file "$WORK/manifold.key" \
-    --rate-limit 0 >"$WORK/manifold.log" 2>&1 &
-MPID=$!
-PIDS+=("$MPID")
-for _ in $(seq 150); do [ -s "$WORK/bootstrap-token" ] && break; sleep 0.1; done
-[ -s "$WORK/bootstrap-token" ] || { tail -20 "$WORK/manifold.log" >&2; die "manifold wrote no bootstrap token"; }
-TOKEN=$(cat "$WORK/bootstrap-token")
 AUTH="Authorization: Bearer $TOKEN"
-M="http://127.0.0.1:$MPORT"
-wait_http "$M/v1beta/catalog/destinations?page_size=1" "$MPID" manifold
 # A token from the admin command belongs to no user, so it skips the IAM policy check:
 # the workspace GET with it against the bootstrap owner's token shows what IAM costs.
-ADMIN_TOKEN=$("$BIN" token create --database "$WORK/manifold.db" --key-file "$WORK/manifold.key" \
+ADMIN_TOKEN=$("$BIN" token create --database "$WORK/manifold/manifold.db" --key-file "$WORK/manifold/manifold.key" \
     --workspace myworkspace --scope workspace --description "bench: no user") || die "manifold token create failed"
-MTHREADS=$(sed -n 's/.*listening on .*, \([0-9]*\) threads.*/\1/p' "$WORK/manifold.log" | head -n 1)
 WS_PATH=/v1beta/workspaces/myworkspace
 CAT_PATH='/v1beta/catalog/destinations?page_size=100'
 curl -sf -H "$AUTH" -o "$WORK/workspace.json" "$M$WS_PATH" || die "GET $WS_PATH failed"
@@ -237,7 +217,6 @@ for ep in ws cat; do
     done
 done
 
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? 1 : 0 }'; }
 both() { [ "$1" = 1 ] && [ "$2" = 1 ] && echo 1 || echo 0; }
 ws_rps=$(field ws-manifold 1)
 ws_p99=$(field ws-manifold 3)
@@ -259,13 +238,7 @@ GOALS="| Goal | Measured | Verdict |
 
 # 30 MB = 30,000,000 bytes = 29,296.875 KiB: "< 29296 KiB" is the strict reading.
 
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-# shellcheck disable=SC1091
-OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
-[ -r /etc/debian_version ] && OS="$OS (debian_version $(cat /etc/debian_version))"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+machine_info
 ENVS=$(env | grep -E '^BENCH_(CONNECTIONS|WARMUP|DURATION|THREADS|CEILING_THREADS|ROUNDS)=' | sort | tr '\n' ' ' || true)
 REPORT="Command: \`${ENVS}make bench\` (this section: \`bench/http/run.sh\`), $(date -u '+%Y-%m-%d %H:%M UTC'), manifold at commit $COMMIT.
 

@@ -120,35 +120,16 @@ request = function()
 end
 
 response = function(status, hdrs, body)
-  answered = answered + 1
-  if status == 200 then
-    ok = ok + 1
-  else
-    failed = failed + 1
-    if first_error == "" then first_error = tostring(status) .. ":" .. (body or ""):sub(1, 120):gsub("%s", "_") end
-  end
-  t_last = now_us()
+  lib.count_answer(status, body, status == 200, "ok")
   maybe_finish()
 end
 
 done = function(summary, latency, requests)
-  local o, f, s, bb, first, last, err = 0, 0, 0, 0, nil, nil, ""
-  for _, t in ipairs(threads) do
-    o = o + (t:get("ok") or 0)
-    f = f + (t:get("failed") or 0)
-    s = s + (t:get("sent") or 0)
-    bb = bb + (t:get("body_bytes") or 0)
-    local a, b = t:get("t_first"), t:get("t_last")
-    if a and (not first or a < first) then first = a end
-    if b and (not last or b > last) then last = b end
-    local e = t:get("first_error")
-    if err == "" and e and e ~= "" then err = e end
-  end
+  local n, first, last, err = lib.gather(threads, { "ok", "failed", "sent", "body_bytes" })
   local elapsed = summary.duration
   if first and last then elapsed = last - first end
-  local e = summary.errors
   io.write(string.format(
     "RESULT ok=%d failed=%d sent=%d elapsed_us=%d requests=%d p50_us=%d p99_us=%d max_us=%d non2xx=%d sockerr=%d body_bytes=%d first_error=%s\n",
-    o, f, s, elapsed, summary.requests, latency:percentile(50), latency:percentile(99), latency.max,
-    e.status, e.connect + e.read + e.write + e.timeout, bb, err == "" and "-" or err))
+    n.ok, n.failed, n.sent, elapsed, summary.requests, latency:percentile(50), latency:percentile(99), latency.max,
+    summary.errors.status, lib.sockerr(summary), n.body_bytes, err))
 end

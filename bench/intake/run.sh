@@ -21,9 +21,8 @@
 # Loopback only; every run is bounded in time; every process it starts is stopped on exit.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HERE="$ROOT/bench/intake"
-cd "$ROOT"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bench_init intake
 
 WARMUP=${BENCH_WARMUP:-2}
 DURATION=${BENCH_DURATION:-10}
@@ -37,62 +36,14 @@ DOC="$ROOT/docs/benchmarks-intake.md"
 WS=/v1beta/workspaces/myworkspace
 RUDDER=1700 # RudderStack's published figure: ~1,700 events/s on 2 cores
 
-say() { printf 'bench/intake: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+need_tools wrk cc curl awk pkg-config
+[ "$NO_MANIFOLD" = 1 ] || need_manifold
 
-for tool in wrk cc curl awk pkg-config; do
-    command -v "$tool" >/dev/null || die "$tool not found (make bench installs it: scripts/install-deps.sh bench)"
-done
-if [ "$NO_MANIFOLD" != 1 ] && [ ! -x "$BIN" ]; then
-    [ -z "${MANIFOLD_BIN:-}" ] || die "$BIN is not an executable"
-    say "build/manifold missing: make all"
-    make -C "$ROOT" all >&2
-fi
-
-. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 bench_workdir manifold-bench-intake
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt "$OUT"/*.log
 
-# ---- helpers (as in bench/resources) --------------------------------------------------------
-cpu_s() {
-    local stat rest
-    stat=$(cat "/proc/$1/stat")
-    rest=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
-}
-box_busy_s() {
-    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
-}
-now_s() { date +%s.%N; }
-# window SERVER_PID CMD...: runs CMD and sets WIN_SRV / WIN_GEN / WIN_OTHER (cores used by
-# the server, by CMD, by everything else) and WIN_SECS for its duration.
-window() {
-    local spid=$1 b0 b1 s0 s1 t0 t1 tf
-    shift
-    tf="$WORK/time.out"
-    b0=$(box_busy_s); s0=$(cpu_s "$spid"); t0=$(now_s)
-    { TIMEFORMAT='%U %S'; time "$@" 2>>"$WORK/cmd.err"; } 2>"$tf"
-    t1=$(now_s); s1=$(cpu_s "$spid"); b1=$(box_busy_s)
-    WIN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    read -r WIN_SRV WIN_GEN WIN_OTHER < <(awk -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" -v b0="$b0" -v b1="$b1" \
-        -v g="$(tail -n 1 "$tf")" 'BEGIN {
-            d = t1 - t0; split(g, gu, " "); gen = gu[1] + gu[2]
-            o = (b1 - b0) - (s1 - s0) - gen; if (o < 0) o = 0
-            printf "%.2f %.2f %.2f\n", (s1 - s0) / d, gen / d, o / d }')
-}
-kv() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print substr($0, length(k) + 2) }'; }
-ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? 1 : 0 }'; }
-json_get() { # JSON_TEXT EXPR (a JavaScript expression on `j`)
-    node -e 'const j = JSON.parse(require("fs").readFileSync(0, "utf8")); const v = eval(process.argv[1]); process.stdout.write(String(v))' "$2" <<<"$1"
-}
-
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-BUSY_BEFORE=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 10 { printf "%s%s (%s%%)", (n++ ? ", " : ""), $2, $1 }')
-say "load average before: $LOAD_BEFORE${BUSY_BEFORE:+; busy processes: $BUSY_BEFORE}"
+load_before
 
 # ---- manifold ----------------------------------------------------------------------------------
 MTHREADS=${MANIFOLD_THREADS:-}
@@ -102,31 +53,8 @@ if [ "$NO_MANIFOLD" != 1 ]; then
     command -v node >/dev/null || die "node not found (make bench installs it)"
     extra=()
     [ -n "$MTHREADS" ] && extra=(--threads "$MTHREADS")
-    dir="$WORK/manifold"
-    for attempt in 1 2 3 4 5; do
-        rm -rf "$dir"; mkdir -p "$dir"
-        pick_port
-        "$BIN" serve --listen "127.0.0.1:$PORT" --database "$dir/manifold.db" --key-file "$dir/manifold.key" \
-            --rate-limit 0 --max-per-ip 1024 --max-connections 2048 --max-header-bytes "$MAXHDR" "${extra[@]}" \
-            >"$WORK/manifold.log" 2>&1 &
-        MPID=$!
-        PIDS+=("$MPID")
-        M="http://127.0.0.1:$PORT"
-        for _ in $(seq 150); do
-            [ -s "$dir/bootstrap-token" ] && break
-            kill -0 "$MPID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if ! kill -0 "$MPID" 2>/dev/null && grep -q 'cannot listen' "$WORK/manifold.log"; then
-            say "port $PORT was taken meanwhile; trying another (attempt $attempt)"
-            continue
-        fi
-        break
-    done
-    [ -s "$dir/bootstrap-token" ] || { tail -20 "$WORK/manifold.log" >&2; die "manifold wrote no bootstrap token"; }
-    TOKEN=$(cat "$dir/bootstrap-token")
-    wait_http "$M/readyz" "$MPID" manifold
-    MTHREADS=$(grep -o '[0-9]* threads' "$WORK/manifold.log" | head -1 | cut -d' ' -f1)
+    start_manifold "$WORK/manifold" /readyz --rate-limit 0 --max-per-ip 1024 --max-connections 2048 \
+        --max-header-bytes "$MAXHDR" "${extra[@]}"
     [ -n "$MTHREADS" ] || MTHREADS=$((8 * $(nproc)))
     for row in $ROWS; do
         body=$(curl -sS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -275,13 +203,7 @@ if [ "$NO_MANIFOLD" != 1 ]; then
     GOALS+="$CHECKS"
 fi
 
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
-[ -r /etc/debian_version ] && OS="$OS (debian_version $(cat /etc/debian_version))"
-DISK=$(df -PT "$WORK" | awk 'NR == 2 { print $1 " (" $2 ")" }')
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+machine_info
 [ -n "${MANIFOLD_BIN:-}" ] && COMMIT="$COMMIT, but the binary under test was MANIFOLD_BIN=$BIN"
 BUSY_NOTE="quiet enough: numbers stand"
 if [ "$(ge "$OTHER_MAX" 0.2)" = 1 ]; then

@@ -122,35 +122,16 @@ request = function()
 end
 
 response = function(status, hdrs, body)
-  answered = answered + 1
-  if status == 200 or status == 201 then
-    created = created + 1
-  else
-    failed = failed + 1
-    if first_error == "" then
-      first_error = tostring(status) .. ":" .. (body or ""):sub(1, 120):gsub("%s", "_")
-    end
-  end
-  t_last = now_us()
+  lib.count_answer(status, body, status == 200 or status == 201, "created")
   maybe_finish()
 end
 
 done = function(summary, latency, requests)
-  local c, f, first, last, err = 0, 0, nil, nil, ""
-  for _, t in ipairs(threads) do
-    c = c + (t:get("created") or 0)
-    f = f + (t:get("failed") or 0)
-    local a, b = t:get("t_first"), t:get("t_last")
-    if a and (not first or a < first) then first = a end
-    if b and (not last or b > last) then last = b end
-    local e = t:get("first_error")
-    if err == "" and e and e ~= "" then err = e end
-  end
+  local n, first, last, err = lib.gather(threads, { "created", "failed" })
   local elapsed = summary.duration
   if total > 0 and first and last then elapsed = last - first end
-  local e = summary.errors
   io.write(string.format(
     "RESULT created=%d failed=%d elapsed_us=%d requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d non2xx=%d sockerr=%d first_error=%s\n",
-    c, f, elapsed, summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.max, e.status, e.connect + e.read + e.write + e.timeout, err == "" and "-" or err))
+    n.created, n.failed, elapsed, summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, summary.errors.status, lib.sockerr(summary), err))
 end

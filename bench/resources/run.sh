@@ -33,9 +33,8 @@
 # Loopback only; every run is bounded in time; every process it starts is stopped on exit.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HERE="$ROOT/bench/resources"
-cd "$ROOT"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bench_init resources
 
 SIZES=${BENCH_SIZES:-100 100000}
 CONNS=${BENCH_CONNECTIONS:-64}
@@ -56,72 +55,16 @@ DOC="$ROOT/docs/benchmarks-resources.md"
 WS=/v1beta/workspaces/myworkspace
 DEST=google-analytics
 
-say() { printf 'bench/resources: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+need_tools wrk node npm cc curl awk
+need_manifold
 
-for tool in wrk node npm cc curl awk; do
-    command -v "$tool" >/dev/null || die "$tool not found (make bench installs it: scripts/install-deps.sh bench)"
-done
-if [ ! -x "$BIN" ]; then
-    [ -z "${MANIFOLD_BIN:-}" ] || die "$BIN is not an executable"
-    say "build/manifold missing: make all"
-    make -C "$ROOT" all >&2
-fi
-
-. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 bench_workdir manifold-bench-resources
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt "$OUT"/*.log
 
-# ---- helpers ------------------------------------------------------------------------------
-stop_pid() { # PID: stop one process this script started, and forget it
-    local pid=$1 p keep=()
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-# CPU seconds (user+system, all threads) a process has used so far.
-cpu_s() {
-    local stat rest
-    stat=$(cat "/proc/$1/stat")
-    rest=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
-}
-# CPU seconds the whole box has been busy (all cores; user, nice, system, irq, softirq, steal).
-box_busy_s() {
-    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
-}
-now_s() { date +%s.%N; }
+# ---- helpers (the shared ones are in bench/lib.sh) ------------------------------------------
 # Context switches (voluntary and not) of all of a process's threads so far.
 ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'; }
-# window SERVER_PID CMD...: runs CMD (stdout to the caller) and sets, for its duration,
-#   WIN_SRV   cores used by the server process
-#   WIN_GEN   cores used by CMD and its children (the load generator)
-#   WIN_OTHER cores used by everything else on the box (other people's work)
-#   WIN_SECS  its length in seconds
-window() {
-    local spid=$1 b0 b1 s0 s1 t0 t1 tf
-    shift
-    tf="$WORK/time.out"
-    b0=$(box_busy_s); s0=$(cpu_s "$spid"); t0=$(now_s)
-    { TIMEFORMAT='%U %S'; time "$@" 2>>"$WORK/cmd.err"; } 2>"$tf"
-    t1=$(now_s); s1=$(cpu_s "$spid"); b1=$(box_busy_s)
-    WIN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    read -r WIN_SRV WIN_GEN WIN_OTHER < <(awk -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" -v b0="$b0" -v b1="$b1" \
-        -v g="$(tail -n 1 "$tf")" 'BEGIN {
-            d = t1 - t0; split(g, gu, " "); gen = gu[1] + gu[2]
-            o = (b1 - b0) - (s1 - s0) - gen; if (o < 0) o = 0
-            printf "%.2f %.2f %.2f\n", (s1 - s0) / d, gen / d, o / d }')
-}
-kv() { # LINE KEY: value of KEY=value in a RESULT line
-    echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print substr($0, length(k) + 2) }'
-}
-ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "inf" && a <= b) ? 1 : 0 }'; }
 ERRORS=0
@@ -135,18 +78,12 @@ check_errors() { # KEY RESULT_LINE
 }
 
 # ---- load on the box before we start ---------------------------------------------------------
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-# The busiest other processes right now (a ps snapshot: %CPU over each one's lifetime).
-BUSY_BEFORE=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 10 { printf "%s%s (%s%%)", (n++ ? ", " : ""), $2, $1 }')
-say "load average before: $LOAD_BEFORE${BUSY_BEFORE:+; busy processes: $BUSY_BEFORE}"
+load_before
 
 # ---- build the raw SQLite peer, install json-server -----------------------------------------
 say "building bench/resources/raw_sqlite.c"
 cc -O2 -Wall -Wextra -o "$WORK/raw_sqlite" "$HERE/raw_sqlite.c" -lsqlite3
-if [ ! -f "$HERE/node_modules/json-server/package.json" ]; then
-    say "installing json-server (npm ci in bench/resources)"
-    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) >&2
-fi
+need_node_package json-server
 
 # ---- peer (a): raw SQLite on this disk -------------------------------------------------------
 declare -A RES
@@ -164,39 +101,13 @@ raw_run rawN "$RAW_BATCH"
 
 # ---- manifold, one fresh database per size -----------------------------------------------------
 declare -A SEED INFO
-start_manifold() { # DIR [THREADS]: sets MPID, M, TOKEN, MTHREADS. Retries on another port when the
-    # one picked was taken meanwhile (other people's servers come and go on this box).
-    local dir=$1 threads=${2:-${MANIFOLD_THREADS:-}} attempt extra=()
+manifold_up() { # DIR [THREADS]: start_manifold (bench/lib.sh) with this benchmark's flags;
+    # --log-level debug: manifold logs one line per group commit (size and duration), and
+    # nothing per request.
+    local threads=${2:-${MANIFOLD_THREADS:-}} extra=()
     [ -n "$threads" ] && extra=(--threads "$threads")
-    for attempt in 1 2 3 4 5; do
-        rm -rf "$dir"
-        mkdir -p "$dir"
-        pick_port
-        # --log-level debug: manifold logs one line per group commit (size and duration),
-        # and nothing per request.
-        "$BIN" serve --listen "127.0.0.1:$PORT" --database "$dir/manifold.db" --key-file "$dir/manifold.key" \
-            --rate-limit 0 --log-level debug --max-per-ip 1024 --max-connections 2048 "${extra[@]}" \
-            >"$WORK/manifold.log" 2>&1 &
-        MPID=$!
-        PIDS+=("$MPID")
-        M="http://127.0.0.1:$PORT"
-        for _ in $(seq 150); do
-            [ -s "$dir/bootstrap-token" ] && break
-            kill -0 "$MPID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if ! kill -0 "$MPID" 2>/dev/null && grep -q 'cannot listen' "$WORK/manifold.log"; then
-            say "port $PORT was taken meanwhile; trying another (attempt $attempt)"
-            stop_pid "$MPID"
-            continue
-        fi
-        [ -s "$dir/bootstrap-token" ] || { tail -20 "$WORK/manifold.log" >&2; die "manifold wrote no bootstrap token"; }
-        TOKEN=$(cat "$dir/bootstrap-token")
-        wait_http "$M/v1beta/catalog/sources?page_size=1" "$MPID" manifold
-        MTHREADS=$(grep -o '[0-9]* threads' "$WORK/manifold.log" | head -1 | cut -d' ' -f1)
-        return 0
-    done
-    die "manifold could not get a free port"
+    start_manifold "$1" "/v1beta/catalog/sources?page_size=1" \
+        --rate-limit 0 --log-level debug --max-per-ip 1024 --max-connections 2048 "${extra[@]}"
 }
 
 run_create() { # KEY URL TOTAL(0 = for CREATE_SECONDS) SERVER_PID TOKEN [CONNECTIONS]
@@ -243,7 +154,7 @@ group_stats() {
 for N in $SIZES; do
     dir="$WORK/db-$N"
     say "--- $(fmt_int "$N") sources: fresh database"
-    start_manifold "$dir"
+    manifold_up "$dir"
     from=$(($(wc -l <"$WORK/manifold.log") + 1))
     run_create "seed-$N" "$M$WS/sources" "$N" "$MPID" "$TOKEN"
     SEED[$N]=$(group_stats "$from")
@@ -286,7 +197,7 @@ done
 if [ "$HI_TOTAL" -gt 0 ]; then
     say "--- $(fmt_int "$HI_TOTAL") creates with $HI_CONNS connections${HI_THREADS:+, --threads $HI_THREADS}: fresh database"
     default_threads=$MTHREADS
-    start_manifold "$WORK/db-hi" "$HI_THREADS"
+    manifold_up "$WORK/db-hi" "$HI_THREADS"
     from=$(($(wc -l <"$WORK/manifold.log") + 1))
     run_create seed-hi "$M$WS/sources" "$HI_TOTAL" "$MPID" "$TOKEN" "$HI_CONNS"
     SEED[hi]=$(group_stats "$from")
@@ -433,13 +344,7 @@ for N in $SIZES; do
 - List at $(fmt_int "$N"): server $(r "list-$N" srv) cores, wrk $(r "list-$N" gen), other processes $(r "list-$N" other) (of $(nproc)); get destination: server $(r "get-$N" srv), wrk $(r "get-$N" gen), other $(r "get-$N" other)."
 done
 
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
-[ -r /etc/debian_version ] && OS="$OS (debian_version $(cat /etc/debian_version))"
-DISK=$(df -PT "$WORK" | awk 'NR == 2 { print $1 " (" $2 ")" }')
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT (src/ modified)"
+machine_info
 OTHER_MEAN=$(awk -v s="$OTHER_SUM" -v n="$OTHER_N" 'BEGIN { printf "%.2f", n ? s / n : 0 }')
 BUSY_NOTE="quiet enough: numbers stand"
 if [ "$(ge "$OTHER_MAX" 0.2)" = 1 ]; then

@@ -11,6 +11,7 @@ Environment (set by tests/run.sh; the defaults suit a developer running pytest b
 Every server's exit status must be 0 after SIGTERM and its stderr must hold no sanitizer
 report; so must the stderr of every admin command (`manifold token ...`) a test runs.
 """
+import contextlib
 import ctypes
 import json
 import os
@@ -339,21 +340,53 @@ class ServerFactory:
         assert not errors, "\n\n".join(errors)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """One server per test module, rate limit off so tests never trip it by accident."""
-    f = ServerFactory(tmp_path_factory.mktemp("mod"))
+@contextlib.contextmanager
+def environ(**kv):
+    """Sets environment variables (values as str) for the with-block — a server started inside
+    inherits them — and restores the previous values (or their absence) afterwards."""
+    old = {k: os.environ.get(k) for k in kv}
+    os.environ.update({k: str(v) for k, v in kv.items()})
     try:
-        srv = f("--rate-limit", "0")
-        assert srv.token and TOKEN_RE.match(srv.token), "no bootstrap token was written"
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def module_server(tmp_path_factory, name, *args, env=None, start=None):
+    """The body of a module-scoped server fixture (`yield from module_server(...)`): a
+    ServerFactory in a fresh directory `name`; start(factory) — by default factory(*args) —
+    with the variables of env set; yields what it returns and tears the factory down (every
+    server stopped and checked) afterwards. A failed set-up kills the servers it started and
+    drops their databases before the error propagates."""
+    f = ServerFactory(tmp_path_factory.mktemp(name))
+    try:
+        with environ(**(env or {})):
+            srv = start(f) if start else f(*args)
     except BaseException:
         for s in f.servers:  # a failed set-up must not leave servers running
             s.kill()
+        for s in f.servers:  # (all killed first: processes of one cluster share a database)
             if s.own_db:
                 s.db.drop()
         raise
-    yield srv
-    f.teardown()
+    try:
+        yield srv
+    finally:
+        f.teardown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server per test module, rate limit off so tests never trip it by accident."""
+    def start(f):
+        srv = f("--rate-limit", "0")
+        assert srv.token and TOKEN_RE.match(srv.token), "no bootstrap token was written"
+        return srv
+    yield from module_server(tmp_path_factory, "mod", start=start)
 
 
 @pytest.fixture
@@ -362,6 +395,23 @@ def start_server(tmp_path_factory):
     f = ServerFactory(tmp_path_factory.mktemp("fn"))
     yield f
     f.teardown()
+
+
+def npm_ci(pkg_dir, purpose):
+    """The node binary, with the packages pinned in pkg_dir's package-lock.json installed (npm ci
+    when node_modules is missing or older than the lock). Fails — not skips — without node and
+    npm: purpose names the tests that need them."""
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if not node or not npm:
+        pytest.fail(f"node and npm are needed for {purpose} (scripts/install-deps.sh test installs them)")
+    stamp = pkg_dir / "node_modules" / ".package-lock.json"
+    lock = pkg_dir / "package-lock.json"
+    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=pkg_dir,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, f"npm ci in {pkg_dir.relative_to(ROOT)} failed:\n{p.stdout}\n{p.stderr}"
+    return node
 
 
 # ---- assertions -----------------------------------------------------------------------

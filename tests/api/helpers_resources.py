@@ -235,3 +235,49 @@ def orphans(server):
     """Resources whose parent is neither a workspace nor an existing resource."""
     return db_rows(server, "SELECT r.name FROM resources r WHERE r.kind IN ('destination', 'schema_config', 'filter') AND "
                            "NOT EXISTS (SELECT 1 FROM resources p WHERE p.name = r.parent) ORDER BY r.name")
+
+
+def dest_metrics(server, dpath, dname, counters=("successes_attempt",), summary_may_fail=False):
+    """A destination's non-zero counters {metric: n}: successes, retried_<code> and discarded_<code>
+    read through the §11 API (the breakdowns of dpath's metrics:getSummary), then the non-§11
+    counters whose names start with one of counters (e.g. filtered_at_destination_<reason>,
+    successes_attempt_<n>) summed from the dm_counts table for dname. summary_may_fail: a
+    getSummary answer other than 200 (a device-mode destination has no §11 metrics) is skipped
+    rather than failing the test."""
+    out = {}
+    r = server.get(dpath + "/metrics:getSummary")
+    if summary_may_fail and r.status_code != 200:
+        summary = {"metrics": []}
+    else:
+        summary = r.json() if summary_may_fail else assert_ok(r)
+    for m in summary["metrics"]:
+        if m["metric_name"] == "successes" and m["total"]:
+            out["successes"] = m["total"]
+        for b in m.get("breakdown", []):
+            if b["total"]:
+                out[b["metric_name"]] = b["total"]
+    like = " OR ".join("metric LIKE '%s%%'" % c for c in counters)
+    for m, n in db_rows(server, "SELECT metric, SUM(n) FROM dm_counts WHERE destination = '%s' AND (%s) "
+                                "GROUP BY metric" % (dname, like)):
+        if int(n):
+            out[m] = int(n)
+    return out
+
+
+def wait_dest_metrics(server, dpath, dname, want, timeout=20, **kw):
+    """Waits until every metric in want has reached its value (dest_metrics, same keywords);
+    returns all the destination's metrics."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        m = dest_metrics(server, dpath, dname, **kw)
+        if all(m.get(k, 0) >= v for k, v in want.items()):
+            return m
+        if time.monotonic() > deadline:
+            raise AssertionError(f"metrics {m}, wanted {want}")
+        time.sleep(0.1)
+
+
+def pending_retries(server, dname):
+    """How many deliveries to the destination named dname wait for a retry."""
+    return int(db_rows(server, "SELECT COUNT(*) FROM delivery_retries WHERE destination = '%s'" % dname)[0][0])

@@ -5,11 +5,9 @@ discarded with the right code, filtered by D1–D5, refused by the outbound poli
 survive restarts and kill -9 (at least once). Receivers are local threaded HTTP servers
 (webhook_receiver.py) answering scripted statuses."""
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
-import os
 import re
 import signal
 import threading
@@ -19,26 +17,12 @@ import uuid
 import pytest
 import requests
 
-from conftest import BACKEND, assert_error, assert_ok
-from helpers_resources import (SOURCES, create_dest, db_rows, dst_coll, dst_name, dst_path, patch, source_body,
-                               src_name, uniq)
+from conftest import BACKEND, assert_error, assert_ok, environ, module_server
+from helpers_resources import (SOURCES, create_dest, db_rows, dest_metrics, dst_coll, dst_name, dst_path, patch,
+                               pending_retries, source_body, src_name, uniq, wait_dest_metrics)
 from webhook_receiver import Receiver, closed_port
 
 SCALE = "0.0005"  # 30 s → 15 ms; the whole ten-attempt schedule in about 6 s
-
-
-@contextlib.contextmanager
-def environ(**kv):
-    old = {k: os.environ.get(k) for k in kv}
-    os.environ.update({k: str(v) for k, v in kv.items()})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def start(start_server, *args, db=None, **env):
@@ -49,12 +33,7 @@ def start(start_server, *args, db=None, **env):
 
 @pytest.fixture(scope="module")
 def dsrv(tmp_path_factory):
-    from conftest import ServerFactory
-    f = ServerFactory(tmp_path_factory.mktemp("deliv"))
-    with environ(MANIFOLD_RETRY_TIME_SCALE=SCALE):
-        srv = f("--rate-limit", "0")
-    yield srv
-    f.teardown()
+    yield from module_server(tmp_path_factory, "deliv", "--rate-limit", "0", env={"MANIFOLD_RETRY_TIME_SCALE": SCALE})
 
 
 @pytest.fixture
@@ -110,41 +89,20 @@ def summary(srv, slug):
 
 
 def metrics(srv, slug):
-    """The destination's non-zero counters {metric: n}: successes, retried_<code> and
-    discarded_<code> read through the §11 API (its getSummary breakdowns), the non-§11
-    counters (filtered_at_destination_<reason>, successes_attempt_<n>) from the table."""
-    name = dst_name(slug, "webhooks")
-    out = {}
-    r = srv.get(dst_path(slug, "webhooks") + "/metrics:getSummary")
-    if r.status_code == 200:  # 400 for a device-mode destination: it has no §11 metrics
-        for m in r.json()["metrics"]:
-            if m["metric_name"] == "successes" and m["total"]:
-                out["successes"] = m["total"]
-            for b in m.get("breakdown", []):
-                if b["total"]:
-                    out[b["metric_name"]] = b["total"]
-    for m, n in db_rows(srv, "SELECT metric, SUM(n) FROM dm_counts WHERE destination = '%s' AND "
-                             "(metric LIKE 'filtered%%' OR metric LIKE 'successes_attempt%%') GROUP BY metric" % name):
-        if int(n):
-            out[m] = int(n)
-    return out
+    """The Webhooks destination's non-zero counters {metric: n} (helpers_resources.dest_metrics),
+    with filtered_at_destination_<reason> and successes_attempt_<n> from the table."""
+    return dest_metrics(srv, dst_path(slug, "webhooks"), dst_name(slug, "webhooks"),
+                        ("filtered", "successes_attempt"), summary_may_fail=True)
 
 
 def wait_metrics(srv, slug, want, timeout=20):
     """Waits until every metric in want has reached its value; returns all metrics."""
-    deadline = time.monotonic() + timeout
-    while True:
-        m = metrics(srv, slug)
-        if all(m.get(k, 0) >= v for k, v in want.items()):
-            return m
-        if time.monotonic() > deadline:
-            raise AssertionError(f"metrics {m}, wanted {want}")
-        time.sleep(0.1)
+    return wait_dest_metrics(srv, dst_path(slug, "webhooks"), dst_name(slug, "webhooks"), want, timeout,
+                             counters=("filtered", "successes_attempt"), summary_may_fail=True)
 
 
 def pending(srv, slug):
-    return int(db_rows(srv, "SELECT COUNT(*) FROM delivery_retries WHERE destination = '%s'"
-                       % dst_name(slug, "webhooks"))[0][0])
+    return pending_retries(srv, dst_name(slug, "webhooks"))
 
 
 def sig(secret, body):

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from conftest import ServerFactory, assert_ok
-from helpers_resources import SOURCES, db_rows, source_body, src_name, src_path
-from test_delivery import SCALE, auth, environ, track  # noqa: F401 (shared helpers)
+from conftest import assert_ok, environ, module_server
+from helpers_resources import SOURCES, pending_retries, source_body, src_name, src_path, wait_dest_metrics
+from test_delivery import SCALE, auth, track
 from test_functions import FNS, mk, patch, runtime_available, uniq
 from webhook_receiver import Receiver
 
@@ -27,14 +27,14 @@ async function onTrack(event, settings) {
 
 @pytest.fixture(scope="module")
 def fsrv(tmp_path_factory):
-    f = ServerFactory(tmp_path_factory.mktemp("fndeliv"))
-    with environ(MANIFOLD_RETRY_TIME_SCALE=SCALE):
-        srv = f("--rate-limit", "0", "--functions-per-workspace", "0")
+    servers = module_server(tmp_path_factory, "fndeliv", "--rate-limit", "0", "--functions-per-workspace", "0",
+                            env={"MANIFOLD_RETRY_TIME_SCALE": SCALE})
+    srv = next(servers)
     if not runtime_available(srv):
-        f.teardown()
+        servers.close()  # stops and checks the server before the skip
         pytest.skip("the Functions runtime cannot run Node.js here")
     yield srv
-    f.teardown()
+    servers.close()
 
 
 @pytest.fixture
@@ -58,35 +58,8 @@ def instance(srv, code, config=None, settings=None):
     return fn, slug, key, "/v1beta/" + dname, dname
 
 
-def metrics(srv, dpath, dname):
-    out = {}
-    for m in assert_ok(srv.get(dpath + "/metrics:getSummary"))["metrics"]:
-        if m["metric_name"] == "successes" and m["total"]:
-            out["successes"] = m["total"]
-        for b in m.get("breakdown", []):
-            if b["total"]:
-                out[b["metric_name"]] = b["total"]
-    for m, n in db_rows(srv, "SELECT metric, SUM(n) FROM dm_counts WHERE destination = '%s' AND "
-                             "metric LIKE 'successes_attempt%%' GROUP BY metric" % dname):
-        if int(n):
-            out[m] = int(n)
-    return out
-
-
 def wait_metrics(srv, dpath, dname, want, timeout=30):
-    import time
-    deadline = time.monotonic() + timeout
-    while True:
-        m = metrics(srv, dpath, dname)
-        if all(m.get(k, 0) >= v for k, v in want.items()):
-            return m
-        if time.monotonic() > deadline:
-            raise AssertionError(f"metrics {m}, wanted {want}")
-        time.sleep(0.1)
-
-
-def pending(srv, dname):
-    return int(db_rows(srv, "SELECT COUNT(*) FROM delivery_retries WHERE destination = '%s'" % dname)[0][0])
+    return wait_dest_metrics(srv, dpath, dname, want, timeout)
 
 
 SETTINGS = [{"name": "url", "label": "URL", "required": True}, {"name": "tag", "label": "Tag"}]
@@ -115,7 +88,7 @@ def test_function_delivery_retry_then_success(fsrv):
         m = wait_metrics(fsrv, dpath, dname, {"successes": 1, "retried_retry": 2})
         assert m.get("successes_attempt_3") == 1, m
         assert not [k for k in m if k.startswith("discarded")], m
-        assert pending(fsrv, dname) == 0
+        assert pending_retries(fsrv, dname) == 0
     finally:
         rx.close()
 
@@ -130,7 +103,7 @@ def test_function_delivery_discard(fsrv, throw, code):
     track(fsrv, key)
     m = wait_metrics(fsrv, dpath, dname, {"discarded_" + code: 2})
     assert not [k for k in m if k.startswith(("retried", "successes"))], m
-    assert pending(fsrv, dname) == 0
+    assert pending_retries(fsrv, dname) == 0
 
 
 def test_function_delivery_no_handler_and_required_setting(fsrv):

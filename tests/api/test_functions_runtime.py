@@ -21,6 +21,7 @@ import time
 import pytest
 
 from conftest import BIN, sanitizer_lines, free_port
+from helpers_fn import D1, S1, S1A_BODY, S1A_OUT, S1C_BODY, S2
 
 NODE = shutil.which("node") or shutil.which("nodejs")
 needs_node = pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
@@ -119,52 +120,13 @@ def mock():
 
 
 # ---- §10.1 / §10.2 source functions -----------------------------------------------------------
-
-S1 = """
-async function onRequest(request, settings) {
-  const body = request.json()
-  if (body.kind !== 'payment.settled') {
-    console.log('ignored kind', body.kind)
-    return
-  }
-  const p = body.payment
-  Segment.identify({ userId: p.customer_ref, traits: { email: p.email } })
-  Segment.track({
-    event: 'Payment Settled',
-    userId: p.customer_ref,
-    properties: { amount: p.amount_minor / 100, currency: p.currency.toUpperCase(), paymentId: p.id },
-    timestamp: p.settled_at
-  })
-}
-"""
-
-S2 = """
-async function onRequest(request, settings) {
-  const token = request.headers.get('X-Hook-Token')
-  if (token !== settings.hookToken) {
-    throw new ValidationError('bad hook token')
-  }
-  const store = request.url.searchParams.get('store') || 'default'
-  const items = request.json().items || []
-  for (const item of items) {
-    Segment.set({ collection: 'products', id: item.sku, properties: { title: item.title, store } })
-  }
-  console.log('stored', items.length, 'items for', store)
-}
-"""
+# (S1, S2 and their inputs are in helpers_fn.py)
 
 
 @needs_node
 def test_s1a_payment_settled():
-    body = {"kind": "payment.settled", "payment": {"id": "pay_9", "customer_ref": "cust-42", "email": "ann@example.com",
-                                                   "amount_minor": 1999, "currency": "eur",
-                                                   "settled_at": "2024-05-01T10:00:00Z"}}
-    r, _ = run("source", S1, {"payload": {"body": body, "headers": {}, "queryParameters": {}}})
-    assert ok(r) == {"events": [
-        {"type": "identify", "userId": "cust-42", "traits": {"email": "ann@example.com"}},
-        {"type": "track", "event": "Payment Settled", "userId": "cust-42",
-         "properties": {"amount": 19.99, "currency": "EUR", "paymentId": "pay_9"},
-         "timestamp": "2024-05-01T10:00:00Z"}], "objects": []}
+    r, _ = run("source", S1, {"payload": {"body": S1A_BODY, "headers": {}, "queryParameters": {}}})
+    assert ok(r) == S1A_OUT
     assert r["logs"] == [] and r["logs_truncated"] is False
 
 
@@ -178,9 +140,7 @@ def test_s1b_ignored_kind_logs():
 
 @needs_node
 def test_s1c_missing_identity():
-    body = {"kind": "payment.settled", "payment": {"id": "pay_1", "email": "x@example.com", "amount_minor": 5,
-                                                   "currency": "usd"}}
-    r, _ = run("source", S1, {"payload": {"body": body}})
+    r, _ = run("source", S1, {"payload": {"body": S1C_BODY}})
     fails(r, "ValidationError: One of userId,anonymousId is required but not defined")
     assert r["invoke"]["error_name"] == "ValidationError"
 
@@ -254,31 +214,8 @@ def test_source_body_keys_sorted_only_when_deployed():
 
 
 # ---- §10.3 destination function D1 -----------------------------------------------------------
+# (D1 is in helpers_fn.py)
 
-D1 = """
-async function onTrack(event, settings) {
-  const revenue = event.properties && event.properties.revenue
-  if (typeof revenue !== 'number') {
-    throw new InvalidEventPayload('properties.revenue must be a number')
-  }
-  const res = await fetch(settings.endpoint, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: 'Basic ' + btoa(settings.apiKey + ':') },
-    body: JSON.stringify({ name: event.event, user: event.userId, value: revenue })
-  })
-  if (res.status === 429 || res.status >= 500) {
-    throw new RetryError('upstream status ' + res.status)
-  }
-  if (!res.ok) {
-    throw new ValidationError('upstream rejected: ' + res.status)
-  }
-  console.log('sent', event.messageId)
-  return { status: res.status }
-}
-async function onIdentify(event, settings) {
-  throw new EventNotSupported('identify is not supported')
-}
-"""
 E = {"type": "track", "event": "Order Completed", "userId": "u-7", "messageId": "m-77", "properties": {"revenue": 42.5}}
 
 

@@ -20,11 +20,8 @@ def srv(start_server_module):
 
 @pytest.fixture(scope="module")
 def start_server_module(tmp_path_factory):
-    from conftest import ServerFactory
-    f = ServerFactory(tmp_path_factory.mktemp("hostile"))
-    s = f("--rate-limit", "0", "--max-body", str(MAX_BODY))
-    yield s
-    f.teardown()
+    from conftest import module_server
+    yield from module_server(tmp_path_factory, "hostile", "--rate-limit", "0", "--max-body", str(MAX_BODY))
 
 
 @pytest.fixture(autouse=True)

@@ -21,14 +21,13 @@ import datetime
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from conftest import ROOT, assert_ok
+from conftest import ROOT, assert_ok, npm_ci
 
 SDK_DIR = ROOT / "tests" / "sdk"
 WS_PATH = "/v1beta/workspaces/myworkspace"
@@ -45,17 +44,7 @@ SDKS = {
 @pytest.fixture(scope="session")
 def node():
     """The node binary, with tests/sdk's pinned packages installed (npm ci when needed)."""
-    exe = shutil.which("node")
-    npm = shutil.which("npm")
-    if not exe or not npm:
-        pytest.fail("node and npm are needed for the SDK tests (scripts/install-deps.sh test installs them)")
-    stamp = SDK_DIR / "node_modules" / ".package-lock.json"
-    lock = SDK_DIR / "package-lock.json"
-    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=SDK_DIR,
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
-        assert p.returncode == 0, f"npm ci in tests/sdk failed:\n{p.stdout}\n{p.stderr}"
-    return exe
+    return npm_ci(SDK_DIR, "the SDK tests")
 
 
 def create_source(server, prefix):

@@ -14,11 +14,9 @@ SLACK = 2.0  # scheduling, the sweeper's 250 ms period, an ASan build
 
 @pytest.fixture(scope="module")
 def slow_srv(tmp_path_factory):
-    from conftest import ServerFactory
-    f = ServerFactory(tmp_path_factory.mktemp("limits"))
-    s = f("--rate-limit", "0", "--idle-timeout", str(IDLE), "--request-timeout", str(DEADLINE))
-    yield s
-    f.teardown()
+    from conftest import module_server
+    yield from module_server(tmp_path_factory, "limits", "--rate-limit", "0", "--idle-timeout", str(IDLE),
+                             "--request-timeout", str(DEADLINE))
 
 
 def healthy(s):

@@ -15,7 +15,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import BIN, ROOT, TOKEN_RE, assert_error, assert_ok
+from conftest import BIN, ROOT, TOKEN_RE, assert_error, assert_ok, npm_ci
 from helpers_iam import route_table
 
 WS = "myworkspace"
@@ -291,16 +291,7 @@ def test_openapi_has_every_route(server):
 @pytest.fixture(scope="session")
 def redocly():
     """Redocly CLI, pinned in tests/openapi (npm ci when node_modules is missing or stale)."""
-    npm = shutil.which("npm")
-    node = shutil.which("node")
-    if not npm or not node:
-        pytest.fail("node and npm are needed for the OpenAPI lint (scripts/install-deps.sh test installs them)")
-    stamp = OPENAPI_DIR / "node_modules" / ".package-lock.json"
-    lock = OPENAPI_DIR / "package-lock.json"
-    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=OPENAPI_DIR,
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
-        assert p.returncode == 0, f"npm ci in tests/openapi failed:\n{p.stdout}\n{p.stderr}"
+    node = npm_ci(OPENAPI_DIR, "the OpenAPI lint")
     exe = OPENAPI_DIR / "node_modules" / ".bin" / "redocly"
     assert exe.exists(), exe
     return [node, str(exe.resolve())]

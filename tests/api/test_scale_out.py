@@ -9,7 +9,6 @@ survives kill -9 of a process at least once, never by two processes at once.
 PostgreSQL only: SQLite is one process's database."""
 import concurrent.futures
 import json
-import os
 import signal
 import threading
 import time
@@ -18,7 +17,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import ServerFactory, assert_error, assert_ok, postgres_only
+from conftest import assert_error, assert_ok, environ, module_server, postgres_only
 from helpers_iam import (WS_NAME, assert_denied, assert_unauthenticated, grant, name_path,
                          new_user, token_body, user_principal)
 from helpers_resources import SOURCES, create_dest, sc_path, source_body, src_name, src_path
@@ -35,17 +34,9 @@ def uniq(prefix="s"):
 
 def start_cluster(factory, n=3, args=("--rate-limit", "0", "--strict-write-keys"), env=None):
     """n processes on one fresh database, sharing its key file and bootstrap token."""
-    old = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
+    with environ(**(env or {})):
         first = factory(*args)
         return [first] + [factory(*args, peer=first) for _ in range(n - 1)]
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def send(srv, key, body=TRACK):
@@ -77,18 +68,7 @@ def sc_patch(allow):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Three processes shared by the module's tests (each test makes its own resources)."""
-    f = ServerFactory(tmp_path_factory.mktemp("cluster"))
-    try:
-        servers = start_cluster(f)
-    except BaseException:
-        for s in f.servers:
-            s.kill()
-        for s in f.servers:
-            if s.own_db:
-                s.db.drop()
-        raise
-    yield servers
-    f.teardown()
+    yield from module_server(tmp_path_factory, "cluster", start=start_cluster)
 
 
 # ---- read-after-write --------------------------------------------------------------------
@@ -355,7 +335,6 @@ def test_delivery_is_shared_and_survives_kill_9(start_server):
     over once its leases expire: every acknowledged event arrives at least once."""
     rx = Receiver(default=(200, {}, 0.002))
     try:
-        old = os.environ.get("MANIFOLD_RETRY_TIME_SCALE")
         cluster = start_cluster(start_server, args=("--rate-limit", "0"),
                                 env={"MANIFOLD_RETRY_TIME_SCALE": "0.0005"})
         a = cluster[0]
@@ -414,14 +393,8 @@ def test_delivery_is_shared_and_survives_kill_9(start_server):
         assert len(dups) <= 200 * 3, len(dups)  # at most one batch per destination
         assert set(by_mid) <= set(acked)
         # the killed process comes back and joins in again
-        os.environ["MANIFOLD_RETRY_TIME_SCALE"] = "0.0005"
-        try:
+        with environ(MANIFOLD_RETRY_TIME_SCALE="0.0005"):
             victim.start()
-        finally:
-            if old is None:
-                os.environ.pop("MANIFOLD_RETRY_TIME_SCALE", None)
-            else:
-                os.environ["MANIFOLD_RETRY_TIME_SCALE"] = old
         n = len(rx.requests)
         send_round(7, cluster)
         assert within(30, all_delivered) is not None
