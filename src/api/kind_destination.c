@@ -420,18 +420,20 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
             continue;
         buf n = {0};
         buf_printf(&n, "%s/config/%s", r->name, key);
-        json_t *v = effective(cfg, s, key);
+        /* One look-up each per setting: this loop runs for every setting on every Get. */
+        bool secret = is_secret(s);
+        json_t *stored = json_object_get(cfg, key);
+        json_t *v = stored ? stored : json_object_get(s, "default_value");
         json_t *zero = NULL;
         if (!v || json_is_null(v)) /* never set and no catalog default: the type's zero value */
             v = zero = zero_of_type(type);
-        if (is_secret(s)) /* a function's value given on the definition is not this destination's */
-            v = json_object_get(cfg, key) ? json_object_get(cfg, key) : (zero ? zero : (zero = zero_of_type(type)));
+        if (secret) /* a function's value given on the definition is not this destination's */
+            v = stored ? stored : (zero ? zero : (zero = zero_of_type(type)));
         const char *dn = json_string_value(json_object_get(s, "display_name"));
         json_t *e = json_pack("{s:s, s:s, s:O}", "name", buf_cstr(&n), "display_name", dn ? dn : "",
                               "value", v ? v : json_null());
         json_decref(zero);
-        if (is_secret(s)) {
-            json_t *stored = json_object_get(cfg, key);
+        if (secret) {
             json_object_set_new(e, "value", json_string(stored ? SECRET_MASK : ""));
             if (stored)
                 json_object_set_new(e, "secret_version", secret_version(buf_cstr(&n), stored));
