@@ -133,9 +133,18 @@ int store_events_list(txn *t, const char *source, long long before_id, long long
     snprintf(lim, sizeof lim, "%d", limit);
     event_iter it = {fn, ctx};
     const char *p[] = {source, b, m, lim};
+    if (before_id <= 0)
+        return store_run_(t, "SELECT id, received_ms, message_id, type, status, violations, event FROM intake_events "
+                             "WHERE source = ? AND id < ? AND id >= ? ORDER BY received_ms DESC, id DESC LIMIT ?",
+                          4, p, event_each, &it, NULL);
+    /* Newest first by receipt time, not by id: a request stamped earlier can reach the store
+     * after a later one (they wait for the writer in any order). The window (id >= min_id,
+     * the last N stored) bounds the sort; the cursor is the last event shown. */
+    const char *q[] = {source, m, b, b, lim};
     return store_run_(t, "SELECT id, received_ms, message_id, type, status, violations, event FROM intake_events "
-                         "WHERE source = ? AND id < ? AND id >= ? ORDER BY id DESC LIMIT ?", 4, p, event_each, &it,
-                      NULL);
+                         "WHERE source = ? AND id >= ? AND (received_ms, id) < "
+                         "((SELECT received_ms FROM intake_events WHERE id = ?), ?) "
+                         "ORDER BY received_ms DESC, id DESC LIMIT ?", 5, q, event_each, &it, NULL);
 }
 
 static int id_row(void *ctx, int n, char *const *v, const size_t *l)

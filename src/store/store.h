@@ -217,7 +217,8 @@ typedef struct event_row {
     long long id, received_ms;
     const char *message_id, *type, *status, *violations, *event;
 } event_row;
-/* Newest first: id < before_id (0: from the newest) and id >= min_id. */
+/* Newest first by received_ms (then id), among id >= min_id, after the event before_id
+ * (0: from the newest). */
 int store_events_list(txn *t, const char *source, long long before_id, long long min_id, int limit,
                       int (*fn)(void *, const event_row *), void *ctx);
 /* The id of the source's n-th newest event (n >= 1), ST_NOT_FOUND when it has fewer. */
