@@ -1,11 +1,12 @@
 #include "util/json.h"
+#include "util/json_fast.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Deeper documents are refused: recursion in later tree walks must stay bounded. */
-#define JSON_MAX_DEPTH 64
+#define JSON_MAX_DEPTH JSON_FAST_MAX_DEPTH /* the fast reader enforces it too */
 
 static int depth_ok(const json_t *v, int depth)
 {
@@ -25,6 +26,11 @@ static int depth_ok(const json_t *v, int depth)
 
 json_t *json_parse_strict(const char *data, size_t len, char *err, size_t errlen)
 {
+    /* The fast reader handles what requests and events are made of; anything else, errors
+     * included, is jansson's to read and to word. */
+    json_t *fast = json_fast_parse(data, len);
+    if (fast)
+        return fast;
     json_error_t e;
     json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
     if (!v) {

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "util/json.h"
+#include "util/json_fast.h"
 
 /* json_write_real(d) as a NUL-terminated heap string. */
 static char *real_text(double d)
@@ -423,6 +424,76 @@ static void test_parse_error_message_has_position(void **state)
     assert_true(memchr(small, '\0', sizeof small) != NULL);
 }
 
+/* The fast reader (util/json_fast.c) must take what events and requests are made of, and
+ * give back exactly jansson's value, kinds included (1 stays an integer, 1.0 a real). */
+static void assert_same_as_jansson(const char *in, size_t n)
+{
+    json_t *fast = json_fast_parse(in, n);
+    if (!fast)
+        fail_msg("the fast reader gave up on: %s", in);
+    json_t *ref = json_loadb(in, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(ref);
+    assert_true(json_equal(fast, ref));
+    char *a = json_dumps(fast, JSON_ENCODE_ANY), *b = json_dumps(ref, JSON_ENCODE_ANY);
+    assert_string_equal(a, b); /* same kinds and same key order */
+    free(a), free(b);
+    json_decref(fast), json_decref(ref);
+}
+
+static void test_fast_reader_matches_jansson(void **state)
+{
+    (void)state;
+    const char *in[] = {
+        "{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"u1\",\"properties\":{\"total\":39.95,"
+        "\"products\":[{\"sku\":\"A-1\",\"price\":19.5,\"quantity\":2}],\"coupon\":null,\"gift\":false},"
+        "\"context\":{\"ip\":\"8.8.8.8\",\"library\":{\"name\":\"analytics.js\",\"version\":\"2.11.1\"}},"
+        "\"timestamp\":\"2026-12-05T10:00:00.000Z\",\"messageId\":\"m-1\"}",
+        "\"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\\t\"",
+        "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+        "[0,-0,1,-1,9223372036854775807,-9223372036854775808,1.0,1.5e3,-2E-2,0.1,1e308,2.5E+10]",
+        "{\"\":1,\"k\\u00e9y\":\"v\",\"a\":{}, \"b\":[] ,\"c\":[[],{}]}",
+        " \t\r\n{ \"a\" : [ 1 , 2 ] } \n",
+        "true", "false", "null", "42", "\"\"",
+        "{\"long key with an escape \\n that needs the heap, longer than the 128-byte key buffer of the reader"
+        " so that it takes the other branch ...............................\":\"and a value\\twith escapes\"}",
+    };
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++)
+        assert_same_as_jansson(in[i], strlen(in[i]));
+    /* 64 levels deep is allowed (root at depth 0, the innermost value at 64). */
+    char deep[200] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(deep, "[");
+    strcat(deep, "1");
+    for (int i = 0; i < 64; i++)
+        strcat(deep, "]");
+    assert_same_as_jansson(deep, strlen(deep));
+}
+
+/* Errors and rarities are jansson's: the fast reader must give up on them. */
+static void test_fast_reader_gives_up(void **state)
+{
+    (void)state;
+    const char *in[] = {
+        "", " ", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":1,\"a\":2}", "01", "-", "+1", ".5", "1.", "1e",
+        "1e400", "-1e400", "1e-400", "9223372036854775808", "-9223372036854775809", "\"\\u0000\"", "\"\\ud800\"",
+        "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\\x\"", "\"a\nb\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"", "\"\xe2\x82\"", "\"abc", "truex", "nul", "1 2", "{} x", "\xef\xbb\xbf{}", "[1]\x00",
+    };
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+        size_t n = strlen(in[i]) + (i == sizeof in / sizeof *in - 1); /* the last one has a NUL inside */
+        json_t *v = json_fast_parse(in[i], n);
+        if (v)
+            fail_msg("the fast reader accepted input #%zu: %s", i, in[i]);
+    }
+    char deep[200] = ""; /* the 1 at depth 65 */
+    for (int i = 0; i < 65; i++)
+        strcat(deep, "[");
+    strcat(deep, "1");
+    for (int i = 0; i < 65; i++)
+        strcat(deep, "]");
+    assert_null(json_fast_parse(deep, strlen(deep)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +516,8 @@ int main(void)
         cmocka_unit_test(test_parse_accepts_valid),
         cmocka_unit_test(test_parse_uses_length_not_nul),
         cmocka_unit_test(test_parse_error_message_has_position),
+        cmocka_unit_test(test_fast_reader_matches_jansson),
+        cmocka_unit_test(test_fast_reader_gives_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
