@@ -705,9 +705,16 @@ int engine_update_in(call *c, txn *t, const kind *k, const char *name, json_t *o
     json_t *p;
     json_array_foreach(paths, i, p) {
         const char *path = json_string_value(p);
+        /* "!path" (the workspace import's spelling, never a client's: mask_paths checks
+         * those): reset the field first, so that a merging update (a destination's config)
+         * ends up holding exactly the given value. */
+        bool reset = path[0] == '!';
+        path += reset;
         json_t *val = obj ? json_dotted(obj, path) : NULL;
         if (json_is_null(val))
             val = NULL;
+        if (reset && val && k->update && !k->update(c, stored, path, NULL, name))
+            goto out;
         if (k->update) {
             if (!k->update(c, stored, path, val, name))
                 goto out;

@@ -181,6 +181,9 @@ typedef struct role_def {
 const role_def *iam_role(const char *id_or_name);
 /* May principal p perform action on the resource named target ("workspaces/w/…")? */
 bool iam_allows(const principal *p, route_action action, const char *target);
+/* May p perform action on every area of the workspace (sources, tracking plans, functions,
+ * IAM)? Today only a workspace owner's policy on the workspace itself grants that. */
+bool iam_allows_workspace(const principal *p, route_action action, const char *ws_slug);
 /* Grants role on resource to subject ("users/<id>") inside t (bootstrap, admin, invites). */
 int iam_grant(txn *t, const char *ws_slug, const char *role, const char *subject, const char *resource);
 /* Deleting resource `name` drops, in the same transaction, the policies that name it or

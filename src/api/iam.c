@@ -90,6 +90,18 @@ bool iam_allows(const principal *p, route_action action, const char *target)
     return false;
 }
 
+bool iam_allows_workspace(const principal *p, route_action action, const char *ws_slug)
+{
+    static const char *const areas[] = {"sources", "tracking-plans", "functions", "roles"};
+    for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
+        char target[256];
+        snprintf(target, sizeof target, "workspaces/%s/%s", ws_slug, areas[i]);
+        if (!iam_allows(p, action, target))
+            return false;
+    }
+    return true;
+}
+
 /* ---- audit trail --------------------------------------------------------------------- */
 
 bool audit(call *c, txn *t, const char *action, const char *resource, json_t *before, json_t *after)
