@@ -64,6 +64,12 @@ typedef struct route {
     /* Query parameters a non-engine handler reads, space-separated ("page_size page_token"):
      * the OpenAPI document lists them (engine routes' are known from their method). */
     const char *query;
+    /* The route acts on the whole workspace (export, import): a user needs the action on
+     * every area of it (iam_allows_workspace), not only on the workspace object. */
+    bool whole_ws;
+    /* A query flag that, when true, makes the route's action a write (export's
+     * include_secrets: secrets in clear are for whoever may change everything). */
+    const char *elevate;
     /* compiled by router_init */
     int obs_id;              /* its metrics label (obs_route) */
     int nseg;

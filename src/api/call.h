@@ -23,6 +23,10 @@ struct call {
     size_t pname_len[CALL_MAX_PARAMS];
     const char *pval[CALL_MAX_PARAMS];
     json_t *body;          /* parsed lazily by call_body */
+    /* The write transaction of a workspace import: hooks that read other resources (a
+     * destination's function, a forwarding source) read through it, so they see what the
+     * import created before them. NULL otherwise (they open a read of their own). */
+    struct txn *tx;
     bool failed;
 };
 

@@ -76,10 +76,10 @@ static bool is_workspace_name(const char *name)
 }
 
 /* The parent must exist (the workspace itself was checked by the router). */
-static bool parent_exists(call *c, txn *t, const char *parent, bool exclusive)
+static bool parent_exists(call *c, const kind *k, txn *t, const char *parent, bool exclusive)
 {
-    if (c->route->kind && c->route->kind->parent_ok)
-        return c->route->kind->parent_ok(c, parent);
+    if (k && k->parent_ok)
+        return k->parent_ok(c, parent);
     if (is_workspace_name(parent))
         return true;
     res_row p = {0};
@@ -95,7 +95,7 @@ static bool parent_exists(call *c, txn *t, const char *parent, bool exclusive)
     return rc == ST_OK || fail_store(c, rc, "parent");
 }
 
-static bool validate_only(call *c, bool *out)
+bool engine_validate_only(call *c, bool *out)
 {
     const char *v = req_query(c->req, "validate_only");
     if (!v)
@@ -194,9 +194,8 @@ static const char *render_epoch(call *c)
 }
 
 /* The stored view of r, rendered (heap string). */
-static char *view_of(call *c, const res_row *r, const json_t *rendered)
+static char *view_of(call *c, const kind *k, const res_row *r, const json_t *rendered)
 {
-    const kind *k = kind_of(c);
     if (k->live && k->live(r))
         return NULL; /* never spliced: no view to keep */
     json_t *item = NULL;
@@ -214,10 +213,11 @@ static char *view_of(call *c, const res_row *r, const json_t *rendered)
 }
 
 /* Audit entries name the action "<kind>.<verb>" and carry rendered (secret-masked) forms. */
-static bool audit_change(call *c, txn *t, const char *verb, const res_row *r, json_t *before, json_t *after)
+static bool audit_change(call *c, const kind *k, txn *t, const char *verb, const res_row *r, json_t *before,
+                         json_t *after)
 {
     char action[64];
-    snprintf(action, sizeof action, "%s.%s", kind_of(c)->name, verb);
+    snprintf(action, sizeof action, "%s.%s", k->name, verb);
     return audit(c, t, action, r->name, before, after);
 }
 
@@ -267,7 +267,7 @@ static int list_one(void *ctx, res_row *r)
         if (!live) {
             if (!l->late)
                 l->late = calloc((size_t)l->want, sizeof *l->late);
-            l->late[l->nlate++] = (late_view){strdup(r->name), view_of(l->c, r, out), r->version};
+            l->late[l->nlate++] = (late_view){strdup(r->name), view_of(l->c, k, r, out), r->version};
         }
         json_decref(out);
     }
@@ -352,7 +352,7 @@ void engine_list(call *c)
     if (wildcard) {
         buf_printf(&out, "{\"%s\":[", k->list_key);
         rc = store_res_list_ws(&t, c->ws.slug, k->name, p.after, p.size + 1, list_one, &l);
-    } else if (parent_exists(c, &t, parent, false)) {
+    } else if (parent_exists(c, k, &t, parent, false)) {
         buf_printf(&out, "{\"%s\":[", k->list_key);
         rc = store_res_list(&t, parent, k->name, p.after, p.size + 1, list_one, &l);
     }
@@ -376,16 +376,16 @@ void engine_list(call *c)
 
 /* ---- Get ----------------------------------------------------------------------------- */
 
-static int get_row(call *c, txn *t, const char *name, res_row *r)
+static int get_row(call *c, const kind *k, txn *t, const char *name, res_row *r)
 {
     /* In a write, lock the row: If-Match checks and read-modify-write stay atomic. */
     int rc = t->in_tx ? store_res_get_locked(t, name, r, false) : store_res_get(t, name, r);
-    if (rc == ST_OK && strcmp(r->kind, kind_of(c)->name)) {
+    if (rc == ST_OK && strcmp(r->kind, k->name)) {
         res_row_clear(r);
         rc = ST_NOT_FOUND;
     }
     if (rc != ST_OK)
-        fail_store(c, rc, kind_of(c)->name);
+        fail_store(c, rc, k->name);
     return rc;
 }
 
@@ -395,7 +395,7 @@ void engine_get(call *c)
     txn t;
     res_row r = {0};
     store_begin(c->api->st, &t, false);
-    int rc = get_row(c, &t, name, &r);
+    int rc = get_row(c, kind_of(c), &t, name, &r);
     store_end(&t);
     if (rc == ST_OK) {
         json_t *body = load_body(&r);
@@ -482,7 +482,7 @@ static bool resource_object(call *c, bool required, json_t **body, json_t **obj,
 {
     const kind *k = kind_of(c);
     *body = call_body(c);
-    if (!*body || !validate_only(c, dry))
+    if (!*body || !engine_validate_only(c, dry))
         return false;
     const char *allowed_top[8] = {k->name, "update_mask"};
     for (size_t i = 0; k->top_fields && k->top_fields[i] && i < 5; i++)
@@ -546,6 +546,49 @@ static char *new_name(call *c, json_t *req, json_t *obj, const char *parent)
     return buf_steal(&b);
 }
 
+bool engine_create_in(call *c, txn *t, const kind *k, const char *parent, const char *name, json_t *obj,
+                      json_t *stored, res_row *r)
+{
+    if (!k->create(c, obj, name, stored) || (k->validate && !k->validate(c, stored, name)))
+        return false;
+    int max = k->max_children ? k->max_children(c) : k->max_per_parent;
+    if (!parent_exists(c, k, t, parent, max > 0))
+        return false;
+    if (max) {
+        /* Under the workspace, the workspace row is what two concurrent creates meet on. */
+        int rc = is_workspace_name(parent) ? store_ws_lock(t, c->ws.slug) : ST_OK;
+        int n = rc == ST_OK ? store_res_count(t, parent, k->name) : rc;
+        if (n < 0)
+            return fail_store(c, n, k->name);
+        if (n >= max)
+            return fail(c, 400, CODE_INVALID, "at most %d %s per %s", max, k->collection,
+                        is_workspace_name(parent) ? "workspace" : "parent");
+    }
+    const char *slash = strrchr(name, '/');
+    r->name = (char *)name;
+    r->parent = (char *)parent;
+    r->workspace = c->ws.slug;
+    r->kind = (char *)k->name;
+    r->id = (char *)slash + 1;
+    r->body = json_to_string(stored);
+    r->ref = k->ref ? (char *)k->ref(stored) : NULL;
+    r->version = 1;
+    rfc3339(now_ms(), r->create_time);
+    memcpy(r->update_time, r->create_time, sizeof r->create_time);
+    json_t *after = k->render(c, r, stored); /* the rendered resource: its view, the audit entry */
+    r->view = view_of(c, k, r, after);
+    int rc = store_res_insert(t, r);
+    bool ok = false;
+    if (rc == ST_CONFLICT)
+        fail(c, 409, CODE_EXISTS, "%s '%s' already exists", k->name, r->id);
+    else if (rc != ST_OK)
+        fail_store(c, rc, k->name);
+    else
+        ok = (!k->after_create || k->after_create(c, t, r)) && audit_change(c, k, t, "create", r, NULL, after);
+    json_decref(after);
+    return ok;
+}
+
 void engine_create(call *c)
 {
     const kind *k = kind_of(c);
@@ -558,10 +601,9 @@ void engine_create(call *c)
     json_t *stored = json_object();
     txn t = {0};
     res_row r = {0};
-    json_t *after = NULL; /* the rendered resource: its view, the audit entry */
     char key[65] = "", reqh[65] = "";
     const char *ikey = req_header(c->req, "Idempotency-Key");
-    if (!name || !k->create(c, obj, name, stored) || (k->validate && !k->validate(c, stored, name)))
+    if (!name)
         goto out;
     if (ikey) {
         if (!*ikey || strlen(ikey) > 255) {
@@ -577,47 +619,7 @@ void engine_create(call *c)
     }
     if (key[0] && idem_replay(c, &t, key, reqh))
         goto rollback;
-    int max = k->max_children ? k->max_children(c) : k->max_per_parent;
-    if (!parent_exists(c, &t, parent, max > 0))
-        goto rollback;
-    if (max) {
-        /* Under the workspace, the workspace row is what two concurrent creates meet on. */
-        int rc = is_workspace_name(parent) ? store_ws_lock(&t, c->ws.slug) : ST_OK;
-        int n = rc == ST_OK ? store_res_count(&t, parent, k->name) : rc;
-        if (n < 0) {
-            fail_store(c, n, k->name);
-            goto rollback;
-        }
-        if (n >= max) {
-            fail(c, 400, CODE_INVALID, "at most %d %s per %s", max, k->collection,
-                 is_workspace_name(parent) ? "workspace" : "parent");
-            goto rollback;
-        }
-    }
-    const char *slash = strrchr(name, '/');
-    r.name = name;
-    r.parent = parent;
-    r.workspace = c->ws.slug;
-    r.kind = (char *)k->name;
-    r.id = (char *)slash + 1;
-    r.body = json_to_string(stored);
-    r.ref = k->ref ? (char *)k->ref(stored) : NULL;
-    r.version = 1;
-    rfc3339(now_ms(), r.create_time);
-    memcpy(r.update_time, r.create_time, sizeof r.create_time);
-    after = k->render(c, &r, stored);
-    r.view = view_of(c, &r, after);
-    int rc = store_res_insert(&t, &r);
-    if (rc != ST_OK) {
-        if (rc == ST_CONFLICT)
-            fail(c, 409, CODE_EXISTS, "%s '%s' already exists", k->name, r.id);
-        else
-            fail_store(c, rc, k->name);
-        goto rollback;
-    }
-    if (k->after_create && !k->after_create(c, &t, &r))
-        goto rollback;
-    if (!audit_change(c, &t, "create", &r, NULL, after))
+    if (!engine_create_in(c, &t, k, parent, name, obj, stored, &r))
         goto rollback;
     reply_row(c, &r, stored);
     if (dry)
@@ -636,7 +638,6 @@ rollback:
 out:
     free(r.body);
     free(r.view);
-    json_decref(after);
     json_decref(stored);
     free(name);
     free(parent);
@@ -691,6 +692,68 @@ static json_t *mask_paths(call *c, json_t *body)
     return paths;
 }
 
+int engine_update_in(call *c, txn *t, const kind *k, const char *name, json_t *obj, json_t *paths, bool if_matched,
+                     res_row *r, json_t **stored_out)
+{
+    json_t *stored = NULL, *before = NULL;
+    int ret = 0;
+    if (get_row(c, k, t, name, r) != ST_OK || (if_matched && !if_match(c, r->version)))
+        goto out;
+    stored = load_body(r);
+    before = json_array_size(paths) ? k->render(c, r, stored) : NULL;
+    size_t i;
+    json_t *p;
+    json_array_foreach(paths, i, p) {
+        const char *path = json_string_value(p);
+        /* "!path" (the workspace import's spelling, never a client's: mask_paths checks
+         * those): reset the field first, so that a merging update (a destination's config)
+         * ends up holding exactly the given value. */
+        bool reset = path[0] == '!';
+        path += reset;
+        json_t *val = obj ? json_dotted(obj, path) : NULL;
+        if (json_is_null(val))
+            val = NULL;
+        if (reset && val && k->update && !k->update(c, stored, path, NULL, name))
+            goto out;
+        if (k->update) {
+            if (!k->update(c, stored, path, val, name))
+                goto out;
+        } else {
+            json_object_set_new(stored, path, val ? json_incref(val) : zero_like(json_object_get(stored, path)));
+        }
+    }
+    if (json_array_size(paths) && k->validate && !k->validate(c, stored, name))
+        goto out;
+    if (json_array_size(paths)) { /* a body with no paths changes nothing (spec §1.8) */
+        long long old = r->version;
+        free(r->body);
+        r->body = json_to_string(stored);
+        r->version = old + 1;
+        rfc3339(now_ms(), r->update_time);
+        json_t *after = k->render(c, r, stored);
+        free(r->view); /* the old version's view: replaced, never carried over */
+        r->view = view_of(c, k, r, after);
+        int rc = store_res_update(t, r, old);
+        if (rc == ST_NOT_FOUND) { /* lost a race */
+            json_decref(after);
+            ret = -1;
+            goto out;
+        }
+        bool audited = rc == ST_OK ? audit_change(c, k, t, "update", r, before, after) : fail_store(c, rc, k->name);
+        json_decref(after);
+        if (!audited)
+            goto out;
+    }
+    ret = 1;
+out:
+    json_decref(before);
+    if (ret == 1 && stored_out)
+        *stored_out = stored;
+    else
+        json_decref(stored);
+    return ret;
+}
+
 void engine_update(call *c)
 {
     const kind *k = kind_of(c);
@@ -712,63 +775,23 @@ void engine_update(call *c)
     for (int attempt = 0; attempt < 5; attempt++) {
         txn t;
         res_row r = {0};
-        json_t *stored = NULL, *before = NULL;
+        json_t *stored = NULL;
         if (store_begin(c->api->st, &t, true) != ST_OK) {
             fail_store(c, ST_ERROR, k->name);
             break;
         }
-        if (get_row(c, &t, name, &r) != ST_OK || !if_match(c, r.version))
-            goto rollback;
-        stored = load_body(&r);
-        before = json_array_size(paths) ? kind_of(c)->render(c, &r, stored) : NULL;
-        size_t i;
-        json_t *p;
-        json_array_foreach(paths, i, p) {
-            const char *path = json_string_value(p);
-            json_t *val = obj ? json_dotted(obj, path) : NULL;
-            if (json_is_null(val))
-                val = NULL;
-            if (k->update) {
-                if (!k->update(c, stored, path, val, name))
-                    goto rollback;
-            } else {
-                json_object_set_new(stored, path, val ? json_incref(val) : zero_like(json_object_get(stored, path)));
+        int rc = engine_update_in(c, &t, k, name, obj, paths, true, &r, &stored);
+        if (rc < 0) { /* lost a race */
+            store_rollback(&t);
+            res_row_clear(&r);
+            if (req_header(c->req, "If-Match")) {
+                fail(c, 412, CODE_PRECONDITION, "the resource has changed");
+                break;
             }
+            continue;
         }
-        if (json_array_size(paths) && k->validate && !k->validate(c, stored, name))
+        if (rc == 0)
             goto rollback;
-        if (json_array_size(paths)) { /* a body with no paths changes nothing (spec §1.8) */
-            long long old = r.version;
-            free(r.body);
-            r.body = json_to_string(stored);
-            r.version = old + 1;
-            rfc3339(now_ms(), r.update_time);
-            json_t *after = k->render(c, &r, stored);
-            free(r.view); /* the old version's view: replaced, never carried over */
-            r.view = view_of(c, &r, after);
-            int rc = store_res_update(&t, &r, old);
-            if (rc == ST_NOT_FOUND) { /* lost a race */
-                store_rollback(&t);
-                json_decref(after);
-                json_decref(stored);
-                json_decref(before);
-                res_row_clear(&r);
-                if (req_header(c->req, "If-Match")) {
-                    fail(c, 412, CODE_PRECONDITION, "the resource has changed");
-                    break;
-                }
-                continue;
-            }
-            if (rc != ST_OK) {
-                json_decref(after);
-                fail_store(c, rc, k->name);
-                goto rollback;
-            }
-            bool audited = audit_change(c, &t, "update", &r, before, after);
-            json_decref(after);
-            if (!audited)
-                goto rollback;
-        }
         reply_row(c, &r, stored);
         if (dry || store_commit(&t) != ST_OK) {
             if (!dry)
@@ -776,13 +799,11 @@ void engine_update(call *c)
             goto rollback;
         }
         json_decref(stored);
-        json_decref(before);
         res_row_clear(&r);
         break;
     rollback:
         store_rollback(&t);
         json_decref(stored);
-        json_decref(before);
         res_row_clear(&r);
         break;
     }
@@ -795,39 +816,47 @@ out_nofree:
 
 /* ---- Delete -------------------------------------------------------------------------- */
 
+bool engine_delete_in(call *c, txn *t, const kind *k, const char *name, bool if_matched, bool *dropped)
+{
+    res_row r = {0};
+    int rc;
+    bool ok = false;
+    if (get_row(c, k, t, name, &r) != ST_OK || (if_matched && !if_match(c, r.version)) ||
+        (k->before_delete && !k->before_delete(c, t, &r)))
+        goto out;
+    /* The resource and its whole subtree (destinations, filters, schema config …). */
+    if ((rc = store_res_delete(t, name)) != ST_OK || (rc = store_res_delete_tree(t, name)) != ST_OK) {
+        fail_store(c, rc, k->name);
+        goto out;
+    }
+    json_t *body = load_body(&r);
+    json_t *before = k->render(c, &r, body);
+    bool audited = audit_change(c, k, t, "delete", &r, before, NULL);
+    json_decref(before);
+    json_decref(body);
+    bool d = false;
+    ok = audited && iam_drop_policies_on(c, t, name, &d) && iam_drop_invite_grants_on(c, t, name);
+    *dropped |= d;
+out:
+    res_row_clear(&r);
+    return ok;
+}
+
 void engine_delete(call *c)
 {
     const kind *k = kind_of(c);
     bool dry;
-    if (!validate_only(c, &dry))
+    if (!engine_validate_only(c, &dry))
         return;
     char *name = engine_path_name(c, 0);
     txn t;
-    res_row r = {0};
     if (store_begin(c->api->st, &t, true) != ST_OK) {
         fail_store(c, ST_ERROR, k->name);
         free(name);
         return;
     }
-    int rc;
-    if (get_row(c, &t, name, &r) != ST_OK || !if_match(c, r.version) ||
-        (k->before_delete && !k->before_delete(c, &t, &r)))
-        goto rollback;
-    /* The resource and its whole subtree (destinations, filters, schema config …). */
-    if ((rc = store_res_delete(&t, name)) != ST_OK || (rc = store_res_delete_tree(&t, name)) != ST_OK) {
-        fail_store(c, rc, k->name);
-        goto rollback;
-    }
-    json_t *body = load_body(&r);
-    json_t *before = k->render(c, &r, body);
-    bool audited = audit_change(c, &t, "delete", &r, before, NULL);
-    json_decref(before);
-    json_decref(body);
     bool dropped = false;
-    if (!audited || !iam_drop_policies_on(c, &t, name, &dropped) ||
-        !iam_drop_invite_grants_on(c, &t, name))
-        goto rollback;
-    if (dry)
+    if (!engine_delete_in(c, &t, k, name, true, &dropped) || dry)
         goto rollback;
     if (store_commit(&t) != ST_OK) {
         fail_store(c, ST_ERROR, k->name);
@@ -844,7 +873,6 @@ rollback:
     if (dry && !c->failed)
         buf_puts(&c->resp->body, "{}");
 out:
-    res_row_clear(&r);
     free(name);
 }
 
@@ -855,7 +883,7 @@ int engine_load(call *c, int drop_last, res_row *r, json_t **body)
     char *name = engine_path_name(c, drop_last);
     txn t;
     store_begin(c->api->st, &t, false);
-    int rc = get_row(c, &t, name, r);
+    int rc = get_row(c, kind_of(c), &t, name, r);
     store_end(&t);
     free(name);
     *body = rc == ST_OK ? load_body(r) : NULL;
@@ -866,7 +894,7 @@ void engine_apply(call *c, int drop_last, const char *verb, bool (*apply)(call *
 {
     const kind *k = kind_of(c);
     bool dry;
-    if (!validate_only(c, &dry))
+    if (!engine_validate_only(c, &dry))
         return;
     char *name = engine_path_name(c, drop_last);
     txn t;
@@ -877,7 +905,7 @@ void engine_apply(call *c, int drop_last, const char *verb, bool (*apply)(call *
         free(name);
         return;
     }
-    if (get_row(c, &t, name, &r) != ST_OK || !if_match(c, r.version))
+    if (get_row(c, kind_of(c), &t, name, &r) != ST_OK || !if_match(c, r.version))
         goto rollback;
     stored = load_body(&r);
     before = k->render(c, &r, stored);
@@ -890,13 +918,13 @@ void engine_apply(call *c, int drop_last, const char *verb, bool (*apply)(call *
     rfc3339(now_ms(), r.update_time);
     after = k->render(c, &r, stored);
     free(r.view);
-    r.view = view_of(c, &r, after);
+    r.view = view_of(c, k, &r, after);
     int rc = store_res_update(&t, &r, old); /* the row is locked: no race to lose */
     if (rc != ST_OK) {
         fail_store(c, rc, k->name);
         goto rollback;
     }
-    if (!audit_change(c, &t, verb, &r, before, after))
+    if (!audit_change(c, k, &t, verb, &r, before, after))
         goto rollback;
     if (dry)
         goto rollback;

@@ -73,7 +73,19 @@ struct kind {
     /* The limit of children per parent when it is configurable (functions per workspace);
      * overrides max_per_parent; 0: unlimited. */
     int (*max_children)(call *c);
+
+    /* Workspace export/import (workspace_export.c, workspace_import.c). The resource as
+     * the canonical document holds it: the fields a create accepts, without its name, read
+     * from the stored body; write-only values are EXPORT_REDACTED unless secrets. NULL:
+     * the kind is not exported. */
+    json_t *(*export)(call *c, const res_row *r, json_t *body, bool secrets);
+    /* Creates the resource inside t when that is not the engine's create (a source
+     * connection); false after fail(). NULL: engine_create_in. */
+    bool (*import_create)(call *c, txn *t, const char *name, json_t *obj);
 };
+
+/* What an exported write-only value reads as (secrets are not asked for). */
+#define EXPORT_REDACTED "<redacted>"
 
 /* Route handlers: the route's kind field says which kind. */
 void engine_list(call *c);
@@ -81,6 +93,30 @@ void engine_get(call *c);
 void engine_create(call *c);
 void engine_update(call *c);
 void engine_delete(call *c);
+
+/* The cores of Create, Update and Delete, for callers that make several changes in one
+ * transaction (the workspace import) as well as for the HTTP methods: each works inside
+ * t (open for writing), runs every hook of the kind exactly as the HTTP method does
+ * (validation, after_create, before_delete, cascades, dropped policies), writes the
+ * audit entry, and reports a failure through fail() without answering anything else.
+ * The caller commits, and then runs k->after_commit (and auth_forget_all when *dropped).
+ *
+ * Create: name is the new resource's full name, parent its parent's, obj the client's
+ * resource object; stored (an empty object) receives the stored body and r the row
+ * (r->body and r->view are heap strings the caller frees; r->name and r->parent borrow
+ * name and parent). */
+bool engine_create_in(call *c, txn *t, const kind *k, const char *parent, const char *name, json_t *obj,
+                      json_t *stored, res_row *r);
+/* Update: applies each update-mask path of paths (a JSON array of bare paths) from obj.
+ * 1 done (*stored_out, if given, receives the new body), 0 failed, -1 lost a race with a
+ * concurrent writer (nothing written; retry in a new transaction). r: res_row_clear it.
+ * if_matched: check the request's If-Match header against the stored version. */
+int engine_update_in(call *c, txn *t, const kind *k, const char *name, json_t *obj, json_t *paths, bool if_matched,
+                     res_row *r, json_t **stored_out);
+/* Delete: the resource and its subtree. */
+bool engine_delete_in(call *c, txn *t, const kind *k, const char *name, bool if_matched, bool *dropped);
+/* ?validate_only= (or validateOnly): *out; false after fail() on a bad value. */
+bool engine_validate_only(call *c, bool *out);
 
 /* Builds the resource name addressed by the request path (from the segment after
  * "/v1beta/"), with {ws} replaced by the canonical slug. drop_last removes the last
@@ -105,6 +141,10 @@ void tracking_plans_init(const char *catalog_dir);
 bool tp_source_deleted(call *c, txn *t, const res_row *source);
 void h_conn_create(call *c), h_conn_batch(call *c);
 void h_plan_validate(call *c);
+/* Connects the source named source_name to the plan, inside t, audited; false after fail(). */
+bool tp_connect(call *c, txn *t, const char *plan_name, const char *source_name);
+/* workspace_export.c, workspace_import.c: GET .../workspaces/{ws}:export, POST ...:import */
+void h_ws_export(call *c), h_ws_import(call *c);
 void h_filter_preview(call *c);
 /* kind_function.c: §13 custom verbs; fn_preview.c: §13.6 */
 void h_fn_deploy(call *c), h_fn_is_latest(call *c), h_fn_preview(call *c);
@@ -141,6 +181,9 @@ typedef struct role_def {
 const role_def *iam_role(const char *id_or_name);
 /* May principal p perform action on the resource named target ("workspaces/w/…")? */
 bool iam_allows(const principal *p, route_action action, const char *target);
+/* May p perform action on every area of the workspace (sources, tracking plans, functions,
+ * IAM)? Today only a workspace owner's policy on the workspace itself grants that. */
+bool iam_allows_workspace(const principal *p, route_action action, const char *ws_slug);
 /* Grants role on resource to subject ("users/<id>") inside t (bootstrap, admin, invites). */
 int iam_grant(txn *t, const char *ws_slug, const char *role, const char *subject, const char *resource);
 /* Deleting resource `name` drops, in the same transaction, the policies that name it or

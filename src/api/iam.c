@@ -90,6 +90,18 @@ bool iam_allows(const principal *p, route_action action, const char *target)
     return false;
 }
 
+bool iam_allows_workspace(const principal *p, route_action action, const char *ws_slug)
+{
+    static const char *const areas[] = {"sources", "tracking-plans", "functions", "roles"};
+    for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
+        char target[256];
+        snprintf(target, sizeof target, "workspaces/%s/%s", ws_slug, areas[i]);
+        if (!iam_allows(p, action, target))
+            return false;
+    }
+    return true;
+}
+
 /* ---- audit trail --------------------------------------------------------------------- */
 
 bool audit(call *c, txn *t, const char *action, const char *resource, json_t *before, json_t *after)
@@ -403,6 +415,17 @@ static bool policy_before_delete(call *c, txn *t, const res_row *r)
     return !owner || keeps_an_owner(c, t, r->name, NULL);
 }
 
+/* Exported with its resource relative to the workspace ("" for the workspace itself), so
+ * that a document imports into another workspace; subjects are users of the server. */
+static json_t *policy_export(call *c, const res_row *r, json_t *body, bool secrets)
+{
+    (void)r, (void)secrets;
+    const char *res = json_string_value(json_object_get(body, "resource"));
+    size_t n = 11 + strlen(c->ws.slug);
+    const char *rel = res && strlen(res) >= n ? res + n + (res[n] == '/') : "";
+    return json_pack("{s:O, s:s}", "subject", json_object_get(body, "subject") ?: json_null(), "resource", rel);
+}
+
 const kind kind_policy = {
     .name = "policy",
     .collection = "policies",
@@ -417,6 +440,7 @@ const kind kind_policy = {
     .ref = policy_ref,
     .before_delete = policy_before_delete,
     .after_commit = policy_committed,
+    .export = policy_export,
 };
 
 int iam_grant(txn *t, const char *ws_slug, const char *role, const char *subject, const char *resource)

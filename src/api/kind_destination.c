@@ -462,6 +462,37 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
     return o;
 }
 
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* Exported as created: enabled, connection mode and the stored settings as [{name, value}]
+ * by name (catalog defaults are not stored, so not exported); write-only values redacted
+ * unless secrets (all of them when a function instance's function is gone). */
+static json_t *dest_export(call *c, const res_row *r, json_t *body, bool secrets)
+{
+    dest_def it;
+    bool known = def_of(c, r->name, &it) == ST_OK;
+    json_t *cfg = json_object_get(body, "config");
+    const char **names = calloc(json_object_size(cfg) + 1, sizeof *names);
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(cfg, k, v) names[n++] = k;
+    qsort(names, n, sizeof *names, cmp_cstr);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = known ? setting_of(it.settings, names[i]) : NULL;
+        bool secret = known ? s && is_secret(s) : json_object_get(body, "function") != NULL;
+        v = json_object_get(cfg, names[i]);
+        json_array_append_new(list, json_pack("{s:s, s:o}", "name", names[i], "value",
+                                              secret && !secrets ? json_string(EXPORT_REDACTED) : json_incref(v)));
+    }
+    free(names);
+    def_clear(&it);
+    json_t *o = json_pack("{s:O, s:O, s:o}", "enabled", json_object_get(body, "enabled") ?: json_false(),
+                          "connection_mode", json_object_get(body, "connection_mode") ?: json_null(), "config", list);
+    return o;
+}
+
 /* The delivery cursor starts at the source's log head in the creating transaction, so
  * every event accepted after the destination exists is considered for it (docs/delivery.md). */
 static bool dest_after_create(call *c, txn *t, const res_row *r)
@@ -498,4 +529,5 @@ const kind kind_destination = {
     .after_create = dest_after_create,
     .before_delete = dest_before_delete,
     .live = dest_live,
+    .export = dest_export,
 };

@@ -82,6 +82,14 @@ static json_t *filter_render(call *c, const res_row *r, json_t *body)
     return o;
 }
 
+static json_t *filter_export(call *c, const res_row *r, json_t *body, bool secrets)
+{
+    (void)secrets;
+    json_t *o = filter_render(c, r, body);
+    json_object_del(o, "name");
+    return o;
+}
+
 const kind kind_filter = {
     .name = "filter",
     .collection = "filters",
@@ -95,6 +103,7 @@ const kind kind_filter = {
     .update = filter_update,
     .validate = filter_validate,
     .render = filter_render,
+    .export = filter_export,
 };
 
 /* POST /v1beta/filters/preview — not workspace-scoped; read scope is enough. */

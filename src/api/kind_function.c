@@ -381,6 +381,28 @@ static json_t *fn_render_item(call *c, const res_row *r, json_t *body)
 /* functions-runtime.md §1: 25 functions per workspace by default. */
 static int fn_max(call *c) { return c->api->max_functions; }
 
+/* Exported as created: the definitions with sensitive values redacted unless secrets; the
+ * code (not which version is deployed: an imported source function is deployed as it is
+ * created). */
+static json_t *fn_export(call *c, const res_row *r, json_t *body, bool secrets)
+{
+    (void)c, (void)r;
+    json_t *o = json_object();
+    const char *keys[] = {"type", "display_name", "description", "code", "buildpack", "logo_url"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(body, keys[i]);
+        json_object_set_new(o, keys[i], v ? json_incref(v) : json_string(""));
+    }
+    json_t *settings = json_deep_copy(json_object_get(body, "settings"));
+    size_t i;
+    json_t *s;
+    json_array_foreach(settings, i, s) if (!secrets && json_object_get(s, "value") &&
+                                           json_is_true(json_object_get(s, "sensitive")))
+        json_object_set_new(s, "value", json_string(EXPORT_REDACTED));
+    json_object_set_new(o, "settings", settings ? settings : json_array());
+    return o;
+}
+
 const kind kind_function = {
     .name = "function",
     .collection = "functions",
@@ -399,6 +421,7 @@ const kind kind_function = {
     .mask_prefix_alt = "functions",
     .mask_aliases = fn_aliases,
     .max_children = fn_max,
+    .export = fn_export,
 };
 
 /* ---- §13.7 deploy, §13.8 is-latest-version ---------------------------------------------- */
@@ -437,6 +460,8 @@ int fn_by_catalog_id(call *c, txn *t, bool source, const char *catalog_id, char 
     buf n = {0};
     buf_printf(&n, "workspaces/%s/functions/%s%s", c->ws.slug, source ? "sfnc_" : "dfnc_", catalog_id);
     res_row r = {0};
+    if (!t)
+        t = c->tx;
     int rc = t ? store_res_get(t, n.data, &r) : ST_ERROR;
     if (!t) {
         txn own;

@@ -13,6 +13,8 @@ static const char *const source_fields[] = {"name", "catalog_name", "labels", "d
                                             "create_time", "write_keys", "library_config", "function_config", NULL};
 static const char *const no_paths[] = {NULL};
 
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 static bool check_labels(call *c, json_t *labels)
 {
     if (!json_is_object(labels))
@@ -266,6 +268,52 @@ static bool source_before_delete(call *c, txn *t, const res_row *r)
     return rc == ST_OK || fail_store(c, rc, "destination metrics");
 }
 
+/* Exported as created: catalog name, display name, labels and a source function's
+ * settings values as [{name, value}] by name (sensitive ones redacted unless secrets). The
+ * write key is made anew by each create: not part of the document. */
+static json_t *source_export(call *c, const res_row *r, json_t *body, bool secrets)
+{
+    (void)r;
+    json_t *o = json_object();
+    const char *keys[] = {"catalog_name", "display_name", "labels"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(body, keys[i]);
+        json_object_set_new(o, keys[i], v ? json_incref(v) : json_null());
+    }
+    const char *fname = json_string_value(json_object_get(body, "function"));
+    if (!fname)
+        return o;
+    json_t *fn = NULL;
+    char *fn_name = NULL;
+    const char *cid = strrchr(fname, '/') ? strrchr(fname, '/') + 6 : ""; /* after "sfnc_" */
+    if (fn_by_catalog_id(c, NULL, true, cid, &fn_name, &fn) != ST_OK)
+        fn = NULL; /* the function is gone: nothing tells the secrets apart, all redacted */
+    json_t *list = json_array();
+    const char *k;
+    json_t *v;
+    json_t *vals = json_object_get(body, "function_config");
+    /* by name: walk the keys in sorted order */
+    const char **names = calloc(json_object_size(vals) + 1, sizeof *names);
+    size_t n = 0;
+    json_object_foreach(vals, k, v) names[n++] = k;
+    qsort(names, n, sizeof *names, cmp_cstr);
+    for (size_t i = 0; i < n; i++) {
+        bool sensitive = !fn;
+        size_t j;
+        json_t *d;
+        json_array_foreach(json_object_get(fn, "settings"), j, d) if (!strcmp(json_string_value(json_object_get(d, "name")) ?: "", names[i]))
+            sensitive = json_is_true(json_object_get(d, "sensitive"));
+        v = json_object_get(vals, names[i]);
+        json_array_append_new(list, json_pack("{s:s, s:o}", "name", names[i], "value",
+                                              sensitive && !secrets ? json_string(EXPORT_REDACTED) : json_incref(v)));
+    }
+    free(names);
+    json_decref(fn);
+    free(fn_name);
+    json_object_set_new(o, "function_config", list);
+    return o;
+}
+
 const kind kind_source = {
     .name = "source",
     .collection = "sources",
@@ -279,6 +327,7 @@ const kind kind_source = {
     .before_delete = source_before_delete,
     .ref = source_ref,
     .live = source_live,
+    .export = source_export,
 };
 
 /* ---- schema config ---- */
@@ -330,9 +379,14 @@ static bool sc_update(call *c, json_t *body, const char *path, json_t *value, co
             return fail(c, 400, CODE_INVALID, "schema_config.%s must name another source of this workspace", path);
         txn t;
         res_row r = {0};
-        store_begin(c->api->st, &t, false);
-        int rc = store_res_get(&t, src, &r);
-        store_end(&t);
+        int rc;
+        if (c->tx) { /* an import: the source may be one it created */
+            rc = store_res_get(c->tx, src, &r);
+        } else {
+            store_begin(c->api->st, &t, false);
+            rc = store_res_get(&t, src, &r);
+            store_end(&t);
+        }
         bool is_source = rc == ST_OK && !strcmp(r.kind, "source");
         res_row_clear(&r);
         if (rc == ST_ERROR)
@@ -359,6 +413,15 @@ static json_t *sc_render(call *c, const res_row *r, json_t *body)
     return o;
 }
 
+static json_t *sc_export(call *c, const res_row *r, json_t *body, bool secrets)
+{
+    (void)secrets;
+    json_t *o = sc_render(c, r, body);
+    json_object_del(o, "name");
+    json_object_del(o, "parent");
+    return o;
+}
+
 const kind kind_schema_config = {
     .name = "schema_config",
     .collection = "schema-config",
@@ -368,4 +431,5 @@ const kind kind_schema_config = {
     .mask_paths = sc_fields + 2,
     .update = sc_update,
     .render = sc_render,
+    .export = sc_export,
 };

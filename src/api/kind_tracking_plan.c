@@ -179,6 +179,15 @@ static json_t *plan_render(call *c, const res_row *r, json_t *body)
 
 static bool plan_before_delete(call *c, txn *t, const res_row *r);
 
+/* Exported as created: its display name and rules (no secrets in a plan). */
+static json_t *plan_export(call *c, const res_row *r, json_t *body, bool secrets)
+{
+    (void)c, (void)r, (void)secrets;
+    json_t *rules = json_object_get(body, "rules"), *dn = json_object_get(body, "display_name");
+    return json_pack("{s:O, s:o}", "display_name", dn ? dn : json_null(), "rules",
+                     rules ? json_incref(rules) : json_object());
+}
+
 const kind kind_tracking_plan = {
     .name = "tracking_plan",
     .collection = "tracking-plans",
@@ -192,6 +201,7 @@ const kind kind_tracking_plan = {
     .validate = plan_validate,
     .render = plan_render,
     .before_delete = plan_before_delete,
+    .export = plan_export,
 };
 
 /* ---- compiled plans ---------------------------------------------------------------- */
@@ -583,6 +593,40 @@ static bool conn_before_delete(call *c, txn *t, const res_row *r)
     return rc == ST_OK || rc == ST_NOT_FOUND || fail_store(c, rc, "connection");
 }
 
+bool tp_connect(call *c, txn *t, const char *plan_name, const char *source_name)
+{
+    res_row plan = {0};
+    bool ok = false;
+    if (load_plan(c, t, plan_name, &plan) == ST_OK) {
+        json_t *sv = json_string(source_name);
+        json_t *cj = connect_source(c, t, &plan, sv);
+        ok = cj != NULL;
+        json_decref(cj);
+        json_decref(sv);
+    }
+    res_row_clear(&plan);
+    return ok;
+}
+
+/* A connection is all name: ".../tracking-plans/P/source-connections/S". */
+static json_t *conn_export(call *c, const res_row *r, json_t *body, bool secrets)
+{
+    (void)c, (void)r, (void)body, (void)secrets;
+    return json_object();
+}
+
+static bool conn_import_create(call *c, txn *t, const char *name, json_t *obj)
+{
+    (void)obj;
+    const char *cut = strstr(name, "/source-connections/");
+    if (!cut)
+        return fail(c, 400, CODE_INVALID, "%s is not a source connection", name);
+    char *plan = strndup(name, (size_t)(cut - name));
+    bool ok = tp_connect(c, t, plan, cut + 20);
+    free(plan);
+    return ok;
+}
+
 static const char *const conn_fields[] = {"source_name", NULL};
 static const char *const conn_paths[] = {NULL};
 
@@ -595,6 +639,8 @@ const kind kind_source_connection = {
     .mask_paths = conn_paths,
     .render = conn_render,
     .before_delete = conn_before_delete,
+    .export = conn_export,
+    .import_create = conn_import_create,
 };
 
 /* ---- cascades across the two trees ------------------------------------------------- */

@@ -87,6 +87,8 @@ static const char *query_help(const char *name)
         {"start_time", "Only entries at or after this RFC 3339 time."},
         {"end_time", "Only entries before this RFC 3339 time."},
         {"resource", "Only entries about this resource name."},
+        {"include_secrets", "true: write-only values in clear instead of \"<redacted>\" (needs write on the whole "
+                            "workspace)."},
     };
     for (size_t i = 0; i < sizeof help / sizeof help[0]; i++)
         if (!strcmp(help[i][0], name))
@@ -97,7 +99,8 @@ static const char *query_help(const char *name)
 static json_t *query_param(const char *name)
 {
     json_t *schema = !strcmp(name, "page_size") ? json_pack("{s:s, s:i}", "type", "integer", "minimum", 1)
-                   : !strcmp(name, "validate_only") ? json_pack("{s:s}", "type", "boolean")
+                   : !strcmp(name, "validate_only") || !strcmp(name, "include_secrets")
+                       ? json_pack("{s:s}", "type", "boolean")
                                                     : json_pack("{s:s}", "type", "string");
     return json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", name, "in", "query", "required", 0, "description",
                      query_help(name), "schema", schema);

@@ -288,9 +288,17 @@ static bool rate_limit(call *c)
     return fail(c, 429, CODE_EXHAUSTED, "rate limit exceeded: %d requests per second", c->api->rate_limit);
 }
 
+/* The action the call performs: the route's, or a write when its elevate flag is set. */
+static route_action call_action(call *c)
+{
+    const char *v = c->route->elevate ? req_query(c->req, c->route->elevate) : NULL;
+    return v && (!strcmp(v, "true") || !strcmp(v, "1")) ? ACT_WRITE : c->route->action;
+}
+
 static bool authorize(call *c)
 {
-    if ((c->route->action == ACT_WRITE || c->route->action == ACT_TOKEN_CREATE) && !c->who.can_write)
+    route_action act = call_action(c);
+    if ((act == ACT_WRITE || act == ACT_TOKEN_CREATE) && !c->who.can_write)
         return fail(c, 403, CODE_DENIED, "insufficient scope");
     const char *ws = call_param(c, "ws");
     if (!ws)
@@ -305,7 +313,10 @@ static bool authorize(call *c)
     if (!principal_has_ws(&c->who, c->ws.slug))
         return fail(c, 403, CODE_DENIED, "permission denied");
     c->has_ws = true;
-    if (c->who.has_user) {
+    if (c->who.has_user && c->route->whole_ws) {
+        if (!iam_allows_workspace(&c->who, act, c->ws.slug))
+            return fail(c, 403, CODE_DENIED, "permission denied");
+    } else if (c->who.has_user) {
         /* The resource the route acts on, named like a resource ("workspaces/w/…"). */
         char target[2048];
         size_t n = 0;
@@ -314,7 +325,7 @@ static bool authorize(call *c)
             int w = snprintf(target + n, sizeof target - n, "%s%s", i > 1 ? "/" : "", seg);
             n += w > 0 ? (size_t)w : 0;
         }
-        if (n >= sizeof target - 1 || !iam_allows(&c->who, c->route->action, target))
+        if (n >= sizeof target - 1 || !iam_allows(&c->who, act, target))
             return fail(c, 403, CODE_DENIED, "permission denied");
     }
     return true;

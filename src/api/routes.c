@@ -42,6 +42,13 @@ route api_routes[] = {
 
     /* §6 workspaces */
     RQ("GET", "/v1beta/workspaces", ACT_READ, h_ws_list, PAGED),
+    /* workspace export / import (beyond Segment, docs/export-import.md): they act on every
+     * area of the workspace (whole_ws); include_secrets makes the export a write. Before
+     * GET {ws}, whose {ws} would also take "w:export". */
+    {.method = "GET", .pattern = "/v1beta/workspaces/{ws}:export", .action = ACT_READ, .fn = h_ws_export,
+     .query = "include_secrets", .whole_ws = true, .elevate = "include_secrets"},
+    {.method = "POST", .pattern = "/v1beta/workspaces/{ws}:import", .action = ACT_WRITE, .fn = h_ws_import,
+     .query = "validate_only", .whole_ws = true, .body = BODY_PLAN},
     R("GET", "/v1beta/workspaces/{ws}", ACT_READ, h_ws_get),
 
     /* §7 sources and schema config */

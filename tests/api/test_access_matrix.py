@@ -73,6 +73,10 @@ TABLE = {
     # workspaces: the list shows the caller's own; any policy inside lets a user read it
     ("GET", "/v1beta/workspaces"):                                  "A A A A A A A A A A",
     ("GET", "/v1beta/workspaces/{ws}"):                             "A A A A A A A A A D",
+    # export/import act on every area of the workspace (IAM included): owners, and admin
+    # tokens within their scope (docs/export-import.md)
+    ("GET", "/v1beta/workspaces/{ws}:export"):                      "A D D D D D D D A D",
+    ("POST", "/v1beta/workspaces/{ws}:import"):                     "A D D D D D D D D D",
     # sources: listing/creating needs a policy on the collection (the workspace)
     ("GET", SRC):                                                   "A D D A D D D D A D",
     ("POST", SRC):                                                  "A D D D D D D D D D",
@@ -261,6 +265,13 @@ def b_fn_delete(mx, who):
     return {"fn": fid}, None, lambda r: mx.owner_delete(f"{WSP}/functions/{fid}")
 
 
+def b_ws_import(mx, who):
+    """The workspace's own export, as a plan (?validate_only=true): all unchanged, so an
+    allowed call changes nothing either."""
+    doc = assert_ok(mx.srv.get(f"{WSP}:export"))
+    return {"_query": "?validate_only=true"}, doc, nothing
+
+
 def b_plain(body=None):
     def build(mx, who):
         return {}, body, nothing
@@ -425,6 +436,8 @@ def b_conn_delete(mx, who):
 
 
 BUILDERS = {
+    ("GET", "/v1beta/workspaces/{ws}:export"): b_plain(),
+    ("POST", "/v1beta/workspaces/{ws}:import"): b_ws_import,
     ("GET", "/healthz"): b_plain(),
     ("GET", "/readyz"): b_plain(),
     ("GET", "/metrics"): b_plain(),
