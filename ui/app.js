@@ -224,7 +224,7 @@ async function pageDestination(src, dest) {
   const charts = h('div', { id: 'charts' });
   const tabs = h('p.tabs', null, Object.keys(WINDOWS).map((w) => h('button', { type: 'button', 'data-window': w, onclick: () => drawMetrics(base, w, charts, tabs) }, 'Last ' + w)));
   show(h('h1', null, d.display_name || dest, ' ', badge(d.enabled), ' ', h('span.muted', null, 'from ', h('a', { href: '#/sources/' + enc(src) }, src))),
-    section('Settings', h('p.muted', null, 'Connection mode: ' + (d.connection_mode || '—') + '. Secrets are shown as the API returns them (masked).'),
+    section('Settings', h('p.muted', null, 'Connection mode: ' + (d.connection_mode || '—') + '. Values as the API returns them: secret settings arrive masked.'),
       table(['Setting', 'Value'], (d.config || []).map((c) => [c.display_name || last(c.name), h('code', null, typeof c.value === 'string' ? c.value : JSON.stringify(c.value))]))),
     section('Filters', fs.length ? table(['Filter', 'State', 'If (FQL)', 'Actions'], fs.map((f) => [f.title || last(f.name), badge(f.enabled),
       h('code.fql', null, f.if), h('code', null, JSON.stringify(f.actions))])) : h('p.muted', null, 'No filters.')),
@@ -241,7 +241,7 @@ async function drawMetrics(base, win, box, tabs) {
   const q = '?granularity=' + gran + '&start_time=' + enc(start);
   let series, sum;
   try {
-    [series, sum] = await Promise.all([api(base + '/metrics' + q), api(base + '/metrics:getSummary?start_time=' + enc(start))]);
+    [series, sum] = await Promise.all([api(base + '/metrics' + q), api(base + '/metrics:getSummary' + q)]);
   } catch (x) {
     if (gen === generation) box.replaceChildren(h('p.muted', null, 'No delivery metrics: ' + x.message));
     return;
@@ -285,7 +285,8 @@ function chart(id, title, m, kind, m2) {
     for (const [mm, cls] of [[m2, 'p50'], [m, 'p95']]) {
       if (!mm) continue;
       const dp = mm.datapoints;
-      g.append(s('polyline', { class: 'series ' + cls, points: dp.map((p, i) => `${x(i) + bw / 2},${y(p.value)}`).join(' ') }));
+      // 0 is "nothing delivered in this bucket", not a duration: the line joins the buckets with data.
+      g.append(s('polyline', { class: 'series ' + cls, points: dp.map((p, i) => (p.value ? `${x(i) + bw / 2},${y(p.value)}` : '')).filter(Boolean).join(' ') }));
       dp.forEach((p, i) => p.value && g.append(s('circle', { class: 'point ' + cls, cx: x(i) + bw / 2, cy: y(p.value), r: 2.5, 'data-series': last(mm.name), 'data-time': p.time, 'data-value': p.value }, tip(p))));
     }
   }
