@@ -363,6 +363,8 @@ async function route() {
     else if (parts[0] === 'tracking-plans' && parts.length === 2) await pagePlan(parts[1]);
     else await pageWorkspace();
     document.body.dataset.page = parts[0] || 'workspace';
+    // Milliseconds from the navigation's start to this page drawn with its data (the test reads it).
+    document.body.dataset.renderedMs = Math.round(performance.now());
   } catch (x) {
     if (gen !== generation) return;
     if (x.status === 401) {
