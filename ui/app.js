@@ -192,14 +192,15 @@ async function pageSource(slug) {
   const scRows = Object.entries(sc).filter(([k]) => k !== 'name' && k !== 'parent').map(([k, v]) => [k, String(v === '' ? '—' : v)]);
   const summary = h('div', { id: 'events-summary' }), events = h('div', { id: 'events' });
   show(h('h1', null, src.display_name || slug, ' ', h('span.muted', null, last(src.catalog_name))),
-    section('Write key', h('p', null, keyEl, ' ', copy, ' ', copied)),
-    section('Tracking plan', plan ? h('p', { id: 'source-plan' }, h('a', { href: '#/tracking-plans/' + enc(last(plan.name)) }, plan.display_name))
-      : h('p.muted', { id: 'source-plan' }, 'No tracking plan connected.')),
-    section('Destinations', dests.length ? h('ul.plain', null, dests.map((d) => h('li', null,
-      h('a', { href: '#/' + d.name.split('/').slice(2).join('/') }, d.display_name || last(d.name)), ' ', badge(d.enabled))))
-      : h('p.muted', null, 'None.')),
-    section('Schema configuration', table(['Setting', 'Value'], scRows)),
-    section('Debugger', h('p.muted', null, 'The last events the Tracking API stored for this source; refreshes every 2 s.'), summary, events));
+    h('div.row', null,
+      section('Write key', h('p', null, keyEl), h('p', null, copy, ' ', copied)),
+      section('Tracking plan', plan ? h('p', { id: 'source-plan' }, h('a', { href: '#/tracking-plans/' + enc(last(plan.name)) }, plan.display_name))
+        : h('p.muted', { id: 'source-plan' }, 'No tracking plan connected.')),
+      section('Destinations', dests.length ? h('ul.plain', null, dests.map((d) => h('li', null,
+        h('a', { href: '#/' + d.name.split('/').slice(2).join('/') }, d.display_name || last(d.name)), ' ', badge(d.enabled))))
+        : h('p.muted', null, 'None.'))),
+    section('Debugger', h('p.muted', null, 'The last events the Tracking API stored for this source; refreshes every 2 s.'), summary, events),
+    section('Schema configuration', table(['Setting', 'Value'], scRows)));
   const gen = generation;
   const refresh = async () => {
     const [sum, ev] = await Promise.all([api(base + '/events:summary'), api(base + '/events?page_size=50')]);
@@ -258,7 +259,7 @@ async function drawMetrics(base, win, box, tabs) {
       chart('retried', 'Retries', by.get('retried'), 'bars warn'),
       chart('discarded', 'Discards', by.get('discarded'), 'bars bad'),
       chart('time_to_success_p95', 'Time to success (p50 / p95, ms)', by.get('time_to_success_p95'), 'line', by.get('time_to_success_p50'))),
-    h('div.grid', null, breakdown('Retries by code', codes('retried'), 'retried-codes'), breakdown('Discards by code', codes('discarded'), 'discarded-codes')));
+    h('div.grid', null, breakdown('Retries by code', codes('retried'), 'retried-codes', 'warn'), breakdown('Discards by code', codes('discarded'), 'discarded-codes', 'bad')));
 }
 
 // One series as an SVG chart: bars (counts) or a line with points (durations). Every bar and
@@ -294,10 +295,10 @@ function chart(id, title, m, kind, m2) {
 }
 const fmt = (v) => (v >= 1e6 ? (v / 1e6).toFixed(1) + 'M' : v >= 1e3 ? (v / 1e3).toFixed(1) + 'k' : String(v));
 
-function breakdown(title, rows, id) {
+function breakdown(title, rows, id, tone) {
   if (!rows.length) return h('figure.chart', { id }, h('figcaption', null, title), h('p.muted', null, 'none'));
   const w = 420, rh = 22, max = Math.max(...rows.map((r) => r.total ?? 0), 1);
-  const g = s('svg', { viewBox: `0 0 ${w} ${rows.length * rh + 4}`, class: 'chart bars bad' });
+  const g = s('svg', { viewBox: `0 0 ${w} ${rows.length * rh + 4}`, class: 'chart bars ' + tone });
   rows.forEach((r, i) => {
     const v = r.total ?? 0, label = String(r.metric_name || '').replace(/^(retried|discarded)_/, '');
     g.append(s('text', { x: 4, y: i * rh + 15, class: 'tick' }, label),

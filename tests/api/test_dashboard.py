@@ -57,7 +57,8 @@ def seeded(srv):
     for slug in ("js", "ios", "server"):
         keys[slug] = assert_ok(srv.post(SOURCES, json=source_body(slug)))["write_keys"][0]
     hook = lambda path: [{"name": "globalHook", "value": rx.url(path)}]
-    create_dest(srv, "js", "webhooks", enabled=True, connection_mode="CLOUD", config=hook("/hook"))
+    create_dest(srv, "js", "webhooks", enabled=True, connection_mode="CLOUD",
+                config=hook("/hook") + [{"name": "sharedSecret", "value": "s3cret"}])
     create_dest(srv, "ios", "webhooks", enabled=True, connection_mode="CLOUD", config=hook("/gone"))
     create_dest(srv, "server", "webhooks", enabled=False, connection_mode="CLOUD", config=hook("/hook"))
     assert_ok(srv.post(dst_path("js", "webhooks") + "/filters", json={"filter": {
@@ -142,7 +143,11 @@ def check_clean(d, host):
 
 
 def shot(d, shots, name):
-    d.save_screenshot(str(shots / f"dashboard-{name}.png"))
+    """The whole page, below the fold too (CDP's captureBeyondViewport)."""
+    w, h = d.execute_script("return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+    png = d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                      "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1}})
+    (shots / f"dashboard-{name}.png").write_bytes(base64.b64decode(png["data"]))
 
 
 # ---- the files -----------------------------------------------------------------------------
