@@ -40,7 +40,9 @@ function setAttrs(el, attrs) {
 const json = (v) => JSON.stringify(v, null, 2);
 const last = (name) => String(name || '').split('/').pop();
 const when = (t) => (t ? new Date(t).toLocaleString() : '—');
-function show(...kids) { app.replaceChildren(...kids); }
+// Pages call show(gen, …) with the navigation they belong to: a slow answer for a page the user
+// has already left must not replace the newer one.
+function show(gen, ...kids) { if (gen === generation) app.replaceChildren(...kids); }
 function section(title, ...kids) { return h('section.card', null, h('h2', null, title), ...kids); }
 function table(head, rows) {
   return h('table', null, h('thead', null, h('tr', null, head.map((c) => h('th', null, c)))),
@@ -104,7 +106,7 @@ function signIn(message) {
         : x.status === 403 ? 'That token may not read any workspace.' : 'Sign-in failed: ' + x.message;
     }
   });
-  show(form);
+  show(generation, form);
   input.focus();
 }
 
@@ -118,11 +120,12 @@ async function pickWorkspace(token) {
 // ---- pages ----------------------------------------------------------------------------------
 
 async function pageWorkspace() {
+  const gen = generation;
   const sources = await all(W() + '/sources', 'sources');
   const dests = await Promise.all(sources.map((src) => all(W() + '/sources/' + enc(last(src.name)) + '/destinations', 'destinations')));
   const filters = await Promise.all(dests.flat().map((d) => all('/v1beta/' + d.name + '/filters', 'filters')));
   const fmap = new Map(dests.flat().map((d, i) => [d.name, filters[i]]));
-  show(h('h1', null, ws.display_name || ws.slug),
+  show(gen, h('h1', null, ws.display_name || ws.slug),
     section('Sources → destinations', flowGraph(sources, dests, fmap)),
     section('Destinations', dests.flat().length ? table(['Destination', 'Source', 'Mode', 'State', 'Filters'],
       dests.flat().map((d) => [h('a', { href: '#/' + d.name.split('/').slice(2).join('/') }, d.display_name || last(d.name)),
@@ -178,6 +181,7 @@ async function planOfSource(srcName) {
 }
 
 async function pageSource(slug) {
+  const gen = generation;
   const base = W() + '/sources/' + enc(slug);
   const [src, sc, dests] = await Promise.all([api(base), api(base + '/schema-config'), all(base + '/destinations', 'destinations')]);
   const plan = await planOfSource(src.name);
@@ -191,7 +195,7 @@ async function pageSource(slug) {
   const keyEl = h('code.key', { id: 'write-key' }, key);
   const scRows = Object.entries(sc).filter(([k]) => k !== 'name' && k !== 'parent').map(([k, v]) => [k, String(v === '' ? '—' : v)]);
   const summary = h('div', { id: 'events-summary' }), events = h('div', { id: 'events' });
-  show(h('h1', null, src.display_name || slug, ' ', h('span.muted', null, last(src.catalog_name))),
+  show(gen, h('h1', null, src.display_name || slug, ' ', h('span.muted', null, last(src.catalog_name))),
     h('div.row', null,
       section('Write key', h('p', null, keyEl), h('p', null, copy, ' ', copied)),
       section('Tracking plan', plan ? h('p', { id: 'source-plan' }, h('a', { href: '#/tracking-plans/' + enc(last(plan.name)) }, plan.display_name))
@@ -201,7 +205,6 @@ async function pageSource(slug) {
         : h('p.muted', null, 'None.'))),
     section('Debugger', h('p.muted', null, 'The last events the Tracking API stored for this source; refreshes every 2 s.'), summary, events),
     section('Schema configuration', table(['Setting', 'Value'], scRows)));
-  const gen = generation;
   const refresh = async () => {
     const [sum, ev] = await Promise.all([api(base + '/events:summary'), api(base + '/events?page_size=50')]);
     if (gen !== generation) return;
@@ -214,17 +217,18 @@ async function pageSource(slug) {
       : h('p.muted', null, 'No events yet: send one with the write key.'));
   };
   await refresh();
-  poll = setInterval(() => refresh().catch(() => {}), 2000);
+  if (gen === generation) poll = setInterval(() => refresh().catch(() => {}), 2000);
 }
 
 const WINDOWS = { hour: ['MINUTE', 3600e3], day: ['HOUR', 86400e3], week: ['HOUR', 7 * 86400e3] };
 
 async function pageDestination(src, dest) {
+  const gen = generation;
   const base = W() + '/sources/' + enc(src) + '/destinations/' + enc(dest);
   const [d, fs] = await Promise.all([api(base), all(base + '/filters', 'filters')]);
   const charts = h('div', { id: 'charts' });
   const tabs = h('p.tabs', null, Object.keys(WINDOWS).map((w) => h('button', { type: 'button', 'data-window': w, onclick: () => drawMetrics(base, w, charts, tabs) }, 'Last ' + w)));
-  show(h('h1', null, d.display_name || dest, ' ', badge(d.enabled), ' ', h('span.muted', null, 'from ', h('a', { href: '#/sources/' + enc(src) }, src))),
+  show(gen, h('h1', null, d.display_name || dest, ' ', badge(d.enabled), ' ', h('span.muted', null, 'from ', h('a', { href: '#/sources/' + enc(src) }, src))),
     section('Settings', h('p.muted', null, 'Connection mode: ' + (d.connection_mode || '—') + '. Values as the API returns them: secret settings arrive masked.'),
       table(['Setting', 'Value'], (d.config || []).map((c) => [c.display_name || last(c.name), h('code', null, typeof c.value === 'string' ? c.value : JSON.stringify(c.value))]))),
     section('Filters', fs.length ? table(['Filter', 'State', 'If (FQL)', 'Actions'], fs.map((f) => [f.title || last(f.name), badge(f.enabled),
@@ -309,13 +313,15 @@ function breakdown(title, rows, id, tone) {
 }
 
 async function pagePlans() {
+  const gen = generation;
   const plans = await all(W() + '/tracking-plans', 'tracking_plans');
-  show(h('h1', null, 'Tracking plans'), section('Plans', plans.length ? table(['Plan', 'Events', 'Updated'], plans.map((p) => [
+  show(gen, h('h1', null, 'Tracking plans'), section('Plans', plans.length ? table(['Plan', 'Events', 'Updated'], plans.map((p) => [
     h('a', { href: '#/tracking-plans/' + enc(last(p.name)) }, p.display_name || last(p.name)),
     String(((p.rules || {}).events || []).length), when(p.update_time)])) : h('p.muted', null, 'No tracking plans yet.')));
 }
 
 async function pagePlan(id) {
+  const gen = generation;
   const base = W() + '/tracking-plans/' + enc(id);
   const [p, conns] = await Promise.all([api(base), all(base + '/source-connections', 'connections')]);
   const rules = p.rules || {};
@@ -334,7 +340,7 @@ async function pagePlan(id) {
         res.violations && res.violations.length ? h('ul.plain.violations', null, res.violations.map((v) => h('li', null, v.type + ' at ' + (v.path || '/') + ': ' + v.message))) : null)));
     } catch (x) { out.replaceChildren(h('p.error', null, x.message)); }
   };
-  show(h('h1', null, p.display_name || id),
+  show(gen, h('h1', null, p.display_name || id),
     section('Connected sources', conns.length ? h('ul.plain', { id: 'plan-sources' }, conns.map((c) => h('li', null,
       h('a', { href: '#/sources/' + enc(last(c.source_name)) }, last(c.source_name))))) : h('p.muted', null, 'No sources connected.')),
     section('Rules', ...kinds.filter((k) => rules[k]).map((k) => k === 'events'
@@ -363,6 +369,7 @@ async function route() {
     else if (parts[0] === 'tracking-plans' && parts.length === 1) await pagePlans();
     else if (parts[0] === 'tracking-plans' && parts.length === 2) await pagePlan(parts[1]);
     else await pageWorkspace();
+    if (gen !== generation) return;
     document.body.dataset.page = parts[0] || 'workspace';
     // Milliseconds from the navigation's start to this page drawn with its data (the test reads it).
     document.body.dataset.renderedMs = Math.round(performance.now());
@@ -373,7 +380,7 @@ async function route() {
       ws = null;
       return signIn('Your token is no longer accepted; sign in again.');
     }
-    show(h('section.card', null, h('h1', null, 'Cannot show this page'), h('p.error', null, x.message)));
+    show(gen, h('section.card', null, h('h1', null, 'Cannot show this page'), h('p.error', null, x.message)));
   }
 }
 
