@@ -205,13 +205,17 @@ async function pageSource(slug) {
         : h('p.muted', null, 'None.'))),
     section('Debugger', h('p.muted', null, 'The last events the Tracking API stored for this source; refreshes every 2 s.'), summary, events),
     section('Schema configuration', table(['Setting', 'Value'], scRows)));
+  let seen = null; // the events shown: redrawn only when they change, so an opened payload stays open
   const refresh = async () => {
     const [sum, ev] = await Promise.all([api(base + '/events:summary'), api(base + '/events?page_size=50')]);
     if (gen !== generation) return;
+    const sig = JSON.stringify([sum, ev.events.map((e) => [e.message_id, e.received_at, e.status])]);
+    if (sig === seen) return;
+    seen = sig;
     summary.replaceChildren(h('p.counts', null, ['received', 'accepted', 'blocked', 'duplicate', 'rejected'].map((k) =>
       h('span', { 'data-count': k }, h('b', null, String(sum[k] ?? 0)), ' ' + k))));
     events.replaceChildren(ev.events.length ? table(['Received', 'Type', 'Event', 'Status', 'Violations', 'Payload'],
-      ev.events.map((e) => [when(e.received_at), e.type, e.event.event || e.event.userId || '', h('span.status.' + e.status.toLowerCase(), null, e.status),
+      ev.events.map((e) => [when(e.received_at), e.type, e.event?.event || e.event?.userId || '', h('span.status.' + e.status.toLowerCase(), null, e.status),
         e.violations.length ? h('ul.plain.violations', null, e.violations.map((v) => h('li', null, (v.field ? v.field + ': ' : '') + (v.description || v.type)))) : '—',
         h('details', null, h('summary', null, 'JSON'), h('pre', null, json(e.event)))]))
       : h('p.muted', null, 'No events yet: send one with the write key.'));

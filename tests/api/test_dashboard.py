@@ -174,7 +174,11 @@ def test_static_files(srv):
         assert requests.get(srv.url("/ui/" + name), headers={"If-None-Match": '"other"'}, timeout=30).status_code == 200
     for bad in ("/ui/nope.js", "/ui/app.js/x", "/ui/%2e%2e"):
         assert requests.get(srv.url(bad), timeout=30).status_code in (400, 404), bad
-    # the assets are the API's business only as a route: still not in the OpenAPI document
+    # counted in GET /metrics under their patterns, never under the raw path
+    text = requests.get(srv.url("/metrics"), timeout=30).text
+    assert 'route="/ui/{file}",code="304"' in text and 'route="/",code="302"' in text, text[:2000]
+    assert "nope.js" not in text and "app.css" not in text
+    # pages, not API operations: not in the OpenAPI document
     paths = requests.get(srv.url("/v1beta/openapi.json"), timeout=30).json()["paths"]
     assert "/" not in paths and not any(p.startswith("/ui") for p in paths)
 
