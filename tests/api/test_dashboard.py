@@ -190,12 +190,14 @@ def test_sign_in(srv, driver, shots):
     sign_in(d, srv, "A" * 43 + "." + "B" * 43)
     WebDriverWait(d, 10).until(lambda d: "not accepted" in d.find_element(By.ID, "signin-error").text)
     assert d.execute_script("return sessionStorage.length + localStorage.length") == 0
+    assert not d.find_element(By.ID, "nav").is_displayed()  # no navigation before signing in
     shot(d, shots, "signin-bad-token")
     d.get_log("browser")  # the refused /v1beta/workspaces is logged as a failed load: expected here
     d.find_element(By.ID, "token").clear()
     d.find_element(By.ID, "token").send_keys(srv.token)
     d.find_element(By.CSS_SELECTOR, "#signin button").click()
     wait(d, 'body[data-page="workspace"]')
+    assert d.find_element(By.ID, "nav").is_displayed()
     assert d.execute_script("return sessionStorage.getItem('manifold.token')") == srv.token
     assert d.execute_script("return localStorage.length") == 0
     assert srv.token not in d.current_url
