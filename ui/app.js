@@ -171,20 +171,22 @@ function flowGraph(sources, dests, fmap) {
 }
 const clip = (t, n) => (String(t).length > n ? String(t).slice(0, n - 1) + '…' : String(t));
 
+// The plan a source is connected to (at most one): asked of every plan's connections at once.
 async function planOfSource(srcName) {
   const plans = await all(W() + '/tracking-plans', 'tracking_plans');
-  for (const p of plans) {
-    const cs = await all('/v1beta/' + p.name + '/source-connections', 'connections');
-    if (cs.some((c) => c.source_name === srcName)) return p;
-  }
-  return null;
+  const conns = await Promise.all(plans.map((p) => all('/v1beta/' + p.name + '/source-connections', 'connections')));
+  return plans.find((p, i) => conns[i].some((c) => c.source_name === srcName)) || null;
 }
 
 async function pageSource(slug) {
   const gen = generation;
   const base = W() + '/sources/' + enc(slug);
-  const [src, sc, dests] = await Promise.all([api(base), api(base + '/schema-config'), all(base + '/destinations', 'destinations')]);
-  const plan = await planOfSource(src.name);
+  // Everything the page needs is asked at once: one round trip of latency, not four.
+  const fetchEvents = () => Promise.all([api(base + '/events:summary'), api(base + '/events?page_size=50')]);
+  const first = fetchEvents();
+  first.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+  const [src, sc, dests, plan] = await Promise.all([api(base), api(base + '/schema-config'),
+    all(base + '/destinations', 'destinations'), planOfSource(ws.name + '/sources/' + slug)]);
   const key = (src.write_keys || [])[0] || '';
   const copied = h('span.muted', { id: 'copied' });
   const copy = h('button', { type: 'button', id: 'copy-key', onclick: async () => {
@@ -206,8 +208,8 @@ async function pageSource(slug) {
     section('Debugger', h('p.muted', null, 'The last events the Tracking API stored for this source; refreshes every 2 s.'), summary, events),
     section('Schema configuration', table(['Setting', 'Value'], scRows)));
   let seen = null; // the events shown: redrawn only when they change, so an opened payload stays open
-  const refresh = async () => {
-    const [sum, ev] = await Promise.all([api(base + '/events:summary'), api(base + '/events?page_size=50')]);
+  const refresh = async (pending) => {
+    const [sum, ev] = await (pending || fetchEvents());
     if (gen !== generation) return;
     const sig = JSON.stringify([sum, ev.events.map((e) => [e.message_id, e.received_at, e.status])]);
     if (sig === seen) return;
@@ -220,7 +222,7 @@ async function pageSource(slug) {
         h('details', null, h('summary', null, 'JSON'), h('pre', null, json(e.event)))]))
       : h('p.muted', null, 'No events yet: send one with the write key.'));
   };
-  await refresh();
+  await refresh(first);
   if (gen === generation) poll = setInterval(() => refresh().catch(() => {}), 2000);
 }
 
@@ -229,6 +231,8 @@ const WINDOWS = { hour: ['MINUTE', 3600e3], day: ['HOUR', 86400e3], week: ['HOUR
 async function pageDestination(src, dest) {
   const gen = generation;
   const base = W() + '/sources/' + enc(src) + '/destinations/' + enc(dest);
+  const metrics = fetchMetrics(base, 'hour');
+  metrics.catch(() => {}); // drawMetrics reads it
   const [d, fs] = await Promise.all([api(base), all(base + '/filters', 'filters')]);
   const charts = h('div', { id: 'charts' });
   const tabs = h('p.tabs', null, Object.keys(WINDOWS).map((w) => h('button', { type: 'button', 'data-window': w, onclick: () => drawMetrics(base, w, charts, tabs) }, 'Last ' + w)));
@@ -238,19 +242,24 @@ async function pageDestination(src, dest) {
     section('Filters', fs.length ? table(['Filter', 'State', 'If (FQL)', 'Actions'], fs.map((f) => [f.title || last(f.name), badge(f.enabled),
       h('code.fql', null, f.if), h('code', null, JSON.stringify(f.actions))])) : h('p.muted', null, 'No filters.')),
     section('Event Delivery Metrics', tabs, charts));
-  await drawMetrics(base, 'hour', charts, tabs);
+  await drawMetrics(base, 'hour', charts, tabs, metrics);
 }
 
-async function drawMetrics(base, win, box, tabs) {
-  const gen = generation;
-  for (const b of tabs.children) b.classList.toggle('active', b.dataset.window === win);
+// Every series and the summary of a window ending now (the last bucket is the current one).
+function fetchMetrics(base, win) {
   const [gran, span] = WINDOWS[win];
   const unit = gran === 'MINUTE' ? 60e3 : 3600e3;
   const start = new Date(Math.floor((Date.now() - span) / unit + 1) * unit).toISOString().replace('.000', '');
   const q = '?granularity=' + gran + '&start_time=' + enc(start);
+  return Promise.all([api(base + '/metrics' + q), api(base + '/metrics:getSummary' + q)]);
+}
+
+async function drawMetrics(base, win, box, tabs, pending) {
+  const gen = generation;
+  for (const b of tabs.children) b.classList.toggle('active', b.dataset.window === win);
   let series, sum;
   try {
-    [series, sum] = await Promise.all([api(base + '/metrics' + q), api(base + '/metrics:getSummary' + q)]);
+    [series, sum] = await (pending || fetchMetrics(base, win));
   } catch (x) {
     if (gen === generation) box.replaceChildren(h('p.muted', null, 'No delivery metrics: ' + x.message));
     return;

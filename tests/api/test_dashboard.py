@@ -123,6 +123,7 @@ def open_page(d, srv, frag, css):
     d.get(srv.url("/ui/#/" + frag))
     el = wait(d, css)
     rendered = int(wait(d, "body[data-rendered-ms]").get_attribute("data-rendered-ms"))
+    print(f"#/{frag}: document loaded in {load_ms(d):.0f} ms, drawn with its data at {rendered} ms")
     assert 0 < load_ms(d) < 1000 and 0 < rendered < 1000, (frag, load_ms(d), rendered)
     return el
 
