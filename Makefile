@@ -21,7 +21,11 @@ CFLAGS  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -Isrc -DMANIFO
 LDFLAGS := $(if $(filter 1,$(SAN)),$(SANFLAGS))
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
-LIB_SRC := $(sort $(shell find src -name '*.c' ! -path src/main.c))
+# The dashboard's files (ui/) are compiled in: scripts/embed.c, built with the host compiler,
+# turns them into build/gen/ui_assets.c (docs/dashboard.md). Any change under ui/ regenerates it.
+UI_FILES := $(sort $(wildcard ui/*))
+UI_GEN  := build/gen/ui_assets.c
+LIB_SRC := $(sort $(shell find src -name '*.c' ! -path src/main.c)) $(UI_GEN)
 # The JSON Schema interpreter and the views it reads are the data plane's hot loop:
 # -O3 (more inlining and unrolling) measured about 5% faster there in bench/schema.
 HOT_SRC := src/schema/validate.c src/util/jview.c
@@ -35,6 +39,14 @@ all: $(BUILD)/manifold
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+build/gen/embed: scripts/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O1 -Wall -Wextra -Werror -o $@ $<
+
+# ui/ itself is a prerequisite too, so adding or removing a file regenerates the table.
+$(UI_GEN): build/gen/embed $(UI_FILES) ui
+	build/gen/embed $@ $(UI_FILES)
 
 ifneq ($(SAN),1)
 $(HOT_SRC:%.c=$(BUILD)/obj/%.o): CFLAGS += -O3

@@ -9,6 +9,8 @@ libpq-dev libsodium-dev libcurl4-openssl-dev libpcre2-dev libcmocka-dev zlib1g-d
 command -v node >/dev/null 2>&1 || command -v nodejs >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 case "${1:-run}" in
   test)  PKGS="$PKGS postgresql python3-pytest python3-requests clang libclang-rt-14-dev prometheus"
+         # the dashboard's test drives a real headless browser (tests/api/test_dashboard.py)
+         PKGS="$PKGS chromium chromium-driver python3-selenium"
          # prometheus: its promtool checks GET /metrics (tests/api/test_observability.py)
          # tests/api/test_intake_sdk.py runs Segment's Node SDKs (tests/sdk); as for bench,
          # a Node.js from elsewhere is fine, apt is asked only when there is none.

@@ -70,6 +70,8 @@ typedef struct route {
     /* A query flag that, when true, makes the route's action a write (export's
      * include_secrets: secrets in clear are for whoever may change everything). */
     const char *elevate;
+    /* The dashboard's files (ui.c): public, not part of the API, so not in the OpenAPI document. */
+    bool asset;
     /* compiled by router_init */
     int obs_id;              /* its metrics label (obs_route) */
     int nseg;
@@ -95,6 +97,8 @@ int api_ws_lookup(api *a, const char *slug_or_id, ws_row *out);
 
 /* handlers */
 void h_healthz(call *), h_readyz(call *);
+/* ui.c — the browser dashboard: GET / (302 to /ui/), GET /ui/ and GET /ui/{file} */
+void h_ui_root(call *), h_ui_asset(call *);
 /* ops.c — GET /metrics (Prometheus) and GET /v1beta/openapi.json (openapi.c builds it) */
 void h_metrics(call *), h_openapi(call *);
 /* The OpenAPI 3.1 document of the route table and the kinds (openapi.c). */

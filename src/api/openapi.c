@@ -301,6 +301,8 @@ static json_t *build(void)
     json_t *paths = json_object();
     for (size_t i = 0; i < api_nroutes; i++) {
         const route *r = &api_routes[i];
+        if (r->asset) /* the dashboard's files are pages, not API operations */
+            continue;
         json_t *item = json_object_get(paths, r->pattern);
         if (!item)
             json_object_set_new(paths, r->pattern, item = json_object());

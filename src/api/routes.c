@@ -18,6 +18,8 @@
 #define TP "/v1beta/workspaces/{ws}/tracking-plans"
 #define FN "/v1beta/workspaces/{ws}/functions"
 /* A route whose body may carry function code (up to 1 MiB before JSON escaping). */
+/* A file of the browser dashboard (docs/dashboard.md): public, outside the OpenAPI document. */
+#define UI(p, f) {.method = "GET", .pattern = p, .action = ACT_PUBLIC, .fn = f, .asset = true}
 #define RP(m, p, a, f) {.method = m, .pattern = p, .action = a, .fn = f, .body = BODY_PLAN}
 
 route api_routes[] = {
@@ -27,6 +29,10 @@ route api_routes[] = {
      * OpenAPI document generated from this table */
     R("GET", "/metrics", ACT_PUBLIC, h_metrics),
     R("GET", "/v1beta/openapi.json", ACT_PUBLIC, h_openapi),
+    /* the browser dashboard; its pages call the API below with the user's own token */
+    UI("/", h_ui_root),
+    UI("/ui", h_ui_asset),
+    UI("/ui/{file}", h_ui_asset),
 
     /* §3 access tokens */
     R("POST", "/v1beta/access-tokens", ACT_TOKEN_CREATE, h_token_create),

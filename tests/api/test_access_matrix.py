@@ -60,6 +60,10 @@ TABLE = {
     # for operators: Prometheus metrics and the OpenAPI document, public like the health checks
     ("GET", "/metrics"):                                            "A A A A A A A A A A",
     ("GET", "/v1beta/openapi.json"):                                "A A A A A A A A A A",
+    # the browser dashboard's files (they hold no data; its pages call the API with a token)
+    ("GET", "/"):                                                   "A A A A A A A A A A",
+    ("GET", "/ui"):                                                 "A A A A A A A A A A",
+    ("GET", "/ui/{file}"):                                          "A A A A A A A A A A",
     # §3 access tokens: a user sees and deletes its own; read scope cannot touch tokens
     ("POST", "/v1beta/access-tokens"):                              "A A A A A A A A D D",
     ("GET", "/v1beta/access-tokens"):                               "A A A A A A A A D A",
@@ -442,6 +446,9 @@ BUILDERS = {
     ("GET", "/readyz"): b_plain(),
     ("GET", "/metrics"): b_plain(),
     ("GET", "/v1beta/openapi.json"): b_plain(),
+    ("GET", "/"): b_plain(),
+    ("GET", "/ui"): b_plain(),
+    ("GET", "/ui/{file}"): lambda mx, who: ({"file": "app.js"}, None, nothing),
     ("POST", "/v1beta/access-tokens"): b_token_create,
     ("GET", "/v1beta/access-tokens"): b_plain(),
     ("GET", "/v1beta/access-tokens/{n}"): b_token_get,
