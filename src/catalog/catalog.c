@@ -25,6 +25,27 @@ static const char *str_of(json_t *o, const char *k)
     return s ? s : "";
 }
 
+/* Settings the data plane holds as secrets although Segment's catalog types them "string":
+ * the classic Webhooks sharedSecret signs every request (delivery.md §6.3), so it is
+ * write-only like a password.  Marked "sensitive" on the private settings copy only (the one
+ * the API validates and renders against); the catalog as served stays Segment's. */
+static const struct {
+    const char *slug, *setting;
+} extra_secrets[] = {{"webhooks", "sharedSecret"}};
+
+static void mark_extra_secrets(cat_item *it)
+{
+    for (size_t i = 0; i < sizeof extra_secrets / sizeof *extra_secrets; i++) {
+        if (strcmp(it->slug, extra_secrets[i].slug))
+            continue;
+        size_t j;
+        json_t *s;
+        json_array_foreach(it->settings, j, s)
+            if (!strcmp(str_of(s, "name"), extra_secrets[i].setting))
+                json_object_set_new(s, "sensitive", json_true());
+    }
+}
+
 /* Builds one item from one catalog record. */
 static int add_item(cat_list *out, size_t *cap, json_t *rec, bool is_dest, const char *file, char *err, size_t errlen)
 {
@@ -58,6 +79,7 @@ static int add_item(cat_list *out, size_t *cap, json_t *rec, bool is_dest, const
     it->json_len = strlen(it->json);
     if (is_dest) {
         it->settings = json_deep_copy(json_object_get(rec, "settings"));
+        mark_extra_secrets(it);
         it->delivery = json_object();
         const char *keep[] = {"methods", "previous_names", "connection_modes"};
         for (size_t i = 0; i < 3; i++) {

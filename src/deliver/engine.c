@@ -550,6 +550,14 @@ static void lane_poll(deliver *d, lane *l, int64_t now)
         l->next_poll = now + 1000;
         return;
     }
+    if (store_config_epoch(d->st) != d->epoch) {
+        /* A change committed since this lane's configuration was read (a filter added just
+         * now): the rows read may be events accepted after it. Read them again once the
+         * configuration is re-read, so no event goes out under rules older than itself. */
+        lane_reset(l);
+        l->next_poll = l->next_retry_poll = now;
+        return;
+    }
     if (!l->nitems && !l->read_any) {
         l->idle_ms = l->idle_ms < POLL_MS ? POLL_MS : l->idle_ms * 2 > IDLE_MAX_MS ? IDLE_MAX_MS : l->idle_ms * 2;
         l->next_poll = now + l->idle_ms;
@@ -714,7 +722,12 @@ static void *run(void *arg)
             d->next_cleanup = now + CLEANUP_MS;
         }
         int64_t wake = now + 50;
-        for (lane *l = d->lanes; l; l = l->next) {
+        /* Never poll under a configuration older than the last committed change (lane_poll
+         * checks again after its read): wait for the rate-limited refresh instead. */
+        bool stale = store_config_epoch(d->st) != d->epoch;
+        if (stale)
+            wake = d->last_refresh + REFRESH_MIN_MS;
+        for (lane *l = d->lanes; l && !stale; l = l->next) {
             if (l->busy || !l->exists)
                 continue;
             if (now >= l->next_poll)

@@ -127,6 +127,26 @@ def test_w1_signed_json_post(dsrv, rx):
     assert not [k for k in m if k.startswith(("retried", "discarded"))], m
 
 
+def test_shared_secret_is_write_only_and_keeps_signing(dsrv, rx):
+    """The catalog types sharedSecret "string", but it signs requests: the API masks it like
+    a password, and writing the mask back keeps the stored key (it still signs)."""
+    slug, key = webhook(dsrv, {"globalHook": rx.url("/a"), "sharedSecret": "topsecret"})
+    d = assert_ok(dsrv.get(dst_path(slug, "webhooks")))
+    (cfg,) = [e for e in d["config"] if e["name"].endswith("/config/sharedSecret")]
+    assert cfg["value"] == "********" and cfg["type"] == "string" and cfg["secret_version"]
+    assert "topsecret" not in json.dumps(d)
+    cat = assert_ok(dsrv.get("/v1beta/catalog/destinations/webhooks"))
+    assert [s["type"] for s in cat["settings"] if s["name"] == "sharedSecret"] == ["string"]
+    edited = [{"name": e["name"], "value": rx.url("/b") if e["name"].endswith("/globalHook") else e["value"]}
+              for e in d["config"] if e["name"].endswith(("/globalHook", "/sharedSecret"))]
+    d2 = assert_ok(patch(dsrv, dst_path(slug, "webhooks"), "destination", {"config": edited},
+                         ["destination.config"]))
+    assert [e["secret_version"] for e in d2["config"] if e["name"].endswith("/sharedSecret")] == [cfg["secret_version"]]
+    track(dsrv, key)
+    (req,) = rx.wait_for(1)
+    assert req.path == "/b" and req.headers["x-signature"] == sig("topsecret", req.body)
+
+
 def test_w2_no_secret_no_signature(dsrv, rx):
     slug, key = webhook(dsrv, {"globalHook": rx.url(), "sharedSecret": ""})
     track(dsrv, key)

@@ -181,7 +181,9 @@ def test_hour_and_day_rollups_with_empty_buckets(server):
     name, path = new_dest(server)
     today = floor(now(), DAY)
     h0 = floor(now(), HOUR) - 5 * HOUR
-    d0 = today - 3 * DAY
+    # the DAY window ends two days ago: h0 (up to yesterday 19:00 when run just after
+    # midnight UTC) must not fall into it
+    d0 = today - 5 * DAY
     feed(server, [count(name, "successes", h0 + 1 * MIN, 1),
                   count(name, "successes", h0 + 59 * MIN, 2),
                   count(name, "successes", h0 + 2 * HOUR + 30 * MIN, 5),
