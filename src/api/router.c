@@ -132,7 +132,8 @@ static const route *match(call *c, bool *path_known)
         if (k < rt->nseg)
             continue;
         *path_known = true;
-        if (!strcmp(rt->method, r->method))
+        /* HEAD of a dashboard file: the GET's headers (libmicrohttpd sends no body). */
+        if (!strcmp(rt->method, r->method) || (rt->asset && !strcmp(r->method, "HEAD")))
             return rt;
     }
     c->nparams = 0;

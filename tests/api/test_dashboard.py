@@ -173,6 +173,10 @@ def test_static_files(srv):
         n = requests.get(srv.url("/ui/" + name), headers={"If-None-Match": '"other", W/' + etag}, timeout=30)
         assert n.status_code == 304
         assert requests.get(srv.url("/ui/" + name), headers={"If-None-Match": '"other"'}, timeout=30).status_code == 200
+        h = requests.head(srv.url("/ui/" + name), timeout=30)  # HEAD: the GET's headers, no body
+        assert h.status_code == 200 and h.content == b"" and h.headers["ETag"] == etag
+        assert h.headers["Content-Length"] == str(len(a.content))
+    assert requests.head(srv.url("/v1beta/workspaces"), timeout=30).status_code == 404  # API: GET only
     for bad in ("/ui/nope.js", "/ui/app.js/x", "/ui/%2e%2e"):
         assert requests.get(srv.url(bad), timeout=30).status_code in (400, 404), bad
     # counted in GET /metrics under their patterns, never under the raw path
@@ -255,6 +259,8 @@ def test_pages(srv, seeded, driver, shots):
     open_page(d, srv, "sources/js/destinations/webhooks", "#chart-successes rect.bar")
     main = d.find_element(By.TAG_NAME, "main").text
     assert FQL in main and "drop pings" in main and "Webhook URL" in main
+    assert "Shared Secret\n********" in main or "Shared Secret ********" in main, main
+    assert "s3cret" not in d.page_source  # the secret never reaches the browser
     series = {m["name"].rsplit("/", 1)[1]: m for m in assert_ok(srv.get(dpath + "/metrics"))["metrics"]}
     bars = d.find_elements(By.CSS_SELECTOR, "#chart-successes rect.bar")
     drawn = {b.get_attribute("data-time"): int(b.get_attribute("data-value")) for b in bars}

@@ -73,7 +73,8 @@ def test_token_with_whitespace_or_extra_bytes_is_refused(srv):
 
 
 @pytest.mark.parametrize("path", [
-    "/", "/v1beta", "/v1beta/", "/v1", "/v1beta/nope", "/v1beta/catalog", "/v1beta/catalog/sources/x/y",
+    "/v1beta", "/v1beta/", "/v1",  # "/" is the dashboard (test_dashboard.py)
+    "/v1beta/nope", "/v1beta/catalog", "/v1beta/catalog/sources/x/y",
     "/v1beta/workspaces/myworkspace/nope", "/v1beta/access-tokens/1/x", "/V1BETA/workspaces",
     "/v1beta/workspaces/myworkspace/sources/js/destinations/ga/filters/x/y/z/w/v/u/t/s",
     "/healthz/x", "/favicon.ico",
