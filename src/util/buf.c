@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void buf_reserve(buf *b, size_t extra)
+void buf_grow(buf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
         return;
@@ -17,23 +17,8 @@ void buf_reserve(buf *b, size_t extra)
     b->cap = cap;
 }
 
-void buf_append(buf *b, const void *p, size_t n)
-{
-    buf_reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
 void buf_puts(buf *b, const char *s) { buf_append(b, s, strlen(s)); }
 
-void buf_putc(buf *b, char c)
-{
-    buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
-}
 
 void buf_printf(buf *b, const char *fmt, ...)
 {

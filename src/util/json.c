@@ -133,9 +133,18 @@ void json_write(buf *out, const json_t *v)
     case JSON_STRING:
         json_write_string(out, json_string_value(v), json_string_length(v));
         break;
-    case JSON_INTEGER:
-        buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_INTEGER: { /* digits by hand: printf's format parsing costs more than the number */
+        json_int_t n = json_integer_value(v);
+        unsigned long long u = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+        char tmp[24], *e = tmp + sizeof tmp, *p = e;
+        do
+            *--p = (char)('0' + u % 10);
+        while (u /= 10);
+        if (n < 0)
+            *--p = '-';
+        buf_append(out, p, (size_t)(e - p));
         break;
+    }
     case JSON_REAL:
         json_write_real(out, json_real_value(v));
         break;
