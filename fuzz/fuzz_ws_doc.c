@@ -1,6 +1,6 @@
 /* Fuzz target: a workspace import document is an attacker's whole request body. Parsing
  * (json_parse_strict) and the shape check (import_check: sections, workspace-relative
- * names, fields) must never crash, and whatever parses must write canonically (doc_write)
+ * names, fields) must never crash, and whatever parses must write canonically (json_write_sorted)
  * into JSON that parses back to an equal value. */
 #include "api/workspace_doc.h"
 #include "api/workspace_import.h"
@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     (void)import_check(doc, "myworkspace", why, sizeof why);
     buf out = {0};
-    doc_write(&out, doc);
+    json_write_sorted(&out, doc);
     json_t *again = json_parse_strict(out.data ? out.data : "", out.len, err, sizeof err);
     assert(again && json_equal(doc, again));
     json_decref(again);

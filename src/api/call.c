@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "util/util.h"
 #include <string.h>
 
 bool fail(call *c, int status, int code, const char *fmt, ...)
@@ -97,16 +98,11 @@ bool check_fields(call *c, json_t *obj, const char *where, const char *const *al
     json_t *v;
     void *tmp;
     json_object_foreach_safe(obj, tmp, k, v) {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = !strcmp(*a, k);
-        if (ok)
+        if (str_in(allowed, k))
             continue;
         char snake[128];
         if (camel_to_snake(k, snake, sizeof snake)) {
-            for (const char *const *a = allowed; *a && !ok; a++)
-                ok = !strcmp(*a, snake);
-            if (ok && !json_object_get(obj, snake)) {
+            if (str_in(allowed, snake) && !json_object_get(obj, snake)) {
                 json_object_set(obj, snake, v);
                 json_object_del(obj, k);
                 continue;
@@ -117,3 +113,11 @@ bool check_fields(call *c, json_t *obj, const char *where, const char *const *al
     return true;
 }
 
+int query_flag(const char *v)
+{
+    if (!v)
+        return 0;
+    if (!strcmp(v, "true") || !strcmp(v, "1"))
+        return 1;
+    return !strcmp(v, "false") || !strcmp(v, "0") ? 0 : -1;
+}

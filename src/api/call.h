@@ -42,6 +42,9 @@ json_t *call_body(call *c);
 /* Checks that every key of obj is allowed; lowerCamelCase aliases are renamed to their
  * snake_case form. where names the object in messages ("access_token"). */
 bool check_fields(call *c, json_t *obj, const char *where, const char *const *allowed);
+/* A boolean query parameter's value (req_query): "true"/"1" → 1, absent, "false" or "0"
+ * → 0, anything else → -1 (the caller answers 400). */
+int query_flag(const char *v);
 
 /* page.c — page_size and page_token, with tokens signed so they cannot be forged. */
 typedef struct page {

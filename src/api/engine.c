@@ -100,14 +100,9 @@ bool engine_validate_only(call *c, bool *out)
     const char *v = req_query(c->req, "validate_only");
     if (!v)
         v = req_query(c->req, "validateOnly");
-    *out = false;
-    if (!v)
-        return true;
-    if (!strcmp(v, "true") || !strcmp(v, "1"))
-        *out = true;
-    else if (strcmp(v, "false") && strcmp(v, "0"))
-        return fail(c, 400, CODE_INVALID, "validate_only must be true or false");
-    return true;
+    int f = query_flag(v);
+    *out = f == 1;
+    return f >= 0 || fail(c, 400, CODE_INVALID, "validate_only must be true or false");
 }
 
 /* If-Match: "N", W/"N" or *. Returns false after fail() when it does not match. */
@@ -679,10 +674,7 @@ static json_t *mask_paths(call *c, json_t *body)
                 p = a[1];
                 break;
             }
-        bool ok = false;
-        for (const char *const *a = k->mask_paths; *a && !ok; a++)
-            ok = !strcmp(*a, p);
-        if (!ok) {
+        if (!str_in(k->mask_paths, p)) {
             json_decref(paths);
             fail(c, 400, CODE_INVALID, "unknown update_mask path '%s'", json_string_value(v));
             return NULL;
@@ -693,7 +685,7 @@ static json_t *mask_paths(call *c, json_t *body)
 }
 
 int engine_update_in(call *c, txn *t, const kind *k, const char *name, json_t *obj, json_t *paths, bool if_matched,
-                     res_row *r, json_t **stored_out)
+                     bool replace, res_row *r, json_t **stored_out)
 {
     json_t *stored = NULL, *before = NULL;
     int ret = 0;
@@ -705,15 +697,11 @@ int engine_update_in(call *c, txn *t, const kind *k, const char *name, json_t *o
     json_t *p;
     json_array_foreach(paths, i, p) {
         const char *path = json_string_value(p);
-        /* "!path" (the workspace import's spelling, never a client's: mask_paths checks
-         * those): reset the field first, so that a merging update (a destination's config)
-         * ends up holding exactly the given value. */
-        bool reset = path[0] == '!';
-        path += reset;
         json_t *val = obj ? json_dotted(obj, path) : NULL;
         if (json_is_null(val))
             val = NULL;
-        if (reset && val && k->update && !k->update(c, stored, path, NULL, name))
+        bool reset = replace && (json_is_array(val) || json_is_object(val));
+        if (reset && k->update && !k->update(c, stored, path, NULL, name))
             goto out;
         if (k->update) {
             if (!k->update(c, stored, path, val, name))
@@ -780,7 +768,7 @@ void engine_update(call *c)
             fail_store(c, ST_ERROR, k->name);
             break;
         }
-        int rc = engine_update_in(c, &t, k, name, obj, paths, true, &r, &stored);
+        int rc = engine_update_in(c, &t, k, name, obj, paths, true, false, &r, &stored);
         if (rc < 0) { /* lost a race */
             store_rollback(&t);
             res_row_clear(&r);

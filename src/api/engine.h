@@ -110,9 +110,11 @@ bool engine_create_in(call *c, txn *t, const kind *k, const char *parent, const 
 /* Update: applies each update-mask path of paths (a JSON array of bare paths) from obj.
  * 1 done (*stored_out, if given, receives the new body), 0 failed, -1 lost a race with a
  * concurrent writer (nothing written; retry in a new transaction). r: res_row_clear it.
- * if_matched: check the request's If-Match header against the stored version. */
+ * if_matched: check the request's If-Match header against the stored version.
+ * replace: a field given as a list or object is reset before it is set, so that a merging
+ * update (a destination's config) ends up holding exactly the given value (the import). */
 int engine_update_in(call *c, txn *t, const kind *k, const char *name, json_t *obj, json_t *paths, bool if_matched,
-                     res_row *r, json_t **stored_out);
+                     bool replace, res_row *r, json_t **stored_out);
 /* Delete: the resource and its subtree. */
 bool engine_delete_in(call *c, txn *t, const kind *k, const char *name, bool if_matched, bool *dropped);
 /* ?validate_only= (or validateOnly): *out; false after fail() on a bad value. */

@@ -462,8 +462,6 @@ static json_t *dest_render(call *c, const res_row *r, json_t *body)
     return o;
 }
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
 /* Exported as created: enabled, connection mode and the stored settings as [{name, value}]
  * by name (catalog defaults are not stored, so not exported); write-only values redacted
  * unless secrets (all of them when a function instance's function is gone). */
@@ -472,17 +470,13 @@ static json_t *dest_export(call *c, const res_row *r, json_t *body, bool secrets
     dest_def it;
     bool known = def_of(c, r->name, &it) == ST_OK;
     json_t *cfg = json_object_get(body, "config");
-    const char **names = calloc(json_object_size(cfg) + 1, sizeof *names);
-    size_t n = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach(cfg, k, v) names[n++] = k;
-    qsort(names, n, sizeof *names, cmp_cstr);
+    size_t n;
+    const char **names = json_sorted_keys(cfg, &n);
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *s = known ? setting_of(it.settings, names[i]) : NULL;
         bool secret = known ? s && is_secret(s) : json_object_get(body, "function") != NULL;
-        v = json_object_get(cfg, names[i]);
+        json_t *v = json_object_get(cfg, names[i]);
         json_array_append_new(list, json_pack("{s:s, s:o}", "name", names[i], "value",
                                               secret && !secrets ? json_string(EXPORT_REDACTED) : json_incref(v)));
     }

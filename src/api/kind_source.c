@@ -13,7 +13,6 @@ static const char *const source_fields[] = {"name", "catalog_name", "labels", "d
                                             "create_time", "write_keys", "library_config", "function_config", NULL};
 static const char *const no_paths[] = {NULL};
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 static bool check_labels(call *c, json_t *labels)
 {
@@ -289,14 +288,11 @@ static json_t *source_export(call *c, const res_row *r, json_t *body, bool secre
     if (fn_by_catalog_id(c, NULL, true, cid, &fn_name, &fn) != ST_OK)
         fn = NULL; /* the function is gone: nothing tells the secrets apart, all redacted */
     json_t *list = json_array();
-    const char *k;
     json_t *v;
     json_t *vals = json_object_get(body, "function_config");
     /* by name: walk the keys in sorted order */
-    const char **names = calloc(json_object_size(vals) + 1, sizeof *names);
-    size_t n = 0;
-    json_object_foreach(vals, k, v) names[n++] = k;
-    qsort(names, n, sizeof *names, cmp_cstr);
+    size_t n;
+    const char **names = json_sorted_keys(vals, &n);
     for (size_t i = 0; i < n; i++) {
         bool sensitive = !fn;
         size_t j;

@@ -292,8 +292,8 @@ static bool rate_limit(call *c)
 /* The action the call performs: the route's, or a write when its elevate flag is set. */
 static route_action call_action(call *c)
 {
-    const char *v = c->route->elevate ? req_query(c->req, c->route->elevate) : NULL;
-    return v && (!strcmp(v, "true") || !strcmp(v, "1")) ? ACT_WRITE : c->route->action;
+    bool elevated = c->route->elevate && query_flag(req_query(c->req, c->route->elevate)) == 1;
+    return elevated ? ACT_WRITE : c->route->action;
 }
 
 static bool authorize(call *c)

@@ -97,8 +97,6 @@ json_t *doc_current(call *c, txn *t, const doc_section *s, bool secrets)
     return x.out;
 }
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
 json_t *doc_build(call *c, txn *t, bool secrets)
 {
     json_t *doc = json_pack("{s:i, s:s}", "version", WS_DOC_VERSION, "workspace", c->ws.slug);
@@ -109,12 +107,8 @@ json_t *doc_build(call *c, txn *t, bool secrets)
             return NULL;
         }
         /* by name, whatever order the store listed them in */
-        const char **names = calloc(json_object_size(cur) + 1, sizeof *names);
-        size_t n = 0;
-        const char *k;
-        json_t *v;
-        json_object_foreach(cur, k, v) names[n++] = k;
-        qsort(names, n, sizeof *names, cmp_cstr);
+        size_t n;
+        const char **names = json_sorted_keys(cur, &n);
         json_t *arr = json_array();
         for (size_t j = 0; j < n; j++) {
             json_t *o = json_object_get(cur, names[j]);
@@ -126,36 +120,4 @@ json_t *doc_build(call *c, txn *t, bool secrets)
         json_object_set_new(doc, doc_sections[i].key, arr);
     }
     return doc;
-}
-
-void doc_write(buf *out, const json_t *v)
-{
-    if (json_is_object(v)) {
-        const char **keys = calloc(json_object_size(v) + 1, sizeof *keys);
-        size_t n = 0;
-        const char *k;
-        json_t *x;
-        json_object_foreach((json_t *)v, k, x) keys[n++] = k;
-        qsort(keys, n, sizeof *keys, cmp_cstr);
-        buf_putc(out, '{');
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                buf_putc(out, ',');
-            json_write_string(out, keys[i], strlen(keys[i]));
-            buf_putc(out, ':');
-            doc_write(out, json_object_get(v, keys[i]));
-        }
-        buf_putc(out, '}');
-        free(keys);
-    } else if (json_is_array(v)) {
-        buf_putc(out, '[');
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            if (i)
-                buf_putc(out, ',');
-            doc_write(out, json_array_get(v, i));
-        }
-        buf_putc(out, ']');
-    } else {
-        json_write(out, v);
-    }
 }

@@ -33,7 +33,7 @@ json_t *doc_current(call *c, txn *t, const doc_section *s, bool secrets);
 /* The whole document of the call's workspace (read through t). NULL after fail(). */
 json_t *doc_build(call *c, txn *t, bool secrets);
 
-/* Appends the canonical serialisation of v: compact, every object's keys sorted. */
-void doc_write(buf *out, const json_t *v);
+/* The canonical serialisation is json_write_sorted (util/json.h): compact, every object's
+ * keys sorted. */
 
 #endif

@@ -8,11 +8,8 @@
 
 void h_ws_export(call *c)
 {
-    const char *q = req_query(c->req, "include_secrets");
-    bool secrets = false;
-    if (q && (!strcmp(q, "true") || !strcmp(q, "1")))
-        secrets = true;
-    else if (q && strcmp(q, "false") && strcmp(q, "0"))
+    int secrets = query_flag(req_query(c->req, "include_secrets"));
+    if (secrets < 0)
         return (void)fail(c, 400, CODE_INVALID, "include_secrets must be true or false");
     txn t;
     if (store_begin(c->api->st, &t, false) != ST_OK)
@@ -23,7 +20,7 @@ void h_ws_export(call *c)
         return;
     c->resp->status = 200;
     buf_free(&c->resp->body);
-    doc_write(&c->resp->body, doc);
+    json_write_sorted(&c->resp->body, doc);
     json_decref(doc);
     if (secrets) /* a document with secrets in clear must not linger in caches */
         resp_header(c->resp, "Cache-Control", "no-store");

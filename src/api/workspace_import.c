@@ -21,18 +21,10 @@
 
 /* ---- the document's shape ------------------------------------------------------------ */
 
+/* a function's type is a top-level create field */
 static bool field_ok(const kind *k, const char *key)
 {
-    if (!strcmp(key, "name"))
-        return true;
-    for (const char *const *f = k->fields; f && *f; f++)
-        if (!strcmp(*f, key))
-            return true;
-    /* a function's type is a top-level create field */
-    for (const char *const *f = k->top_fields; f && *f; f++)
-        if (!strcmp(*f, key))
-            return true;
-    return false;
+    return !strcmp(key, "name") || str_in(k->fields, key) || str_in(k->top_fields, key);
 }
 
 bool import_check(const json_t *doc, const char *ws_slug, char *why, size_t cap)
@@ -191,26 +183,19 @@ static bool apply_update(import_run *run, const doc_section *s, const char *full
         json_t *want = json_object_get(obj, key), *have = json_object_get(cur, key);
         if (json_equal(want, have) || (!want && json_is_null(have)))
             continue;
-        bool updatable = false;
-        for (const char *const *p = k->mask_paths; p && *p && !updatable; p++)
-            updatable = !strcmp(*p, key);
-        if (!updatable) {
+        if (!str_in(k->mask_paths, key)) {
             ok = fail(c, 400, CODE_INVALID,
                       "%s: %s cannot be changed in place (the API has no update for it): delete the %s in one "
                       "import and create it in the next",
                       full, key, k->name);
             break;
         }
-        /* "!": reset before setting, so a merging update (a destination's config) ends up
-         * holding exactly the document's entries (engine_update_in). */
-        buf p = {0};
-        buf_printf(&p, "%s%s", json_is_array(want) || json_is_object(want) ? "!" : "", key);
-        json_array_append_new(paths, json_string(buf_cstr(&p)));
-        buf_free(&p);
+        json_array_append_new(paths, json_string(key));
     }
     if (ok) {
         res_row r = {0};
-        int rc = engine_update_in(c, run->t, k, full, obj, paths, false, &r, NULL);
+        /* replace: the resource ends up holding exactly the document's entries */
+        int rc = engine_update_in(c, run->t, k, full, obj, paths, false, true, &r, NULL);
         res_row_clear(&r);
         if (rc < 0)
             fail(c, 503, CODE_UNAVAILABLE, "the resource is being changed concurrently; retry");
@@ -230,7 +215,7 @@ static bool apply_create(import_run *run, const doc_section *s, const char *full
     const kind *k = s->k;
     if (k->id_mode == ID_SINGLETON) { /* born with its parent: the parent is missing */
         return fail(c, 400, CODE_INVALID, "%s: its %s is neither in the workspace nor in the document", full,
-                    s == &doc_sections[3] ? "source" : "parent");
+                    k == &kind_schema_config ? "source" : "parent");
     }
     if (k->id_mode == ID_GENERATED) {
         /* The document's id is kept (exports stay identical across workspaces); it must be
@@ -335,8 +320,7 @@ static bool delete_section(import_run *run, size_t si, json_t *entries)
     size_t i;
     json_t *e;
     json_array_foreach(entries, i, e) json_object_set_new(named, json_string_value(json_object_get(e, "name")), json_true());
-    /* by name, backwards: children before parents within a kind do not occur, but a stable
-     * order keeps plans stable */
+    /* in the store's order (by name), so that plans are stable */
     const char **names = calloc(json_object_size(cur) + 1, sizeof *names);
     size_t n = 0;
     const char *k;

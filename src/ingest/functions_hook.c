@@ -334,8 +334,6 @@ void fnhook_free(fnhook *h)
 
 /* A copy of v with every object's keys in order, recursively (§4.2: deployed source
  * functions see the JSON body alphabetised). */
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
 static json_t *sorted(json_t *v)
 {
     if (json_is_array(v)) {
@@ -347,12 +345,8 @@ static json_t *sorted(json_t *v)
     }
     if (!json_is_object(v))
         return json_incref(v);
-    size_t n = json_object_size(v), k = 0;
-    const char **keys = malloc((n ? n : 1) * sizeof *keys);
-    const char *key;
-    json_t *e;
-    json_object_foreach(v, key, e) keys[k++] = key;
-    qsort(keys, n, sizeof *keys, cmp_str);
+    size_t n;
+    const char **keys = json_sorted_keys(v, &n);
     json_t *o = json_object();
     for (size_t i = 0; i < n; i++)
         json_object_set_new(o, keys[i], sorted(json_object_get(v, keys[i])));

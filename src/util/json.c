@@ -99,10 +99,49 @@ void json_write_string(buf *out, const char *s, size_t len)
     buf_putc(out, '"');
 }
 
-void json_write(buf *out, const json_t *v)
+static int cmp_key(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+const char **json_sorted_keys(const json_t *o, size_t *n)
+{
+    const char **keys = malloc((json_object_size(o) + 1) * sizeof *keys);
+    if (!keys)
+        abort();
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)o, key, v) keys[k++] = key;
+    qsort(keys, k, sizeof *keys, cmp_key);
+    *n = k;
+    return keys;
+}
+
+static void write_value(buf *out, const json_t *v, bool sorted);
+
+/* An object's members in byte order of their keys. */
+static void write_object_sorted(buf *out, const json_t *v)
+{
+    size_t n;
+    const char **keys = json_sorted_keys(v, &n);
+    buf_putc(out, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(out, ',');
+        json_write_string(out, keys[i], strlen(keys[i]));
+        buf_putc(out, ':');
+        write_value(out, json_object_get(v, keys[i]), true);
+    }
+    buf_putc(out, '}');
+    free(keys);
+}
+
+static void write_value(buf *out, const json_t *v, bool sorted)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
+        if (sorted) {
+            write_object_sorted(out, v);
+            break;
+        }
         buf_putc(out, '{');
         const char *k;
         json_t *c;
@@ -113,7 +152,7 @@ void json_write(buf *out, const json_t *v)
             first = 0;
             json_write_string(out, k, strlen(k));
             buf_putc(out, ':');
-            json_write(out, c);
+            write_value(out, c, sorted);
         }
         buf_putc(out, '}');
         break;
@@ -125,7 +164,7 @@ void json_write(buf *out, const json_t *v)
         json_array_foreach(v, i, c) {
             if (i)
                 buf_putc(out, ',');
-            json_write(out, c);
+            write_value(out, c, sorted);
         }
         buf_putc(out, ']');
         break;
@@ -153,6 +192,10 @@ void json_write(buf *out, const json_t *v)
     case JSON_NULL: buf_puts(out, "null"); break;
     }
 }
+
+void json_write(buf *out, const json_t *v) { write_value(out, v, false); }
+
+void json_write_sorted(buf *out, const json_t *v) { write_value(out, v, true); }
 
 char *json_to_string(const json_t *v)
 {

@@ -15,6 +15,12 @@ json_t *json_parse_strict(const char *data, size_t len, char *err, size_t errlen
 
 /* Appends the compact serialisation of v to out. */
 void json_write(buf *out, const json_t *v);
+/* The same with every object's keys in byte order, recursively: a canonical form (the
+ * workspace document, docs/export-import.md). */
+void json_write_sorted(buf *out, const json_t *v);
+/* The keys of object o in byte order, as a heap array of *n borrowed strings (valid while
+ * o is unchanged; the caller frees the array). */
+const char **json_sorted_keys(const json_t *o, size_t *n);
 /* Serialises to a fresh heap string (caller frees). */
 char *json_to_string(const json_t *v);
 /* Appends s as a JSON string literal, escaping as needed. */

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,16 +248,43 @@ static json_t *read_number(reader *r)
 
 static json_t *read_value(reader *r, int depth);
 
+/* Just after '{' or '[': true (and past it) when the container closes at once. */
+static bool closes_at_once(reader *r, char close)
+{
+    skip_ws(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return true;
+    }
+    return false;
+}
+
+/* After a member or element: 1 another follows (past the ','), 0 the container closed
+ * (past close), -1 anything else. */
+static int after_member(reader *r, char close)
+{
+    skip_ws(r);
+    if (r->p >= r->end)
+        return -1;
+    if (*r->p == ',') {
+        r->p++;
+        skip_ws(r);
+        return 1;
+    }
+    if (*r->p == close) {
+        r->p++;
+        return 0;
+    }
+    return -1;
+}
+
 static json_t *read_object(reader *r, int depth)
 {
     json_t *o = json_object();
     if (!o)
         return NULL;
-    skip_ws(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
+    if (closes_at_once(r, '}'))
         return o;
-    }
     for (;;) {
         if (r->p >= r->end || *r->p != '"')
             goto fail;
@@ -293,19 +321,11 @@ static json_t *read_object(reader *r, int depth)
         free(heap);
         if (rc)
             goto fail;
-        skip_ws(r);
-        if (r->p >= r->end)
-            goto fail;
-        if (*r->p == ',') {
-            r->p++;
-            skip_ws(r);
-            continue;
-        }
-        if (*r->p == '}') {
-            r->p++;
+        int next = after_member(r, '}');
+        if (next == 0)
             return o;
-        }
-        goto fail;
+        if (next < 0)
+            goto fail;
     }
 fail:
     json_decref(o);
@@ -317,27 +337,17 @@ static json_t *read_array(reader *r, int depth)
     json_t *a = json_array();
     if (!a)
         return NULL;
-    skip_ws(r);
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
+    if (closes_at_once(r, ']'))
         return a;
-    }
     for (;;) {
         json_t *v = read_value(r, depth + 1);
         if (!v || json_array_append_new(a, v))
             goto fail;
-        skip_ws(r);
-        if (r->p >= r->end)
-            goto fail;
-        if (*r->p == ',') {
-            r->p++;
-            continue;
-        }
-        if (*r->p == ']') {
-            r->p++;
+        int next = after_member(r, ']');
+        if (next == 0)
             return a;
-        }
-        goto fail;
+        if (next < 0)
+            goto fail;
     }
 fail:
     json_decref(a);

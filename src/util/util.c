@@ -240,3 +240,11 @@ void logf_(int level, const char *fmt, ...)
     if (n > 0)
         log_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
+
+bool str_in(const char *const *list, const char *s)
+{
+    for (; list && *list; list++)
+        if (!strcmp(*list, s))
+            return true;
+    return false;
+}

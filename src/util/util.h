@@ -28,6 +28,9 @@ void random_lower(char *out, size_t n);
 /* A KSUID-shaped id: 27 base62 chars, time-ordered. out holds 28. */
 void ksuid(char *out);
 
+/* Is s one of list's strings (list NULL-terminated, or NULL: empty)? */
+bool str_in(const char *const *list, const char *s);
+
 /* The value of a hexadecimal digit, or -1. */
 static inline int hex_value(char c)
 {
