@@ -10,6 +10,21 @@ void frame_put(buf *b, const char *p, size_t n)
     buf_append(b, p, n);
 }
 
+size_t frame_open(buf *b)
+{
+    size_t at = b->len;
+    buf_append(b, "\0\0\0\0", 4);
+    return at;
+}
+
+void frame_close(buf *b, size_t at)
+{
+    size_t n = b->len - at - 4;
+    unsigned char *h = (unsigned char *)b->data + at;
+    h[0] = (unsigned char)(n >> 24), h[1] = (unsigned char)(n >> 16), h[2] = (unsigned char)(n >> 8);
+    h[3] = (unsigned char)n;
+}
+
 ssize_t frame_next(const char *data, size_t len, size_t max, const char **payload, size_t *plen)
 {
     if (len < 4)

@@ -11,6 +11,11 @@
 /* Appends one frame holding n bytes of p. */
 void frame_put(buf *b, const char *p, size_t n);
 
+/* Starts a frame written in place: returns where its length goes; frame_close fills it in
+ * once the payload has been appended after it. */
+size_t frame_open(buf *b);
+void frame_close(buf *b, size_t at);
+
 /* Looks for one complete frame at the start of data[0..len). Returns the bytes it occupies
  * (4 + payload) and sets *payload and *plen; 0 when more bytes are needed; -1 when the announced
  * length exceeds max. */

@@ -2,12 +2,17 @@
  * one runtime thread with poll(). fnrt_invoke only queues; the runtime thread hands a call to
  * an idle worker (preferring the one that already holds the instance's warm context), reads
  * the answer, enforces the wall clock with SIGKILL, replaces dead workers and answers every
- * call exactly once. A worker runs one invocation at a time, so killing it for one call never
- * takes another call down with it. */
+ * call exactly once. A worker runs one invocation at a time, in the order it received them.
+ * So that a warm instance is not held to one process round trip per call, calls of the
+ * instance a worker is already running may be sent ahead (its pipeline, PIPE_DEPTH deep):
+ * they wait inside the worker and have not started, so when the running call must be
+ * killed they go back to the front of the queue and run elsewhere, and killing a worker
+ * still takes down only the call it was running. */
 #include "functions/runtime.h"
 #include "functions/contain.h"
 #include "functions/frame.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +22,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,9 @@
 #define START_TIMEOUT_MS 15000
 #define ERRTAIL 4096
 #define MEM_CHECK_MS 50
+#define PIPE_DEPTH 16       /* calls of one instance sent to a worker before it answers the first */
+#define PIPE_STALL_MS 5     /* ...only while its running call is younger than this: a slow call
+                               would hold the ones behind it, which can wait for any worker instead */
 
 /* The worker program arrives as the first frame on stdin, so the worker needs no read access
  * to the repository (it runs as nobody, under Landlock). */
@@ -64,7 +73,10 @@ typedef struct worker {
     buf wb; size_t woff;    /* pending bytes to the worker */
     buf rb;                 /* bytes from the worker not yet framed */
     char errtail[ERRTAIL]; size_t errlen;
-    job *cur;
+    job *cur;               /* the call it runs: the head of its pipeline (linked by next) */
+    job *pipe_tail;         /* the last call sent; those after cur have not started */
+    int depth;              /* calls sent and not answered, cur included */
+    bool draining;          /* to be retired: takes no new call, goes once its pipeline is empty */
     long long started;      /* of the current call, or of the process while starting */
     long long deadline;
     long long respawn_at;
@@ -81,7 +93,8 @@ struct fnrt {
     pthread_mutex_t mu;
     int wake;               /* eventfd */
     bool stop;
-    job *qhead, *qtail;     /* under mu: queued by fnrt_invoke */
+    job *qhead, *qtail;     /* under mu: queued by fnrt_invoke; the wake is written when it
+                               turns non-empty (the thread takes all of it after every wake) */
     int qlen, qmax;
     long long next_id;
     /* runtime thread only */
@@ -98,6 +111,7 @@ struct fnrt {
     bool as_calibrated;
     int as_gen;
     int timeout_ms;
+    atomic_ullong n_calls, n_sent_ahead, n_requeued, n_killed; /* fnrt_stats_get */
     fn_cage cage;
     char *argv[12];
     char argbuf[2][64];
@@ -345,12 +359,35 @@ static int worker_reap(worker *w)
     return status;
 }
 
+/* Calls taken back from a worker's pipeline go first in the queue, in their order. */
+static void requeue_front(fnrt *rt, job *chain)
+{
+    if (!chain)
+        return;
+    int n = 1;
+    job *last = chain;
+    while (last->next)
+        last = last->next, n++;
+    last->next = rt->rhead;
+    if (!rt->rhead)
+        rt->rtail = last;
+    rt->rhead = chain;
+    atomic_fetch_add(&rt->n_requeued, (unsigned long long)n);
+    pthread_mutex_lock(&rt->mu);
+    rt->qlen += n;
+    pthread_mutex_unlock(&rt->mu);
+}
+
 /* The worker is gone or must go. why: NULL (it died by itself), "Timeout", "retire". */
 static void worker_down(fnrt *rt, worker *w, const char *why, long long now)
 {
     int was = w->state;
     job *j = w->cur;
-    w->cur = NULL;
+    job *rest = j ? j->next : NULL; /* sent ahead, not started: they run elsewhere */
+    w->cur = w->pipe_tail = NULL;
+    w->depth = 0;
+    w->draining = false;
+    requeue_front(rt, rest);
     int status = worker_reap(w);
     if (was == W_STARTING) {
         rt->start_failures++;
@@ -374,6 +411,8 @@ static void worker_down(fnrt *rt, worker *w, const char *why, long long now)
     }
     if (!j)
         return;
+    atomic_fetch_add(&rt->n_calls, 1);
+    atomic_fetch_add(&rt->n_killed, 1);
     long long dur = now - w->started;
     if (why && !strcmp(why, "Timeout")) {
         finish_error(j, "Timeout", "function exceeded the time limit", dur);
@@ -429,17 +468,47 @@ static size_t worker_rss(const worker *w)
     return n == 2 ? (size_t)rss * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
-static void worker_assign(worker *w, job *j, long long now)
+/* The worker's clock starts for its next call (now: when the previous answer came). */
+static void worker_run_next(worker *w, long long now)
 {
-    w->mem_check_at = now + MEM_CHECK_MS;
-    w->cur = j;
-    w->state = W_BUSY;
     w->started = now;
-    w->deadline = now + j->timeout_ms + GRACE_MS;
+    w->deadline = now + w->cur->timeout_ms + GRACE_MS;
+    w->mem_check_at = now + MEM_CHECK_MS;
+}
+
+/* Queues the call's frame for the worker (written by worker_flush after the dispatch). */
+static void worker_assign(fnrt *rt, worker *w, job *j, long long now)
+{
+    j->next = NULL;
+    if (w->cur) {
+        w->pipe_tail->next = j;
+        atomic_fetch_add(&rt->n_sent_ahead, 1);
+    } else {
+        w->cur = j;
+        w->state = W_BUSY;
+        worker_run_next(w, now);
+    }
+    w->pipe_tail = j;
+    w->depth++;
     buf_append(&w->wb, j->frame, j->frame_len);
     if (j->key)
         worker_add_key(w, j->key);
-    worker_flush(w);
+}
+
+/* A busy worker that may take j ahead of its answer: it runs j's instance and nothing else,
+ * has room, is not being retired, and its running call is young. The least deep wins. */
+static worker *pipeline_for(fnrt *rt, const job *j, long long now)
+{
+    worker *best = NULL;
+    for (int i = 0; i < rt->nworkers && j->key; i++) {
+        worker *w = &rt->w[i];
+        if (w->state != W_BUSY || w->draining || w->as_gen != rt->as_gen || w->depth >= PIPE_DEPTH ||
+            now - w->started > PIPE_STALL_MS || !w->pipe_tail->key || strcmp(w->pipe_tail->key, j->key))
+            continue;
+        if (!best || w->depth < best->depth)
+            best = w;
+    }
+    return best;
 }
 
 /* Once node has started, its own address-space reservations are known (they differ between
@@ -482,7 +551,8 @@ static void worker_calibrate_as(fnrt *rt, worker *w)
 /* Handles one frame from the worker; false when the worker broke the protocol. */
 static bool worker_frame(fnrt *rt, worker *w, const char *p, size_t n, long long now)
 {
-    json_t *m = json_loadb(p, n, 0, NULL);
+    char err[160];
+    json_t *m = json_parse_strict(p, n, err, sizeof err);
     if (!json_is_object(m)) {
         json_decref(m);
         return false;
@@ -503,12 +573,22 @@ static bool worker_frame(fnrt *rt, worker *w, const char *p, size_t n, long long
         return true; /* a late answer to a call already answered: ignored */
     }
     bool retire = false;
-    w->cur = NULL;
-    w->state = W_IDLE;
-    finish_reply(j, m, now - w->started, &retire);
+    long long duration = now - w->started;
+    w->cur = j->next;
+    w->depth--;
+    if (w->cur) {
+        worker_run_next(w, now);
+    } else {
+        w->pipe_tail = NULL;
+        w->state = W_IDLE;
+    }
+    atomic_fetch_add(&rt->n_calls, 1);
+    finish_reply(j, m, duration, &retire);
     job_free(j);
     json_decref(m);
     if (retire)
+        w->draining = true; /* the calls sent ahead may have started: let them finish */
+    if (w->draining && w->state == W_IDLE)
         worker_down(rt, w, "retire", now);
     return true;
 }
@@ -602,6 +682,8 @@ static void dispatch(fnrt *rt, long long now)
                 if (rt->w[i].state == W_IDLE)
                     pick = &rt->w[i];
             if (!pick)
+                pick = pipeline_for(rt, j, now);
+            if (!pick)
                 return; /* FIFO: nothing behind the head overtakes it */
         }
         *pp = j->next;
@@ -613,7 +695,7 @@ static void dispatch(fnrt *rt, long long now)
             finish_error(j, fail, fail_msg, now - j->queued_at);
             job_free(j);
         } else {
-            worker_assign(pick, j, now);
+            worker_assign(rt, pick, j, now);
         }
     }
 }
@@ -654,6 +736,9 @@ static void *runtime_main(void *arg)
                 }
             }
         dispatch(rt, now);
+        for (int i = 0; i < rt->nworkers; i++)
+            if (rt->w[i].state != W_DEAD && rt->w[i].woff < rt->w[i].wb.len)
+                worker_flush(&rt->w[i]);
         int n = 0;
         long long wait = 1000;
         pfd[n] = (struct pollfd){.fd = rt->wake, .events = POLLIN};
@@ -711,10 +796,11 @@ static void *runtime_main(void *arg)
     long long now = mono_ms();
     for (int i = 0; i < rt->nworkers; i++) {
         worker *w = &rt->w[i];
-        if (w->cur) {
-            finish_error(w->cur, "RuntimeUnavailable", "the runtime stopped", now - w->started);
-            job_free(w->cur);
-            w->cur = NULL;
+        while (w->cur) {
+            job *j = w->cur;
+            w->cur = j->next;
+            finish_error(j, "RuntimeUnavailable", "the runtime stopped", now - w->started);
+            job_free(j);
         }
         if (w->state != W_DEAD)
             worker_reap(w);
@@ -821,39 +907,43 @@ void fnrt_invoke(fnrt *rt, const fn_call *call, fn_done done, void *ctx)
         buf_printf(&k, "%s\x1f%s", call->instance, call->code_version ? call->code_version : "");
         j->key = buf_steal(&k);
     }
-    json_t *code = json_string(call->code ? call->code : "");
-    json_t *input = json_string(call->input ? call->input : "null");
-    json_t *settings = json_string(call->settings ? call->settings : "{}");
+    /* The frame is written directly (not through jansson): it is the hot path of every call. */
+    const char *code = call->code ? call->code : "", *input = call->input ? call->input : "null";
+    const char *settings = call->settings ? call->settings : "{}";
+    size_t lc = strlen(code), li = strlen(input), ls = strlen(settings);
     if (full) {
         j->pre_name = "Timeout";
         j->pre_message = "the runtime's queue is full";
-    } else if (!code) {
+    } else if (!utf8_valid(code, lc)) {
         j->pre_name = "SyntaxError";
         j->pre_message = "the code is not valid UTF-8";
-    } else if (!input || !settings) {
+    } else if (!utf8_valid(input, li) || !utf8_valid(settings, ls)) {
         j->pre_name = "InvalidEventPayload";
         j->pre_message = "the input or settings are not valid UTF-8";
+    } else if (j->key && !utf8_valid(j->key, strlen(j->key))) {
+        j->pre_name = "InvalidEventPayload";
+        j->pre_message = "the call could not be encoded";
     } else {
-        json_t *m = json_pack("{s:s, s:I, s:s, s:b, s:i, s:o, s:O, s:O, s:O}", "op", "invoke", "id", (json_int_t)j->id,
-                              "kind", kind, "fresh", fresh, "timeout_ms", j->timeout_ms, "key",
-                              j->key ? json_string(j->key) : json_null(), "code", code, "input", input, "settings",
-                              settings);
-        char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
-        json_decref(m);
-        if (s) {
-            buf f = {0};
-            frame_put(&f, s, strlen(s));
-            free(s);
-            j->frame_len = f.len;
-            j->frame = buf_steal(&f);
-        } else {
-            j->pre_name = "InvalidEventPayload";
-            j->pre_message = "the call could not be encoded";
-        }
+        buf f = {0};
+        buf_reserve(&f, lc + li + ls + 160);
+        size_t at = frame_open(&f);
+        buf_printf(&f, "{\"op\":\"invoke\",\"id\":%lld,\"kind\":\"%s\",\"fresh\":%s,\"timeout_ms\":%d,\"key\":", j->id,
+                   kind, fresh ? "true" : "false", j->timeout_ms);
+        if (j->key)
+            json_write_string(&f, j->key, strlen(j->key));
+        else
+            buf_puts(&f, "null");
+        buf_puts(&f, ",\"code\":");
+        json_write_string(&f, code, lc);
+        buf_puts(&f, ",\"input\":");
+        json_write_string(&f, input, li);
+        buf_puts(&f, ",\"settings\":");
+        json_write_string(&f, settings, ls);
+        buf_putc(&f, '}');
+        frame_close(&f, at);
+        j->frame_len = f.len;
+        j->frame = buf_steal(&f);
     }
-    json_decref(code);
-    json_decref(input);
-    json_decref(settings);
     if (!rt->thread_ok) {
         finish_error(j, "RuntimeUnavailable", "the runtime thread did not start", 0);
         job_free(j);
@@ -866,6 +956,7 @@ void fnrt_invoke(fnrt *rt, const fn_call *call, fn_done done, void *ctx)
         pthread_mutex_unlock(&rt->mu);
     }
     pthread_mutex_lock(&rt->mu);
+    bool was_empty = !rt->qhead;
     if (rt->qtail)
         rt->qtail->next = j;
     else
@@ -873,7 +964,7 @@ void fnrt_invoke(fnrt *rt, const fn_call *call, fn_done done, void *ctx)
     rt->qtail = j;
     pthread_mutex_unlock(&rt->mu);
     uint64_t one = 1;
-    if (write(rt->wake, &one, sizeof one) < 0) { /* the counter is saturated: the thread is awake */ }
+    if (was_empty && write(rt->wake, &one, sizeof one) < 0) { /* saturated: the thread is awake */ }
 }
 
 const char *fnrt_describe(fnrt *rt)
@@ -881,6 +972,12 @@ const char *fnrt_describe(fnrt *rt)
     if (!rt || !rt->available)
         return "unavailable: no Node.js or no runtime/worker.js";
     return rt->cage.report;
+}
+
+void fnrt_stats_get(fnrt *rt, fnrt_stats *out)
+{
+    *out = (fnrt_stats){atomic_load(&rt->n_calls), atomic_load(&rt->n_sent_ahead), atomic_load(&rt->n_requeued),
+                        atomic_load(&rt->n_killed)};
 }
 
 bool fnrt_available(fnrt *rt) { return rt && rt->available && !rt->broken; }

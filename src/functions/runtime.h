@@ -56,6 +56,14 @@ void fnrt_invoke(fnrt *rt, const fn_call *call, fn_done done, void *ctx);
 /* true when a Node.js worker can be started */
 bool fnrt_available(fnrt *rt);
 void fnrt_stop(fnrt *rt);
+/* Counters since fnrt_start, for operators and tests. */
+typedef struct fnrt_stats {
+    unsigned long long calls;      /* answered by a worker (or by its death) */
+    unsigned long long sent_ahead; /* sent to a worker that was still running a call */
+    unsigned long long requeued;   /* sent ahead, taken back unstarted when the running call died */
+    unsigned long long killed;     /* calls whose worker died or was killed under them */
+} fnrt_stats;
+void fnrt_stats_get(fnrt *rt, fnrt_stats *out);
 /* What contains the workers here (Landlock ABI, seccomp, user, rlimits), or why the runtime is
  * unavailable; valid until fnrt_stop. */
 const char *fnrt_describe(fnrt *rt);

@@ -14,6 +14,7 @@
  * returns NULL and the caller asks jansson, whose answer (and error text) is authoritative.
  * fuzz/fuzz_json_fast.c checks the contract differentially against jansson. */
 #include "util/json_fast.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -32,33 +33,6 @@ static void skip_ws(reader *r)
 {
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
         r->p++;
-}
-
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), 0 if invalid: no overlong
- * forms, no surrogates, nothing past U+10FFFF (jansson's rules). */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
 }
 
 static int hex4(const unsigned char *p, uint32_t *out)
@@ -116,7 +90,7 @@ static int read_string(reader *r, const char **s, size_t *n)
             p++;
             continue;
         }
-        size_t k = utf8_seq(p, r->end);
+        size_t k = utf8_seq(p, (size_t)(r->end - p));
         if (!k)
             return 0;
         p += k;
@@ -138,7 +112,7 @@ static int read_string(reader *r, const char **s, size_t *n)
         if (c < 0x20)
             return 0;
         if (c >= 0x80) {
-            size_t k = utf8_seq(p, r->end);
+            size_t k = utf8_seq(p, (size_t)(r->end - p));
             if (!k)
                 return 0;
             memcpy(r->scratch + len, p, k);

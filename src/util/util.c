@@ -241,6 +241,22 @@ void logf_(int level, const char *fmt, ...)
         log_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+bool utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(p + i, n - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
 bool str_in(const char *const *list, const char *s)
 {
     for (; list && *list; list++)

@@ -43,6 +43,28 @@ static inline int hex_value(char c)
     return -1;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (n >= 1 bytes left), 0 if there is none:
+ * no overlong forms, no surrogates, nothing past U+10FFFF (jansson's rules). */
+static inline size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!len || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || /* overlong, surrogate */
+        (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))   /* overlong, > U+10FFFF */
+        return 0;
+    return len;
+}
+
+/* Is s[0..n) well-formed UTF-8 (utf8_seq's rules)? */
+bool utf8_valid(const char *s, size_t n);
+
 /* Percent-decodes in[0..n) into out (capacity n+1). Returns decoded length or -1 on a
  * malformed escape. Never turns '+' into space (paths and our query args are not forms). */
 long pct_decode(const char *in, size_t n, char *out);

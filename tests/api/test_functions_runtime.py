@@ -474,6 +474,32 @@ def test_long_running_runtime_keeps_answering_while_one_loops():
 
 
 @needs_node
+def test_warm_pipeline_survives_a_killed_call():
+    """Calls of one warm instance are sent ahead to the worker running it (its pipeline).
+    When the call it runs loops and is killed, the calls sent ahead had not started: they
+    are taken back, run on the replacement worker, and each is answered exactly once with
+    its own result. The runtime's counters show that calls were sent ahead and taken back."""
+    code = """var seen = 0;
+      async function onTrack(e){ if (e.event === 'loop') while (true) {} ; seen++; return [e.properties.i, seen] }"""
+    lines = [json.dumps({"type": "track", "event": "ok", "userId": "u", "properties": {"i": i}}) for i in range(5)]
+    lines += [json.dumps({"type": "track", "event": "loop", "userId": "u"})]
+    lines += [json.dumps({"type": "track", "event": "ok", "userId": "u", "properties": {"i": i}}) for i in range(5, 30)]
+    rs, p = run("destination", code, None, raw_input="\n".join(lines),
+                extra=["--jsonl", "--workers", "1", "--timeout-ms", "1000", "--instance", "pipe", "--stats"])
+    assert len(rs) == 31
+    fails(rs[5], "Timeout: function exceeded 1000 ms")
+    outs = [ok(r) for r in rs[:5] + rs[6:]]
+    assert [o[0] for o in outs] == list(range(30))
+    # each call ran once: the instance's counter counts up by one per call in each worker, in
+    # the order the calls were sent (the loop killed the first worker and its counter)
+    assert [o[1] for o in outs[:5]] == [1, 2, 3, 4, 5]
+    assert [o[1] for o in outs[5:]] == list(range(1, 26))
+    stats = json.loads([l for l in p.stderr.splitlines() if l.startswith("{")][-1])
+    assert stats["calls"] == 31 and stats["killed"] == 1
+    assert stats["sent_ahead"] >= 1 and stats["requeued"] >= 1, stats
+
+
+@needs_node
 def test_queue_is_bounded():
     """One worker, a queue of 3: of 10 calls submitted at once, the ones beyond the bound are
     answered at once with Timeout (so delivery retries them), the others run."""

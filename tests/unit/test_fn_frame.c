@@ -34,6 +34,23 @@ static void test_put_layout(void **state)
     buf_free(&b);
 }
 
+static void test_open_close_in_place(void **state)
+{
+    (void)state;
+    buf b = {0};
+    buf_puts(&b, "xy"); /* a frame written after other bytes */
+    size_t at = frame_open(&b);
+    buf_puts(&b, "{\"op\":\"invoke\"}");
+    frame_close(&b, at);
+    assert_int_equal(b.len, 2 + 4 + 15);
+    const char *p = NULL;
+    size_t n = 0;
+    assert_int_equal(frame_next(b.data + 2, b.len - 2, FRAME_MAX, &p, &n), 19);
+    assert_int_equal(n, 15);
+    assert_memory_equal(p, "{\"op\":\"invoke\"}", 15);
+    buf_free(&b);
+}
+
 static void test_partial_and_many(void **state)
 {
     (void)state;
@@ -131,6 +148,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_layout),
+        cmocka_unit_test(test_open_close_in_place),
         cmocka_unit_test(test_partial_and_many),
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_no_node_is_unavailable),

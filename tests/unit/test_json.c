@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "util/json.h"
+#include "util/util.h"
 #include "util/json_fast.h"
 
 /* json_write_real(d) as a NUL-terminated heap string. */
@@ -314,6 +315,23 @@ static void check_refused(const char *s)
     assert_true(strlen(err) > 0);
 }
 
+/* utf8_valid (util.h), which the functions runtime checks call texts with, agrees with
+ * jansson on what is UTF-8: overlong forms, surrogates, > U+10FFFF and cut sequences fail. */
+static void test_utf8_valid_agrees_with_jansson(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+        "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf0\x80\x80\xaf", "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80", "\xc3", "\xe2\x82", "\x80", "a\xff" "b", "\xef\xbf\xbd",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *s = json_stringn(cases[i], strlen(cases[i]));
+        assert_int_equal(utf8_valid(cases[i], strlen(cases[i])), s != NULL);
+        json_decref(s);
+    }
+}
+
 static void test_parse_duplicate_keys_refused(void **state)
 {
     (void)state;
@@ -510,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_string_round_trip_through_parser),
         cmocka_unit_test(test_write_compact_in_key_order),
         cmocka_unit_test(test_write_appends),
+        cmocka_unit_test(test_utf8_valid_agrees_with_jansson),
         cmocka_unit_test(test_parse_duplicate_keys_refused),
         cmocka_unit_test(test_parse_depth_limit),
         cmocka_unit_test(test_parse_rejects_malformed),
