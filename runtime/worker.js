@@ -41,7 +41,8 @@ const proc = process;
 // The C side starts node with two tuning variables only (MALLOC_ARENA_MAX, UV_THREADPOOL_SIZE);
 // they have done their work by now, and nothing of the environment is left for anyone.
 for (const k of Object.keys(proc.env)) delete proc.env[k];
-const hrnow = () => Number(proc.hrtime.bigint() / 1000000n);
+const perf = performance;
+const hrnow = () => Math.floor(perf.now()); // monotonic ms (a BigInt hrtime costs more)
 
 const LOG_CAP = 4096;
 const MAX_CONTEXTS = 64;
@@ -542,6 +543,8 @@ function loadContext(kind, code, deadline, inv) {
 }
 
 const contexts = new Map(); // key -> rec, in least-recently-used order
+let lastKey = null;         // the most recently used key (already last in contexts)
+let sweptAt = 0;            // when contexts were last looked at for idle ones
 
 function dropContext(key) {
     const rec = contexts.get(key);
@@ -591,15 +594,19 @@ async function handle(msg) {
                 contexts.set(key, rec);
                 while (contexts.size > MAX_CONTEXTS) dropContext(contexts.keys().next().value);
             }
-        } else {
+        } else if (key !== lastKey) {
             contexts.delete(key);
             contexts.set(key, rec); // most recently used last
         }
+        lastKey = key;
         rec.usedAt = started;
-        // least recently used first: drop the ones idle for too long
-        for (const [k, r] of contexts) {
-            if (started - r.usedAt < IDLE_MS) break;
-            dropContext(k);
+        // least recently used first: drop the ones idle for too long (looked at once a second)
+        if (started - sweptAt >= 1000) {
+            sweptAt = started;
+            for (const [k, r] of contexts) {
+                if (started - r.usedAt < IDLE_MS) break;
+                dropContext(k);
+            }
         }
         rec.inv = inv;
         let timer;
