@@ -176,10 +176,15 @@ static int cmd_serve(int argc, char **argv)
     if (!cfg.catalog[0])
         default_catalog(cfg.catalog, sizeof cfg.catalog);
     if (!cfg.threads) {
-        /* Handlers block on the database (a write waits for its group commit's fsync), so
-         * more threads than cores keep the CPUs busy and let commits batch up. */
+        /* A write waiting for its group commit is a suspended connection, not a blocked
+         * thread (http/durable.h), so on SQLite a handler only blocks for CPU work and the
+         * writer slot: 2 per core is best, and more threads only contend for that slot
+         * (measured: intake batches 36-40k -> 43-49k events/s, durable creates at 256
+         * connections 6.2k -> 8.8k/s, workspace GETs 76k -> 99k/s with 16 -> 4 threads on
+         * 2 cores; docs/benchmarks-intake.md). On PostgreSQL every statement is a network
+         * round trip that holds the thread: 8 per core keep the CPUs busy meanwhile. */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg.threads = 8 * (n > 0 ? (unsigned)n : 2);
+        cfg.threads = (is_postgres(cfg.database) ? 8 : 2) * (n > 0 ? (unsigned)n : 2);
     }
 
     /* Signals are taken synchronously by the main thread; workers never see them. */

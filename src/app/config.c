@@ -18,7 +18,7 @@ const char config_usage[] =
     "  --max-plan-body BYTES        largest tracking-plan create/update body (default 8388608)\n"
     "  --bootstrap-workspace SLUG   workspace created on first start (default myworkspace)\n"
     "  --bootstrap-email EMAIL      owner user created on first start (default owner@example.com)\n"
-    "  --threads N                  HTTP worker threads (default: 8 per CPU)\n"
+    "  --threads N                  HTTP worker threads (default: 2 per CPU on SQLite, 8 on PostgreSQL)\n"
     "  --max-connections N          open connections in total (default 1024)\n"
     "  --max-per-ip N               open connections per client address (default 256)\n"
     "  --idle-timeout SECONDS       close connections idle this long (default 30)\n"
