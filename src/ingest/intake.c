@@ -20,8 +20,9 @@
 
 #define COUNTER_SHARDS 64
 #define MAX_REASONS 16
-#define PRUNE_EVERY 256 /* requests between two removals of expired dedup claims */
-#define PRUNE_BATCH 1000
+#define PRUNE_EVERY 256   /* requests between two steps of the sweep of expired dedup claims */
+#define PRUNE_MIN 1000    /* claims a step looks at: at least this many, */
+#define PRUNE_MAX 50000   /* twice those made since the last step, at most this many */
 
 struct intake {
     store *st;
@@ -30,6 +31,9 @@ struct intake {
     fnhook *hook;
     atomic_int inflight;
     atomic_uint requests;
+    atomic_llong claims;         /* dedup claims made since the last sweep step */
+    pthread_mutex_t sweep_mu;
+    char sweep_at[512];          /* the sweep's cursor (store_dedup_prune) */
     int route_ids[IK_BATCH + 1]; /* metrics labels: one per canonical path, short forms included */
     int hook_route_id;           /* the source-function webhook's label */
 };
@@ -48,6 +52,7 @@ intake *intake_new(store *st, const intake_config *cfg)
     in->cfg = *cfg;
     in->sources = src_cache_new(st, 1000);
     in->hook = fnhook_new(in);
+    pthread_mutex_init(&in->sweep_mu, NULL);
     for (int k = 0; k <= IK_BATCH; k++)
         in->route_ids[k] = obs_route(route_labels[k]);
     in->hook_route_id = obs_route("/v1/functions/{write_key}");
@@ -66,6 +71,7 @@ void intake_free(intake *in)
         return;
     fnhook_free(in->hook);
     src_cache_free(in->sources);
+    pthread_mutex_destroy(&in->sweep_mu);
     free(in);
 }
 
@@ -312,6 +318,25 @@ static bool has_counts(const intake_counts *c)
     return c->received || c->accepted || c->blocked || c->duplicate || c->rejected;
 }
 
+/* One step of the sweep of expired claims, sized to keep up with the claims made. On
+ * PostgreSQL two processes may sweep the same window; deleting is idempotent. */
+static int sweep_step(intake *in, txn *t, long long now)
+{
+    long long made = atomic_exchange(&in->claims, 0);
+    long long limit = 2 * made < PRUNE_MIN ? PRUNE_MIN : 2 * made > PRUNE_MAX ? PRUNE_MAX : 2 * made;
+    char at[sizeof in->sweep_at];
+    pthread_mutex_lock(&in->sweep_mu);
+    memcpy(at, in->sweep_at, sizeof at);
+    pthread_mutex_unlock(&in->sweep_mu);
+    int rc = store_dedup_prune(t, now, (int)limit, at, sizeof at);
+    if (rc == ST_OK) {
+        pthread_mutex_lock(&in->sweep_mu);
+        memcpy(in->sweep_at, at, sizeof at);
+        pthread_mutex_unlock(&in->sweep_mu);
+    }
+    return rc;
+}
+
 /* Everything the request changes, in one transaction. */
 static int store_all(job *j, const char *source)
 {
@@ -320,7 +345,7 @@ static int store_all(job *j, const char *source)
         return ST_ERROR;
     int rc = ST_OK;
     if (atomic_fetch_add(&j->in->requests, 1) % PRUNE_EVERY == 0)
-        rc = store_dedup_prune(&t, j->now, PRUNE_BATCH);
+        rc = sweep_step(j->in, &t, j->now);
     bool last_dup = false;
     for (size_t i = 0; i < j->nev && rc == ST_OK; i++) {
         stored *s = &j->ev[i];
@@ -330,6 +355,7 @@ static int store_all(job *j, const char *source)
         const char *status = s->status;
         if (s->dedup) {
             rc = store_dedup_claim(&t, s->message_id, j->now, j->in->cfg.dedup_ms);
+            atomic_fetch_add(&j->in->claims, 1);
             last_dup = rc == ST_CONFLICT;
             if (last_dup)
                 status = "DUPLICATE", rc = ST_OK;

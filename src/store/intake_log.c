@@ -3,8 +3,10 @@
  * cached statement, so a batch of events is a loop of cheap executions in one
  * transaction. */
 #include "store/store_int.h"
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int store_dedup_claim(txn *t, const char *message_id, long long now_ms, long long dedup_ms)
 {
@@ -14,21 +16,53 @@ int store_dedup_claim(txn *t, const char *message_id, long long now_ms, long lon
     const char *p[] = {message_id, exp, now};
     long changes = 0;
     /* A claim that has expired is taken over (the update); a live one changes nothing. */
-    int rc = store_run_(t, "INSERT INTO intake_dedup (message_id, expires_ms) VALUES (?, ?) "
+    int rc = store_run_(t, "INSERT INTO intake_claims (message_id, expires_ms) VALUES (?, ?) "
                            "ON CONFLICT (message_id) DO UPDATE SET expires_ms = excluded.expires_ms "
-                           "WHERE intake_dedup.expires_ms <= ?", 3, p, NULL, NULL, &changes);
+                           "WHERE intake_claims.expires_ms <= ?", 3, p, NULL, NULL, &changes);
     return rc ? rc : changes > 0 ? ST_OK : ST_CONFLICT;
 }
 
-int store_dedup_prune(txn *t, long long now_ms, int limit)
+typedef struct key_out { char *s; size_t cap; bool found, fits; } key_out;
+
+static int key_row(void *ctx, int n, char *const *v, const size_t *l)
 {
-    char now[24], lim[16];
+    key_out *k = ctx;
+    if (n >= 1 && v[0]) {
+        k->found = true;
+        k->fits = l[0] < k->cap;
+        if (k->fits)
+            memcpy(k->s, v[0], l[0] + 1);
+    }
+    return 1;
+}
+
+int store_dedup_prune(txn *t, long long now_ms, int limit, char *cursor, size_t cap)
+{
+    char now[24], skip[16], end[512];
     snprintf(now, sizeof now, "%lld", now_ms);
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *p[] = {now, lim};
-    return store_run_(t, "DELETE FROM intake_dedup WHERE message_id IN "
-                         "(SELECT message_id FROM intake_dedup WHERE expires_ms <= ? LIMIT ?)", 2, p, NULL, NULL,
-                      NULL);
+    snprintf(skip, sizeof skip, "%d", limit > 1 ? limit - 1 : 0);
+    /* the window: the limit-th claim after the cursor, if there are that many */
+    key_out k = {end, sizeof end, false, false};
+    const char *q[] = {cursor, skip};
+    int rc = store_run_(t, "SELECT message_id FROM intake_claims WHERE message_id > ? ORDER BY message_id "
+                           "LIMIT 1 OFFSET ?", 2, q, key_row, &k, NULL);
+    if (rc != ST_OK)
+        return rc;
+    if (k.found && k.fits) {
+        const char *p[] = {cursor, end, now};
+        rc = store_run_(t, "DELETE FROM intake_claims WHERE message_id > ? AND message_id <= ? AND expires_ms <= ?",
+                        3, p, NULL, NULL, NULL);
+        if (rc == ST_OK)
+            snprintf(cursor, cap, "%s", end);
+    } else {
+        /* the rest of the table (an end key too long to keep: the rest as well) */
+        const char *p[] = {cursor, now};
+        rc = store_run_(t, "DELETE FROM intake_claims WHERE message_id > ? AND expires_ms <= ?", 2, p, NULL, NULL,
+                        NULL);
+        if (rc == ST_OK && cap)
+            cursor[0] = '\0';
+    }
+    return rc;
 }
 
 int store_event_add(txn *t, const char *source, long long received_ms, const char *message_id, const char *type,

@@ -50,8 +50,13 @@ static const char schema[] =
     "  id BIGSERIAL PRIMARY KEY, source TEXT COLLATE \"C\" NOT NULL, received_ms BIGINT NOT NULL, message_id TEXT NOT NULL,"
     "  type TEXT NOT NULL, status TEXT NOT NULL, violations TEXT NOT NULL, event TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS intake_events_by_source ON intake_events (source, id);"
+    /* messageId claims (docs/intake.md): the key only, no expiry index (a sweep prunes). */
+    "CREATE TABLE IF NOT EXISTS intake_claims (message_id TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);"
+    /* Before 0.3 the claims were intake_dedup (with an expiry index): moved once. Every
+     * process must run 0.3 or later from then on (an older one would write the old table). */
     "CREATE TABLE IF NOT EXISTS intake_dedup (message_id TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS intake_dedup_by_expiry ON intake_dedup (expires_ms);"
+    "INSERT INTO intake_claims SELECT message_id, expires_ms FROM intake_dedup ON CONFLICT DO NOTHING;"
+    "DROP TABLE intake_dedup;"
     "CREATE TABLE IF NOT EXISTS intake_counters ("
     "  source TEXT COLLATE \"C\" NOT NULL, shard INTEGER NOT NULL, received BIGINT NOT NULL, accepted BIGINT NOT NULL,"
     "  blocked BIGINT NOT NULL, duplicate BIGINT NOT NULL, rejected BIGINT NOT NULL, PRIMARY KEY (source, shard));"

@@ -67,8 +67,12 @@ static const char schema[] =
     "  id INTEGER PRIMARY KEY, source TEXT NOT NULL, received_ms INTEGER NOT NULL, message_id TEXT NOT NULL,"
     "  type TEXT NOT NULL, status TEXT NOT NULL, violations TEXT NOT NULL, event TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS intake_events_by_source ON intake_events (source, id);"
+    /* messageId claims (docs/intake.md): one B-tree, no expiry index (a sweep prunes). */
+    "CREATE TABLE IF NOT EXISTS intake_claims (message_id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    /* Before 0.3 the claims were intake_dedup (a rowid table plus an expiry index): moved once. */
     "CREATE TABLE IF NOT EXISTS intake_dedup (message_id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS intake_dedup_by_expiry ON intake_dedup (expires_ms);"
+    "INSERT OR IGNORE INTO intake_claims SELECT message_id, expires_ms FROM intake_dedup;"
+    "DROP TABLE intake_dedup;"
     "CREATE TABLE IF NOT EXISTS intake_counters ("
     "  source TEXT NOT NULL, shard INTEGER NOT NULL, received INTEGER NOT NULL, accepted INTEGER NOT NULL,"
     "  blocked INTEGER NOT NULL, duplicate INTEGER NOT NULL, rejected INTEGER NOT NULL, PRIMARY KEY (source, shard));"

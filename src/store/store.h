@@ -200,8 +200,12 @@ int store_idem_put(txn *t, const char *key, const char *req_hash, int status, co
 /* Claims a messageId for dedup_ms from now: ST_OK when it is new (or its earlier claim
  * has expired), ST_CONFLICT when it is a duplicate. */
 int store_dedup_claim(txn *t, const char *message_id, long long now_ms, long long dedup_ms);
-/* Removes expired claims, at most limit of them. */
-int store_dedup_prune(txn *t, long long now_ms, int limit);
+/* One step of the sweep that removes expired claims: looks at up to limit claims after
+ * cursor (in key order; "" is the start), deletes the expired ones among them, and moves
+ * cursor (cap bytes) to the last claim looked at, or back to "" at the end of the table.
+ * Claims have no expiry index (it cost an insert per event); sweeping at least twice as
+ * many claims as were made keeps the table within about twice the live ones. */
+int store_dedup_prune(txn *t, long long now_ms, int limit, char *cursor, size_t cap);
 int store_event_add(txn *t, const char *source, long long received_ms, const char *message_id, const char *type,
                     const char *status, const char *violations, const char *event);
 typedef struct intake_counts {
