@@ -203,7 +203,9 @@ static int group_begin(store *s, txn *t)
     t->gen = s->gen;
     t->grouped = true;
     t->in_tx = true;
-    if (s->drv->script(t->c, "SAVEPOINT w") != DB_OK) {
+    /* exec, not script: a cached prepared statement (grouping is SQLite's path), where
+     * script would parse the SQL again for every write transaction */
+    if (s->drv->exec(t->c, "SAVEPOINT w", 0, NULL, NULL, NULL, NULL) != DB_OK) {
         log_error("%s: savepoint failed: %s", s->drv->name, s->drv->errmsg(t->c));
         store_rollback(t);
         return ST_ERROR;
@@ -382,7 +384,7 @@ int store_commit(txn *t)
 {
     store *s = t->st;
     if (t->grouped) {
-        bool released = s->drv->script(t->c, "RELEASE w") == DB_OK;
+        bool released = s->drv->exec(t->c, "RELEASE w", 0, NULL, NULL, NULL, NULL) == DB_OK;
         if (!released) {
             log_error("%s: release failed: %s", s->drv->name, s->drv->errmsg(t->c));
             store_rollback(t);
