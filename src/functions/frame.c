@@ -2,14 +2,6 @@
 #include "functions/frame.h"
 #include <stdint.h>
 
-void frame_put(buf *b, const char *p, size_t n)
-{
-    unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
-                          (unsigned char)n};
-    buf_append(b, h, 4);
-    buf_append(b, p, n);
-}
-
 size_t frame_open(buf *b)
 {
     size_t at = b->len;
@@ -23,6 +15,13 @@ void frame_close(buf *b, size_t at)
     unsigned char *h = (unsigned char *)b->data + at;
     h[0] = (unsigned char)(n >> 24), h[1] = (unsigned char)(n >> 16), h[2] = (unsigned char)(n >> 8);
     h[3] = (unsigned char)n;
+}
+
+void frame_put(buf *b, const char *p, size_t n)
+{
+    size_t at = frame_open(b);
+    buf_append(b, p, n);
+    frame_close(b, at);
 }
 
 ssize_t frame_next(const char *data, size_t len, size_t max, const char **payload, size_t *plen)

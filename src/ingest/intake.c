@@ -347,6 +347,7 @@ static int store_all(job *j, const char *source)
     if (atomic_fetch_add(&j->in->requests, 1) % PRUNE_EVERY == 0)
         rc = sweep_step(j->in, &t, j->now);
     bool last_dup = false;
+    long long claims = 0;
     for (size_t i = 0; i < j->nev && rc == ST_OK; i++) {
         stored *s = &j->ev[i];
         target_counts *tc = &j->targets[s->target];
@@ -355,7 +356,7 @@ static int store_all(job *j, const char *source)
         const char *status = s->status;
         if (s->dedup) {
             rc = store_dedup_claim(&t, s->message_id, j->now, j->in->cfg.dedup_ms);
-            atomic_fetch_add(&j->in->claims, 1);
+            claims++;
             last_dup = rc == ST_CONFLICT;
             if (last_dup)
                 status = "DUPLICATE", rc = ST_OK;
@@ -372,6 +373,7 @@ static int store_all(job *j, const char *source)
         else
             tc->c.accepted++;
     }
+    atomic_fetch_add(&j->in->claims, claims); /* the sweep sizes its next step by these */
     for (int i = 0; i < j->ntargets && rc == ST_OK; i++)
         if (has_counts(&j->targets[i].c))
             rc = store_counts_add(&t, j->targets[i].own ? source : j->targets[i].source, counter_shard(),

@@ -214,13 +214,11 @@ void logf_(int level, const char *fmt, ...)
          * bytes that are not UTF-8 become U+FFFD so the line stays valid JSON. */
         n = snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, names[level]);
         const unsigned char *m = (const unsigned char *)msg;
-        for (size_t i = 0; m[i] && (size_t)n + 16 < sizeof line;) {
+        size_t mlen = strlen(msg);
+        for (size_t i = 0; i < mlen && (size_t)n + 16 < sizeof line;) {
             unsigned char c = m[i];
-            size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-            bool ok = len > 0;
-            for (size_t k = 1; ok && k < len; k++)
-                ok = (m[i + k] & 0xc0) == 0x80;
-            if (!ok) {
+            size_t len = utf8_seq(m + i, mlen - i);
+            if (!len) {
                 n += snprintf(line + n, sizeof line - (size_t)n, "\\ufffd");
                 i++;
             } else if (c == '"' || c == '\\') {

@@ -59,6 +59,15 @@ static int claim(store *st, const char *id, long long now)
     return rc;
 }
 
+/* One step of the sweep in a transaction of its own. */
+static void sweep(store *st, long long now, int limit, char *cursor, size_t cap)
+{
+    txn t;
+    assert_int_equal(store_begin(st, &t, true), ST_OK);
+    assert_int_equal(store_dedup_prune(&t, now, limit, cursor, cap), ST_OK);
+    assert_int_equal(store_commit(&t), ST_OK);
+}
+
 static void test_claim_duplicate_and_takeover(void **state)
 {
     (void)state;
@@ -90,18 +99,13 @@ static void test_sweep_windows_remove_only_expired(void **state)
     char cursor[512] = "";
     long long now = T0 + DAY;
     /* first window: the 1,000 lowest ids, half of them expired */
-    assert_int_equal(store_begin(st, &t, true), ST_OK);
-    assert_int_equal(store_dedup_prune(&t, now, 1000, cursor, sizeof cursor), ST_OK);
-    assert_int_equal(store_commit(&t), ST_OK);
+    sweep(st, now, 1000, cursor, sizeof cursor);
     assert_string_equal(cursor, "id-00999");
     assert_int_equal(count(st, "SELECT count(*) FROM intake_claims"), 2000);
     assert_int_equal(count(st, "SELECT count(*) FROM intake_claims WHERE message_id > 'id-00999'"), 1500);
     /* two more windows reach the end and bring the cursor back to the start */
-    for (int step = 0; step < 2; step++) {
-        assert_int_equal(store_begin(st, &t, true), ST_OK);
-        assert_int_equal(store_dedup_prune(&t, now, 1000, cursor, sizeof cursor), ST_OK);
-        assert_int_equal(store_commit(&t), ST_OK);
-    }
+    for (int step = 0; step < 2; step++)
+        sweep(st, now, 1000, cursor, sizeof cursor);
     assert_string_equal(cursor, "");
     assert_int_equal(count(st, "SELECT count(*) FROM intake_claims"), 1250);
     assert_int_equal(count(st, "SELECT count(*) FROM intake_claims WHERE expires_ms <= 1767312000000"), 0);

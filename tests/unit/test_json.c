@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -332,6 +334,41 @@ static void test_utf8_valid_agrees_with_jansson(void **state)
     }
 }
 
+/* --log-format json: a message holding bytes that are not UTF-8 (a cut sequence, an
+ * overlong form, a surrogate) still makes a line jansson reads, with U+FFFD in their place
+ * and the rest of the message kept. */
+static void test_json_log_line_replaces_bad_utf8(void **state)
+{
+    (void)state;
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fileno(tmp), 2), 2);
+    bool was_json = log_json;
+    int was_level = log_level;
+    log_json = true;
+    log_level = LOG_INFO;
+    log_info("a\xc3 b\xc0\xaf c\xed\xa0\x80 d caf\xc3\xa9 \"q\"");
+    log_json = was_json;
+    log_level = was_level;
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    char line[512] = {0};
+    rewind(tmp);
+    assert_non_null(fgets(line, sizeof line, tmp));
+    fclose(tmp);
+    json_error_t e;
+    json_t *o = json_loads(line, 0, &e);
+    assert_non_null(o);
+    const char *msg = json_string_value(json_object_get(o, "msg"));
+    assert_non_null(msg);
+    assert_string_equal(msg, "a\xef\xbf\xbd b\xef\xbf\xbd\xef\xbf\xbd c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd d caf\xc3\xa9 \"q\"");
+    json_decref(o);
+}
+
 static void test_parse_duplicate_keys_refused(void **state)
 {
     (void)state;
@@ -529,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_write_compact_in_key_order),
         cmocka_unit_test(test_write_appends),
         cmocka_unit_test(test_utf8_valid_agrees_with_jansson),
+        cmocka_unit_test(test_json_log_line_replaces_bad_utf8),
         cmocka_unit_test(test_parse_duplicate_keys_refused),
         cmocka_unit_test(test_parse_depth_limit),
         cmocka_unit_test(test_parse_rejects_malformed),
